@@ -1,0 +1,322 @@
+//! The crate's one error type.
+
+use std::fmt;
+
+use crate::key::ModelKey;
+
+/// Everything that can go wrong in modelfleet.
+///
+/// Messages are lowercase, name the field and the deployment they are about,
+/// and quote the offending input, except where the input may hold a secret
+/// (an endpoint with credentials or a query string is never echoed).
+///
+/// # Example
+///
+/// ```
+/// use modelfleet::{Deployment, Error, Field};
+///
+/// let err = Deployment::builder("openai", "gpt-4")
+///     .endpoint("http://user:hunter2@10.0.0.1/v1")
+///     .build()
+///     .unwrap_err();
+/// assert!(matches!(err, Error::InvalidEndpoint { .. }));
+/// assert_eq!(err.field(), Some(Field::Endpoint));
+/// assert!(!err.to_string().contains("hunter2"));
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A name (provider, model, upstream model, tag, label) is not acceptable.
+    #[error("deployment {deployment}: {field} {problem}")]
+    InvalidName {
+        /// The deployment being built, as `provider/model` (escaped).
+        deployment: String,
+        /// Which field.
+        field: Field,
+        /// What is wrong with it.
+        problem: NameProblem,
+    },
+    /// The endpoint URL is not acceptable.
+    #[error("deployment {deployment}: endpoint {problem}")]
+    InvalidEndpoint {
+        /// The deployment being built, as `provider/model` (escaped).
+        deployment: String,
+        /// What is wrong with it.
+        problem: EndpointProblem,
+        /// The URL parser's error, when the URL did not parse at all.
+        #[source]
+        source: Option<url::ParseError>,
+    },
+    /// The version is not a valid semantic version.
+    #[error("deployment {deployment}: version {input:?} is not a semantic version")]
+    InvalidVersion {
+        /// The deployment being built, as `provider/model` (escaped).
+        deployment: String,
+        /// The input that did not parse.
+        input: String,
+        /// The parser's error.
+        #[source]
+        source: semver::Error,
+    },
+    /// A number (weight, limit, context window) is out of range.
+    #[error("deployment {deployment}: {field} {problem}")]
+    InvalidNumber {
+        /// The deployment being built, as `provider/model` (escaped).
+        deployment: String,
+        /// Which field.
+        field: Field,
+        /// What is wrong with it, with the offending input.
+        problem: String,
+    },
+    /// `insert` found a deployment with the same key already in the registry.
+    #[error("duplicate key {key}: the registry already holds deployment {existing}")]
+    Duplicate {
+        /// The key both deployments share.
+        key: ModelKey,
+        /// The deployment already stored under that key, as it displays.
+        existing: String,
+    },
+    /// Moving a registry to another identity policy would merge deployments.
+    #[error("{} key(s) would collide under policy {policy}: {}", collisions.len(), CollisionList(collisions))]
+    Collisions {
+        /// The target policy, as it displays.
+        policy: String,
+        /// Every new key that more than one deployment would share.
+        collisions: Vec<crate::Collision>,
+    },
+    /// An identity policy string did not parse.
+    #[error("unknown identity policy {input:?}: {reason}")]
+    UnknownPolicy {
+        /// The input.
+        input: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// A `ModelKey` string did not parse.
+    #[error("malformed model key {input:?}: {reason}")]
+    InvalidKey {
+        /// The input (with any endpoint credentials redacted).
+        input: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A strategy name did not parse.
+    #[error("unknown strategy {input:?}: expected one of {expected}")]
+    UnknownStrategy {
+        /// The input.
+        input: String,
+        /// The names that would have been accepted.
+        expected: &'static str,
+    },
+    /// The request itself is not acceptable.
+    #[error("request: {field} {problem}")]
+    InvalidRequest {
+        /// Which field of the request.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// No deployment serves the requested model (and provider, if given).
+    #[error("unknown model {model:?}")]
+    UnknownModel {
+        /// The requested model.
+        model: String,
+    },
+    /// The model exists but every deployment was filtered out.
+    #[error("no deployment of {model:?} is eligible: {removed}")]
+    NoEligible {
+        /// The requested model.
+        model: String,
+        /// How many candidates each filter removed.
+        removed: crate::select::Removed,
+    },
+}
+
+/// The field of a deployment an error is about.
+///
+/// ```
+/// use modelfleet::Field;
+/// assert_eq!(Field::UpstreamModel.to_string(), "upstream_model");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Field {
+    /// `provider`.
+    Provider,
+    /// `model`.
+    Model,
+    /// `upstream_model`.
+    UpstreamModel,
+    /// `endpoint`.
+    Endpoint,
+    /// `tag`.
+    Tag,
+    /// `version`.
+    Version,
+    /// A key of `labels`.
+    LabelKey,
+    /// A value of `labels`.
+    LabelValue,
+    /// `weight`.
+    Weight,
+    /// `priority`.
+    Priority,
+    /// `limits.max_in_flight`.
+    MaxInFlight,
+    /// `limits.rpm`.
+    Rpm,
+    /// `limits.tpm`.
+    Tpm,
+    /// `context_window`.
+    ContextWindow,
+    /// `credential`.
+    Credential,
+}
+
+impl Field {
+    /// The field's name as it appears in serialized deployments.
+    ///
+    /// ```
+    /// assert_eq!(modelfleet::Field::MaxInFlight.as_str(), "limits.max_in_flight");
+    /// ```
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Field::Provider => "provider",
+            Field::Model => "model",
+            Field::UpstreamModel => "upstream_model",
+            Field::Endpoint => "endpoint",
+            Field::Tag => "tag",
+            Field::Version => "version",
+            Field::LabelKey => "label key",
+            Field::LabelValue => "label value",
+            Field::Weight => "weight",
+            Field::Priority => "priority",
+            Field::MaxInFlight => "limits.max_in_flight",
+            Field::Rpm => "limits.rpm",
+            Field::Tpm => "limits.tpm",
+            Field::ContextWindow => "context_window",
+            Field::Credential => "credential",
+        }
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What is wrong with a name.
+///
+/// ```
+/// use modelfleet::NameProblem;
+/// assert_eq!(NameProblem::Empty.to_string(), "is empty");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameProblem {
+    /// The name is empty or only white space.
+    #[error("is empty")]
+    Empty,
+    /// The name starts or ends with white space.
+    #[error("{input:?} starts or ends with white space")]
+    SurroundingWhitespace {
+        /// The offending input.
+        input: String,
+    },
+    /// The name holds a control character.
+    #[error("{input:?} holds a control character at byte {at}")]
+    ControlCharacter {
+        /// The offending input (control characters escaped).
+        input: String,
+        /// Byte offset of the first control character.
+        at: usize,
+    },
+    /// The name is longer than [`MAX_NAME_LEN`](crate::MAX_NAME_LEN) bytes.
+    #[error("is {len} bytes long; the limit is {max}")]
+    TooLong {
+        /// The input's length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// What is wrong with an endpoint URL.
+///
+/// None of these echo the URL's credentials, query or fragment.
+///
+/// ```
+/// use modelfleet::EndpointProblem;
+/// assert_eq!(
+///     EndpointProblem::Userinfo.to_string(),
+///     "carries credentials (user or password); keep secrets out of endpoints"
+/// );
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EndpointProblem {
+    /// The URL did not parse.
+    #[error("{input:?} is not a valid URL")]
+    Unparsable {
+        /// The input, with anything between `://` and `@` and after `?` or `#` redacted.
+        input: String,
+    },
+    /// The scheme is neither `http` nor `https`.
+    #[error("scheme {scheme:?} is not supported; use http or https")]
+    Scheme {
+        /// The scheme found.
+        scheme: String,
+    },
+    /// The URL has a user name or password.
+    #[error("carries credentials (user or password); keep secrets out of endpoints")]
+    Userinfo,
+    /// The URL has a query string (`?…`), which often carries API keys.
+    #[error("has a query string; endpoints may not carry one (it often holds secrets)")]
+    Query,
+    /// The URL has a fragment (`#…`).
+    #[error("has a fragment (#…); endpoints may not carry one")]
+    Fragment,
+    /// The URL is longer than [`MAX_ENDPOINT_LEN`](crate::MAX_ENDPOINT_LEN) bytes.
+    #[error("is {len} bytes long; the limit is {max}")]
+    TooLong {
+        /// The input's length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl Error {
+    /// The deployment field this error is about, when it is about one.
+    ///
+    /// ```
+    /// use modelfleet::{Deployment, Field};
+    /// let err = Deployment::builder("openai", " ").build().unwrap_err();
+    /// assert_eq!(err.field(), Some(Field::Model));
+    /// ```
+    #[must_use]
+    pub fn field(&self) -> Option<Field> {
+        match self {
+            Error::InvalidName { field, .. } | Error::InvalidNumber { field, .. } => Some(*field),
+            Error::InvalidEndpoint { .. } => Some(Field::Endpoint),
+            Error::InvalidVersion { .. } => Some(Field::Version),
+            _ => None,
+        }
+    }
+}
+
+struct CollisionList<'a>(&'a [crate::Collision]);
+
+impl fmt::Display for CollisionList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, c) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{c}")?;
+        }
+        Ok(())
+    }
+}

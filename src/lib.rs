@@ -1,0 +1,90 @@
+//! Several deployments of one model, keyed by an identity policy you choose,
+//! and picked per request.
+//!
+//! A platform that identifies a model by *provider + model name* can hold one
+//! deployment of it: register an OpenAI-compatible `gpt-4` on
+//! `http://192.168.0.1/v1` and again on `http://192.168.0.2/v1`, and the second
+//! silently replaces the first. modelfleet makes identity a [policy](Policy)
+//! ([`name`](Policy::NAME), [`name+endpoint`](Policy::NAME_ENDPOINT),
+//! `name+tag`, `name+version`, any combination, or your own), keeps the
+//! deployments in a [`Registry`] with exact uniqueness and override rules,
+//! and reports what a change of policy would merge before anything is lost.
+//!
+//! ```
+//! use modelfleet::{Deployment, Error, Policy, Registry};
+//!
+//! let node = |ip: &str| {
+//!     Deployment::builder("openai-api-compatible", "gpt-4")
+//!         .endpoint(&format!("http://{ip}/v1"))
+//!         .build()
+//! };
+//!
+//! // Keyed by name only (Dify's behaviour), the second node overrides the first.
+//! let mut by_name = Registry::new(Policy::NAME);
+//! by_name.upsert(node("192.168.0.1")?);
+//! let previous = by_name.upsert(node("192.168.0.2")?);
+//! assert_eq!(by_name.len(), 1);
+//! assert_eq!(previous.unwrap().endpoint().unwrap().as_str(), "http://192.168.0.1/v1");
+//!
+//! // Keyed by name + endpoint, both are kept.
+//! let mut fleet = Registry::new(Policy::NAME_ENDPOINT);
+//! fleet.insert(node("192.168.0.1")?)?;
+//! fleet.insert(node("192.168.0.2")?)?;
+//! assert_eq!(fleet.len(), 2);
+//!
+//! // Going back to name-only would merge them: reported, nothing lost.
+//! let err = fleet.rekey(Policy::NAME).unwrap_err();
+//! assert!(matches!(err, Error::Collisions { .. }));
+//! assert_eq!(fleet.len(), 2);
+//! # Ok::<(), modelfleet::Error>(())
+//! ```
+//!
+//! # Vocabulary
+//!
+//! - [`Deployment`]: one reachable serving of a model (provider, model,
+//!   endpoint, tag, version, labels, weight, priority, limits), built and
+//!   validated by [`Deployment::builder`].
+//! - [`ModelKey`]: the identity of a deployment under a policy, with a text
+//!   form that round-trips exactly.
+//! - [`IdentityPolicy`] and the built-in [`Policy`]: what makes a deployment
+//!   unique.
+//! - [`Registry`]: deployments keyed by [`ModelKey`].
+//!
+//! # Purity
+//!
+//! The crate reads no clock, spawns no thread, does no I/O and keeps no global
+//! state; its hash maps use a fixed-seed hash, so the same inputs give the
+//! same results on every run and platform.
+//!
+//! # Feature flags
+//!
+//! - `serde` (default): `Serialize`/`Deserialize` for deployments, keys,
+//!   policies and registries. Validated types deserialize through their
+//!   parsers, so serde cannot build an invalid value; credentials are read but
+//!   never written.
+//!
+//! # Rust version
+//!
+//! Requires Rust 1.95 or later: the oldest toolchain the crate is built and
+//! tested with.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod deployment;
+mod endpoint;
+mod error;
+mod key;
+mod name;
+pub mod policy;
+mod registry;
+pub mod select;
+
+pub use deployment::{Credential, Deployment, DeploymentBuilder, Limits};
+pub use endpoint::MAX_ENDPOINT_LEN;
+pub use error::{EndpointProblem, Error, Field, NameProblem};
+pub use key::{Discriminator, ModelKey};
+pub use name::MAX_NAME_LEN;
+pub use policy::{Discriminators, IdentityPolicy, Policy};
+pub use registry::{Collision, Iter, Registry};

@@ -1,0 +1,362 @@
+//! Identity policies: what makes a deployment unique.
+//!
+//! A platform that keys models by provider + model name (Dify does) keeps one
+//! deployment per model: registering `gpt-4` on a second machine replaces the
+//! first. An [`IdentityPolicy`] makes that choice explicit. The built-in
+//! [`Policy`] keys by name plus any set of [`Discriminators`] (endpoint, tag,
+//! version); anything else goes through the trait.
+//!
+//! | policy | two `gpt-4` on two endpoints | same endpoint, tags `a`/`b` | same endpoint, versions 1.0/2.0 |
+//! |---|---|---|---|
+//! | `name` | one kept (second overrides) | one kept | one kept |
+//! | `name+endpoint` | both kept | one kept | one kept |
+//! | `name+tag` | one kept | both kept | one kept |
+//! | `name+version` | one kept | one kept | both kept |
+//! | `name+endpoint+tag+version` | both kept | both kept | both kept |
+//!
+//! Policies refine each other: if P's discriminators include Q's, every two
+//! deployments that collide under P collide under Q, so P keeps at least as
+//! many deployments as Q ([`Policy::refines`]). `name` is the coarsest.
+//!
+//! # A custom policy
+//!
+//! ```
+//! use modelfleet::{Deployment, Discriminators, IdentityPolicy, ModelKey, Registry};
+//!
+//! /// Model names compare without case: `GPT-4` and `gpt-4` are one model.
+//! #[derive(Debug)]
+//! struct CaseInsensitive;
+//!
+//! impl IdentityPolicy for CaseInsensitive {
+//!     fn key(&self, d: &Deployment) -> ModelKey {
+//!         let base = ModelKey::for_deployment(d, Discriminators::ENDPOINT);
+//!         // Lowercasing a valid name keeps it valid, except for the rare
+//!         // name whose lowercase form grows past the length limit.
+//!         ModelKey::new(d.provider(), &d.model().to_lowercase())
+//!             .and_then(|k| k.with_endpoint(d.endpoint()))
+//!             .unwrap_or(base)
+//!     }
+//! }
+//!
+//! let mut reg = Registry::new(CaseInsensitive);
+//! reg.insert(Deployment::builder("openai", "GPT-4").build()?)?;
+//! assert!(reg.insert(Deployment::builder("openai", "gpt-4").build()?).is_err());
+//! # Ok::<(), modelfleet::Error>(())
+//! ```
+
+use std::fmt;
+use std::ops::{BitOr, BitOrAssign};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::error::Error;
+use crate::{Deployment, ModelKey};
+
+/// Maps a deployment to its identity.
+///
+/// Implementations must be deterministic: the same deployment always gives the
+/// same key. Object-safe, so `Box<dyn IdentityPolicy>` works.
+///
+/// ```
+/// use modelfleet::{Deployment, IdentityPolicy, Policy};
+///
+/// let policy: Box<dyn IdentityPolicy> = Box::new(Policy::NAME_TAG);
+/// let d = Deployment::builder("openai", "gpt-4").tag("canary").build()?;
+/// assert_eq!(policy.key(&d).to_string(), "openai/gpt-4#canary");
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
+pub trait IdentityPolicy: fmt::Debug + Send + Sync {
+    /// The key of `deployment` under this policy.
+    fn key(&self, deployment: &Deployment) -> ModelKey;
+}
+
+impl<P: IdentityPolicy + ?Sized> IdentityPolicy for &P {
+    fn key(&self, deployment: &Deployment) -> ModelKey {
+        (**self).key(deployment)
+    }
+}
+
+impl<P: IdentityPolicy + ?Sized> IdentityPolicy for Box<P> {
+    fn key(&self, deployment: &Deployment) -> ModelKey {
+        (**self).key(deployment)
+    }
+}
+
+impl<P: IdentityPolicy + ?Sized> IdentityPolicy for Arc<P> {
+    fn key(&self, deployment: &Deployment) -> ModelKey {
+        (**self).key(deployment)
+    }
+}
+
+/// A set of key discriminators beyond provider + model.
+///
+/// ```
+/// use modelfleet::Discriminators;
+/// let d = Discriminators::ENDPOINT | Discriminators::TAG;
+/// assert!(d.contains(Discriminators::TAG));
+/// assert!(!d.contains(Discriminators::VERSION));
+/// ```
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Discriminators(u8);
+
+impl Discriminators {
+    /// No discriminator: name only.
+    pub const NONE: Self = Self(0);
+    /// The endpoint URL (none = the provider's default endpoint).
+    pub const ENDPOINT: Self = Self(1);
+    /// The identity tag.
+    pub const TAG: Self = Self(2);
+    /// The semantic version.
+    pub const VERSION: Self = Self(4);
+    /// All three.
+    pub const ALL: Self = Self(7);
+
+    /// Whether every discriminator of `other` is in `self`.
+    ///
+    /// ```
+    /// use modelfleet::Discriminators;
+    /// assert!(Discriminators::ALL.contains(Discriminators::VERSION));
+    /// assert!(Discriminators::TAG.contains(Discriminators::NONE));
+    /// ```
+    #[must_use]
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// The names of the discriminators, in canonical order.
+    fn names(self) -> impl Iterator<Item = &'static str> {
+        [
+            (Self::ENDPOINT, "endpoint"),
+            (Self::TAG, "tag"),
+            (Self::VERSION, "version"),
+        ]
+        .into_iter()
+        .filter(move |(d, _)| self.contains(*d))
+        .map(|(_, n)| n)
+    }
+}
+
+impl BitOr for Discriminators {
+    type Output = Self;
+    fn bitor(self, rhs: Self) -> Self {
+        Self(self.0 | rhs.0)
+    }
+}
+
+impl BitOrAssign for Discriminators {
+    fn bitor_assign(&mut self, rhs: Self) {
+        self.0 |= rhs.0;
+    }
+}
+
+impl fmt::Debug for Discriminators {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.names()).finish()
+    }
+}
+
+/// The built-in identity policy: provider + model plus a set of
+/// [`Discriminators`].
+///
+/// Text form: `name`, then `+endpoint`, `+tag`, `+version` for each
+/// discriminator, e.g. `"name+endpoint+tag"`. Parsing accepts the
+/// discriminators in any order (each at most once); display writes them in
+/// the order endpoint, tag, version.
+///
+/// The default is `name+endpoint`: two servings of one model on two machines
+/// are two deployments, which is what a fleet is for. `name` (Dify's
+/// behaviour) is there when an override is what you want.
+///
+/// ```
+/// use modelfleet::Policy;
+///
+/// let p: Policy = "name+tag+endpoint".parse()?;
+/// assert_eq!(p, Policy::NAME_ENDPOINT_TAG);
+/// assert_eq!(p.to_string(), "name+endpoint+tag");
+/// assert!(p.refines(&Policy::NAME_ENDPOINT));
+/// assert!("name+region".parse::<Policy>().is_err());
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Policy {
+    discriminators: Discriminators,
+}
+
+impl Policy {
+    /// `name`: provider + model only (Dify's behaviour: one deployment per model).
+    pub const NAME: Self = Self::new(Discriminators::NONE);
+    /// `name+endpoint`.
+    pub const NAME_ENDPOINT: Self = Self::new(Discriminators::ENDPOINT);
+    /// `name+tag`.
+    pub const NAME_TAG: Self = Self::new(Discriminators::TAG);
+    /// `name+version`.
+    pub const NAME_VERSION: Self = Self::new(Discriminators::VERSION);
+    /// `name+endpoint+tag`.
+    pub const NAME_ENDPOINT_TAG: Self = Self::new(Discriminators(3));
+    /// `name+endpoint+version`.
+    pub const NAME_ENDPOINT_VERSION: Self = Self::new(Discriminators(5));
+    /// `name+tag+version`.
+    pub const NAME_TAG_VERSION: Self = Self::new(Discriminators(6));
+    /// `name+endpoint+tag+version`: the finest built-in policy.
+    pub const NAME_ENDPOINT_TAG_VERSION: Self = Self::new(Discriminators::ALL);
+
+    /// The policy keyed by name plus `discriminators`.
+    ///
+    /// ```
+    /// use modelfleet::{Discriminators, Policy};
+    /// assert_eq!(Policy::new(Discriminators::TAG), Policy::NAME_TAG);
+    /// ```
+    #[must_use]
+    pub const fn new(discriminators: Discriminators) -> Self {
+        Self { discriminators }
+    }
+
+    /// All eight built-in policies, coarsest first.
+    ///
+    /// ```
+    /// assert_eq!(modelfleet::Policy::all().len(), 8);
+    /// ```
+    #[must_use]
+    pub fn all() -> [Policy; 8] {
+        [0, 1, 2, 4, 3, 5, 6, 7].map(|b| Policy::new(Discriminators(b)))
+    }
+
+    /// The discriminators this policy adds to the name.
+    ///
+    /// ```
+    /// use modelfleet::{Discriminators, Policy};
+    /// assert_eq!(Policy::NAME.discriminators(), Discriminators::NONE);
+    /// ```
+    #[must_use]
+    pub const fn discriminators(&self) -> Discriminators {
+        self.discriminators
+    }
+
+    /// Whether this policy is at least as fine as `other`: every collision
+    /// under `self` is a collision under `other`.
+    ///
+    /// ```
+    /// use modelfleet::Policy;
+    /// assert!(Policy::NAME_TAG.refines(&Policy::NAME));
+    /// assert!(!Policy::NAME_TAG.refines(&Policy::NAME_ENDPOINT));
+    /// ```
+    #[must_use]
+    pub const fn refines(&self, other: &Policy) -> bool {
+        self.discriminators.contains(other.discriminators)
+    }
+}
+
+impl Default for Policy {
+    /// `name+endpoint`.
+    fn default() -> Self {
+        Self::NAME_ENDPOINT
+    }
+}
+
+impl IdentityPolicy for Policy {
+    fn key(&self, deployment: &Deployment) -> ModelKey {
+        ModelKey::for_deployment(deployment, self.discriminators)
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("name")?;
+        for n in self.discriminators.names() {
+            write!(f, "+{n}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Policy({self})")
+    }
+}
+
+impl FromStr for Policy {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let fail = |reason| Error::UnknownPolicy {
+            input: s.chars().take(100).collect(),
+            reason,
+        };
+        let mut parts = s.split('+');
+        if parts.next() != Some("name") {
+            return Err(fail(
+                "a policy starts with \"name\", e.g. \"name\", \"name+endpoint\", \"name+tag+version\"",
+            ));
+        }
+        let mut d = Discriminators::NONE;
+        for part in parts {
+            let one = match part {
+                "endpoint" => Discriminators::ENDPOINT,
+                "tag" => Discriminators::TAG,
+                "version" => Discriminators::VERSION,
+                _ => return Err(fail("discriminators are \"endpoint\", \"tag\" and \"version\"")),
+            };
+            if d.contains(one) {
+                return Err(fail("a discriminator is named twice"));
+            }
+            d |= one;
+        }
+        Ok(Policy::new(d))
+    }
+}
+
+impl TryFrom<&str> for Policy {
+    type Error = Error;
+
+    fn try_from(s: &str) -> Result<Self, Error> {
+        s.parse()
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Policy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Policy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_parse_round_trip() {
+        for p in Policy::all() {
+            assert_eq!(p.to_string().parse::<Policy>().unwrap(), p);
+        }
+        assert_eq!(
+            Policy::all().map(|p| p.to_string()),
+            [
+                "name",
+                "name+endpoint",
+                "name+tag",
+                "name+version",
+                "name+endpoint+tag",
+                "name+endpoint+version",
+                "name+tag+version",
+                "name+endpoint+tag+version"
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_unknown() {
+        for s in ["", "Name", "endpoint", "name+", "name+tag+tag", "name + tag", "name+region"] {
+            assert!(s.parse::<Policy>().is_err(), "{s:?}");
+        }
+    }
+}
