@@ -7,10 +7,10 @@ use std::num::{NonZeroU32, NonZeroU64};
 use semver::Version;
 use url::Url;
 
+use crate::ModelKey;
 use crate::error::{Error, Field};
 use crate::name::{check_free_text, check_name, describe};
 use crate::policy::Discriminators;
-use crate::ModelKey;
 
 /// One reachable serving of a model.
 ///
@@ -70,13 +70,22 @@ pub struct Deployment {
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Limits {
     /// Requests in flight at once.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub max_in_flight: Option<NonZeroU32>,
     /// Requests per minute.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub rpm: Option<NonZeroU32>,
     /// Tokens per minute.
-    #[cfg_attr(feature = "serde", serde(default, skip_serializing_if = "Option::is_none"))]
+    #[cfg_attr(
+        feature = "serde",
+        serde(default, skip_serializing_if = "Option::is_none")
+    )]
     pub tpm: Option<NonZeroU64>,
 }
 
@@ -215,7 +224,6 @@ impl Deployment {
     /// assert_eq!(drained.weight(), 0);
     /// # Ok::<(), modelfleet::Error>(())
     /// ```
-    #[must_use]
     pub fn to_builder(&self) -> DeploymentBuilder {
         DeploymentBuilder {
             error: None,
@@ -636,8 +644,9 @@ mod serde_impl {
     use serde::de::{self, Deserializer, Visitor};
     use serde::{Deserialize, Serialize, Serializer};
 
+    /// Unknown fields are collected, not refused on sight, so that the error
+    /// can name the deployment they belong to.
     #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
     struct Repr {
         provider: String,
         model: String,
@@ -661,10 +670,15 @@ mod serde_impl {
         context_window: Option<Num>,
         #[serde(default)]
         credential: Option<String>,
+        #[serde(flatten)]
+        unknown: BTreeMap<String, de::IgnoredAny>,
     }
 
+    const FIELDS: &str = "`provider`, `model`, `upstream_model`, `endpoint`, `tag`, `version`, \
+        `labels`, `weight`, `priority`, `limits`, `context_window`, `credential`";
+    const LIMITS_FIELDS: &str = "`max_in_flight`, `rpm`, `tpm`";
+
     #[derive(Deserialize, Default)]
-    #[serde(deny_unknown_fields)]
     struct LimitsRepr {
         #[serde(default)]
         max_in_flight: Option<Num>,
@@ -672,6 +686,8 @@ mod serde_impl {
         rpm: Option<Num>,
         #[serde(default)]
         tpm: Option<Num>,
+        #[serde(flatten)]
+        unknown: BTreeMap<String, de::IgnoredAny>,
     }
 
     #[derive(Serialize)]
@@ -718,6 +734,17 @@ mod serde_impl {
     impl<'de> Deserialize<'de> for Deployment {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
             let r = Repr::deserialize(d)?;
+            let unknown = (r.unknown.keys().next())
+                .map(|f| (f, "", FIELDS))
+                .or_else(|| {
+                    (r.limits.unknown.keys().next()).map(|f| (f, "limits.", LIMITS_FIELDS))
+                });
+            if let Some((field, prefix, expected)) = unknown {
+                return Err(de::Error::custom(format_args!(
+                    "deployment {}: unknown field `{prefix}{field}`, expected one of {expected}",
+                    describe(&r.provider, &r.model)
+                )));
+            }
             let mut b = Deployment::builder(&r.provider, &r.model);
             if let Some(v) = &r.upstream_model {
                 b = b.upstream_model(v);
@@ -769,6 +796,7 @@ mod serde_impl {
                 Num::F(v) if v < 0.0 => format!("{v} is negative"),
                 Num::F(v) if v.fract() == 0.0 && v <= max as f64 => return Some(v as u64),
                 Num::F(v) => format!("{v} is not a whole number from 0 to {max}"),
+                Num::Other(v) => format!("{v} is not a number"),
             };
             self.fail(Error::InvalidNumber {
                 deployment: self.who.clone(),
@@ -784,6 +812,8 @@ mod serde_impl {
         U(u64),
         I(i64),
         F(f64),
+        /// A string or a boolean, reported with the field it was found in.
+        Other(String),
     }
 
     impl<'de> Deserialize<'de> for Num {
@@ -802,6 +832,13 @@ mod serde_impl {
                 }
                 fn visit_f64<E: de::Error>(self, v: f64) -> Result<Num, E> {
                     Ok(Num::F(v))
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<Num, E> {
+                    let shown: String = v.chars().take(40).collect();
+                    Ok(Num::Other(format!("{shown:?}")))
+                }
+                fn visit_bool<E: de::Error>(self, v: bool) -> Result<Num, E> {
+                    Ok(Num::Other(v.to_string()))
                 }
             }
             d.deserialize_any(V)

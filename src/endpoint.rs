@@ -55,18 +55,33 @@ pub(crate) fn normalize_url(mut url: Url) -> Result<Url, EndpointProblem> {
     if path != url.path() {
         url.set_path(&path);
     }
+    // Normalizing can lengthen a URL (punycode, percent-encoding); the limit
+    // holds for the normal form too, so every key's text parses back.
+    if url.as_str().len() > MAX_ENDPOINT_LEN {
+        return Err(EndpointProblem::TooLong {
+            len: url.as_str().len(),
+            max: MAX_ENDPOINT_LEN,
+        });
+    }
     Ok(url)
 }
 
 /// Decodes percent-escapes of unreserved characters, uppercases the hex of
-/// the others, and drops one trailing slash (but keeps the root `/`).
+/// the others, encodes a `%` that starts no escape as `%25`, and drops
+/// trailing slashes (but keeps the root `/`).
+///
+/// The result is its own normal form: decoding never forms a new escape
+/// (a lone `%` before decoded hex digits would otherwise turn `/%%41` into
+/// `/%A` and then into something else on the next pass).
 fn canonical_path(path: &str) -> String {
     let bytes = path.as_bytes();
     let mut out = String::with_capacity(path.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+        if bytes[i] == b'%' {
+            let h = bytes.get(i + 1).copied().and_then(hex);
+            let l = bytes.get(i + 2).copied().and_then(hex);
+            if let (Some(h), Some(l)) = (h, l) {
                 let b = h * 16 + l;
                 if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
                     out.push(b as char);
@@ -76,8 +91,11 @@ fn canonical_path(path: &str) -> String {
                     out.push(bytes[i + 2].to_ascii_uppercase() as char);
                 }
                 i += 3;
-                continue;
+            } else {
+                out.push_str("%25");
+                i += 1;
             }
+            continue;
         }
         // `path` is ASCII: `url` percent-encodes everything else.
         out.push(bytes[i] as char);
@@ -109,11 +127,7 @@ pub(crate) fn redact(input: &str) -> String {
                 .find('/')
                 .map_or(s.len(), |p| auth_start + p);
             match s[auth_start..auth_end].rfind('@') {
-                Some(at) => format!(
-                    "{}***{}",
-                    &s[..auth_start],
-                    &s[auth_start + at..]
-                ),
+                Some(at) => format!("{}***{}", &s[..auth_start], &s[auth_start + at..]),
                 None => s.to_owned(),
             }
         }
@@ -154,6 +168,8 @@ mod tests {
         assert_eq!(n("http://[::0:1]:8080/"), "http://[::1]:8080/");
         assert_eq!(n("http://bücher.example/"), "http://xn--bcher-kva.example/");
         assert_eq!(n("http://h/a%2fb"), "http://h/a%2Fb");
+        assert_eq!(n("http://h/%%41"), "http://h/%25A");
+        assert_eq!(n("http://h/%25A"), "http://h/%25A");
     }
 
     #[test]

@@ -72,7 +72,7 @@ pub enum Error {
     #[error("duplicate key {key}: the registry already holds deployment {existing}")]
     Duplicate {
         /// The key both deployments share.
-        key: ModelKey,
+        key: Box<ModelKey>,
         /// The deployment already stored under that key, as it displays.
         existing: String,
     },
@@ -108,12 +108,12 @@ pub enum Error {
         /// The names that would have been accepted.
         expected: &'static str,
     },
-    /// The request itself is not acceptable.
-    #[error("request: {field} {problem}")]
-    InvalidRequest {
-        /// Which field of the request.
-        field: &'static str,
-        /// What is wrong with it.
+    /// A strategy setting is out of range.
+    #[error("strategy {strategy}: {problem}")]
+    InvalidStrategy {
+        /// The strategy's name.
+        strategy: &'static str,
+        /// What is wrong, with the offending value.
         problem: String,
     },
     /// No deployment serves the requested model (and provider, if given).

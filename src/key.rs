@@ -257,13 +257,15 @@ impl ModelKey {
     pub fn with_endpoint(mut self, endpoint: Option<&Url>) -> Result<Self, Error> {
         let endpoint = match endpoint {
             None => None,
-            Some(u) => Some(crate::endpoint::normalize_url(u.clone()).map_err(|problem| {
-                Error::InvalidEndpoint {
-                    deployment: crate::name::describe(&self.provider, &self.model),
-                    problem,
-                    source: None,
-                }
-            })?),
+            Some(u) => Some(
+                crate::endpoint::normalize_url(u.clone()).map_err(|problem| {
+                    Error::InvalidEndpoint {
+                        deployment: crate::name::describe(&self.provider, &self.model),
+                        problem,
+                        source: None,
+                    }
+                })?,
+            ),
         };
         self.endpoint = Discriminator::from_option(true, endpoint);
         Ok(self)
@@ -370,6 +372,11 @@ fn write_escaped(f: &mut fmt::Formatter<'_>, s: &str, escapes: &[char]) -> fmt::
 }
 
 fn unescape(s: &str, escapes: &[char]) -> Result<String, String> {
+    // Every key has one text form: a character this part escapes may not
+    // also appear as itself.
+    if let Some(c) = s.chars().find(|c| *c != '%' && escapes.contains(c)) {
+        return Err(format!("{c:?} must be written as %{:02X}", c as u32));
+    }
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(at) = rest.find('%') {
@@ -429,13 +436,14 @@ impl FromStr for ModelKey {
     /// Parses the text form; see the [type docs](ModelKey#text-form).
     fn from_str(s: &str) -> Result<Self, Error> {
         let fail = |reason: String| Error::InvalidKey {
-            input: crate::endpoint::redact(s),
+            input: redact_key(s),
             reason,
         };
         let (provider, rest) = s
             .split_once('/')
             .ok_or_else(|| fail("expected provider/model".into()))?;
-        let provider = unescape(provider, PROVIDER_ESCAPES).map_err(|r| fail(format!("provider: {r}")))?;
+        let provider =
+            unescape(provider, PROVIDER_ESCAPES).map_err(|r| fail(format!("provider: {r}")))?;
 
         // The endpoint comes last and may itself hold '#', '~' or '@' only
         // escaped, so the first '@' ends the name parts.
@@ -488,6 +496,31 @@ impl FromStr for ModelKey {
             key.endpoint = Discriminator::from_option(true, url);
         }
         Ok(key)
+    }
+}
+
+/// A key's text, safe to put in an error message: the names are kept and the
+/// endpoint part (after the first `@`) is redacted like any endpoint. Text
+/// that looks like a URL before its first `@` is redacted as a whole.
+fn redact_key(s: &str) -> String {
+    match s.split_once('@') {
+        Some((names, endpoint)) if !names.contains("://") => {
+            let mut out: String = names.chars().take(200).collect();
+            if out.len() < names.len() {
+                out.push('…');
+            }
+            out.push('@');
+            out.push_str(&crate::endpoint::redact(endpoint));
+            out
+        }
+        _ if s.contains("://") => crate::endpoint::redact(s),
+        _ => {
+            let mut out: String = s.chars().take(200).collect();
+            if out.len() < s.len() {
+                out.push('…');
+            }
+            out
+        }
     }
 }
 
@@ -547,6 +580,9 @@ mod tests {
             "openai/gpt-4@ftp://h/",
             "openai/gpt-4#\u{1}",
             "openai/gpt-4# x",
+            "openai/gpt-4#a#b",
+            "open#ai/gpt-4",
+            "open@ai/gpt-4",
         ] {
             assert!(s.parse::<ModelKey>().is_err(), "{s:?} parsed");
         }
@@ -554,7 +590,9 @@ mod tests {
 
     #[test]
     fn malformed_key_error_redacts_credentials() {
-        let err = "openai/gpt-4@http://u:pw@h/".parse::<ModelKey>().unwrap_err();
+        let err = "openai/gpt-4@http://u:pw@h/"
+            .parse::<ModelKey>()
+            .unwrap_err();
         assert!(!err.to_string().contains("pw"), "{err}");
     }
 }

@@ -79,6 +79,7 @@ mod key;
 mod name;
 pub mod policy;
 mod registry;
+mod request;
 pub mod select;
 
 pub use deployment::{Credential, Deployment, DeploymentBuilder, Limits};
@@ -88,3 +89,10 @@ pub use key::{Discriminator, ModelKey};
 pub use name::MAX_NAME_LEN;
 pub use policy::{Discriminators, IdentityPolicy, Policy};
 pub use registry::{Collision, Iter, Registry};
+pub use request::{Request, TagMatch, VersionPreference};
+pub use select::{Explanation, Pick, Plan, Selector, SelectorBuilder, Verdict};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

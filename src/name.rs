@@ -16,7 +16,9 @@ pub(crate) fn check_name(s: &str) -> Result<(), NameProblem> {
     }
     check_free_text(s)?;
     if s.trim() != s {
-        return Err(NameProblem::SurroundingWhitespace { input: s.to_owned() });
+        return Err(NameProblem::SurroundingWhitespace {
+            input: s.to_owned(),
+        });
     }
     Ok(())
 }
@@ -31,8 +33,10 @@ pub(crate) fn check_free_text(s: &str) -> Result<(), NameProblem> {
         });
     }
     if let Some((at, _)) = s.char_indices().find(|(_, c)| c.is_control()) {
+        // Kept as it is: the message quotes it with `{:?}`, which escapes
+        // control characters once (escaping here too would show `\\n`).
         return Err(NameProblem::ControlCharacter {
-            input: s.escape_debug().to_string(),
+            input: s.to_owned(),
             at,
         });
     }
@@ -80,7 +84,10 @@ mod tests {
             Err(NameProblem::ControlCharacter { at: 1, .. })
         ));
         let long = "x".repeat(MAX_NAME_LEN + 1);
-        assert!(matches!(check_name(&long), Err(NameProblem::TooLong { .. })));
+        assert!(matches!(
+            check_name(&long),
+            Err(NameProblem::TooLong { .. })
+        ));
         assert_eq!(check_name(&"x".repeat(MAX_NAME_LEN)), Ok(()));
     }
 

@@ -295,7 +295,11 @@ impl FromStr for Policy {
                 "endpoint" => Discriminators::ENDPOINT,
                 "tag" => Discriminators::TAG,
                 "version" => Discriminators::VERSION,
-                _ => return Err(fail("discriminators are \"endpoint\", \"tag\" and \"version\"")),
+                _ => {
+                    return Err(fail(
+                        "discriminators are \"endpoint\", \"tag\" and \"version\"",
+                    ));
+                }
             };
             if d.contains(one) {
                 return Err(fail("a discriminator is named twice"));
@@ -355,7 +359,15 @@ mod tests {
 
     #[test]
     fn rejects_unknown() {
-        for s in ["", "Name", "endpoint", "name+", "name+tag+tag", "name + tag", "name+region"] {
+        for s in [
+            "",
+            "Name",
+            "endpoint",
+            "name+",
+            "name+tag+tag",
+            "name + tag",
+            "name+region",
+        ] {
             assert!(s.parse::<Policy>().is_err(), "{s:?}");
         }
     }

@@ -191,7 +191,7 @@ impl<P: IdentityPolicy> Registry<P> {
         if let Some(existing) = self.entries.get(&key) {
             return Err(Error::Duplicate {
                 existing: existing.to_string(),
-                key,
+                key: Box::new(key),
             });
         }
         self.add_new(key.clone(), deployment);

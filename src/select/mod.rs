@@ -1,17 +1,890 @@
 //! Picking a deployment per request.
+//!
+//! A [`Selector`] is built from a [`Registry`] and a [`Strategy`]. For each
+//! [`Request`] it runs one pipeline:
+//!
+//! 1. **candidates**: the deployments of the requested model;
+//! 2. **filters**: drained (weight 0), provider, labels, tags, version,
+//!    newest version, context window, excluded keys — each removed
+//!    candidate has a [`Reason`];
+//! 3. **tier**: the lowest [priority](crate::Deployment::priority) that still
+//!    has a candidate (a tier-k deployment is picked only when every tier
+//!    below k is empty after filtering);
+//! 4. **strategy**: one of that tier's candidates.
+//!
+//! The result is a [`Pick`]: the deployment, its key and tier, and an
+//! in-flight guard that counts the request as outstanding until the pick is
+//! dropped or [completed](Pick::succeed). [`Selector::explain`] reports what
+//! each filter did to each candidate; [`Selector::plan`] yields the order in
+//! which to try deployments for retries and fallbacks.
+//!
+//! # Cost
+//!
+//! `select` takes no lock and allocates nothing: the model is found in a
+//! fixed-seed hash map, tiers and cumulative weights are precomputed, and
+//! per-deployment counters are atomics on their own cache lines. A request
+//! with no filter ([`Request::is_plain`]) uses the precomputed tables
+//! directly; filters make the strategies walk the tier (O(n)).
+//!
+//! # Threads and handles
+//!
+//! `Selector` is `Send + Sync`; `select(&self, …)` may be called from many
+//! threads at once. Its state is in two parts:
+//!
+//! - **shared** by every handle: the deployments and their in-flight counts
+//!   and latency estimates (read-mostly, one cache line per deployment);
+//! - **per handle**: the rotation cursors and the random source. A
+//!   [`clone`](Clone::clone) is a new handle over the same shared part with
+//!   its own cursors and a random source derived from the seed and the
+//!   handle's number.
+//!
+//! Give each thread its own handle (as Envoy gives each worker its own
+//! load-balancer state): threads then never write the same cache line on the
+//! hot path, and each handle's rotation is exact. Threads sharing one handle
+//! are correct too, but contend on its cursor and interleave their turns.
+//!
+//! # Determinism
+//!
+//! Same registry, strategy, seed and sequence of calls on one handle ⇒ the
+//! same picks. The selector reads no clock; latency reports carry the time.
+
+mod consistent_hash;
+mod filter;
+mod latency;
+mod least_outstanding;
+mod power_of_two;
+mod rng;
+mod round_robin;
+mod state;
+mod strategy;
+mod weighted_random;
+mod weighted_round_robin;
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-/// How many candidates each filter removed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Removed {
-    /// Removed for another provider.
-    pub provider: u32,
+use crossbeam_utils::CachePadded;
+use indexmap::IndexMap;
+
+pub use consistent_hash::ConsistentHash;
+pub use filter::{Reason, Removed};
+pub use latency::Latency;
+pub use least_outstanding::LeastOutstanding;
+pub use power_of_two::{Load, PowerOfTwo};
+pub use round_robin::RoundRobin;
+pub use strategy::{BuiltinStrategy, Candidate, Candidates, Context, Ring, Strategy};
+pub use weighted_random::WeightedRandom;
+pub use weighted_round_robin::WeightedRoundRobin;
+
+use crate::registry::FixedState;
+use crate::{Deployment, Error, IdentityPolicy, ModelKey, Registry, Request, VersionPreference};
+use filter::Filter;
+use rng::{Rng, mix};
+use state::DeploymentState;
+
+/// One deployment as the selector holds it.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub(crate) key: ModelKey,
+    pub(crate) deployment: Deployment,
+    pub(crate) state: CachePadded<DeploymentState>,
 }
 
-impl fmt::Display for Removed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "provider removed {}", self.provider)
+/// The members of one priority tier with weight > 0, and tables built once.
+#[derive(Debug)]
+pub(crate) struct Tier {
+    pub(crate) priority: u32,
+    /// Slot indices, registry order.
+    pub(crate) members: Box<[u32]>,
+    /// Inclusive prefix sums of the members' weights.
+    pub(crate) cumulative: Box<[u64]>,
+    pub(crate) total: u64,
+    /// The weighted-round-robin stride for `total`.
+    pub(crate) stride: u64,
+    pub(crate) ring: Option<Ring>,
+}
+
+#[derive(Debug)]
+struct Group {
+    /// Every deployment of the model (drained ones too), registry order.
+    all: Box<[u32]>,
+    /// Non-empty tiers, lowest priority first.
+    tiers: Box<[Tier]>,
+}
+
+enum Chooser {
+    Builtin(BuiltinStrategy),
+    Custom(Box<dyn Strategy>),
+}
+
+impl Chooser {
+    fn get(&self) -> &dyn Strategy {
+        match self {
+            Chooser::Builtin(b) => b,
+            Chooser::Custom(c) => c.as_ref(),
+        }
     }
 }
+
+struct Shared {
+    slots: Box<[Slot]>,
+    groups: Box<[Group]>,
+    models: IndexMap<Box<str>, u32, FixedState>,
+    by_key: IndexMap<ModelKey, u32, FixedState>,
+    chooser: Chooser,
+    seed: u64,
+    latency_decay: Duration,
+    handles: AtomicU64,
+}
+
+/// Per-handle state: rotation cursors (one per model) and the random source.
+struct Local {
+    rng: Rng,
+    cursors: Box<[AtomicU64]>,
+}
+
+impl Local {
+    fn new(seed: u64, handle: u64, groups: usize) -> Self {
+        let s = mix(seed ^ mix(handle.wrapping_add(0x5EED)));
+        Self {
+            rng: Rng::new(s),
+            cursors: (0..groups as u64)
+                .map(|g| AtomicU64::new(mix(s.wrapping_add(g)) >> 1))
+                .collect(),
+        }
+    }
+}
+
+/// Picks a deployment for each request. See the [module docs](self) for the
+/// pipeline, the cost and the threading model.
+///
+/// ```
+/// use modelfleet::{Deployment, Policy, Registry, Request, Selector};
+/// use modelfleet::select::WeightedRoundRobin;
+///
+/// let mut reg = Registry::new(Policy::NAME_ENDPOINT);
+/// reg.insert(Deployment::builder("openai", "gpt-4").endpoint("http://10.0.0.1/v1").build()?)?;
+/// reg.insert(Deployment::builder("openai", "gpt-4").endpoint("http://10.0.0.2/v1").build()?)?;
+/// reg.insert(
+///     Deployment::builder("azure", "gpt-4")
+///         .endpoint("https://backup.example/v1")
+///         .priority(1)
+///         .build()?,
+/// )?;
+///
+/// let selector = Selector::builder(&reg).strategy(WeightedRoundRobin).seed(42).build();
+/// let pick = selector.select(&Request::new("gpt-4"))?;
+/// assert_eq!(pick.priority(), 0); // the backup tier is used only when tier 0 is empty
+/// assert_eq!(pick.deployment().provider(), "openai");
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
+pub struct Selector {
+    shared: Arc<Shared>,
+    local: Local,
+}
+
+impl fmt::Debug for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Selector")
+            .field("strategy", &self.shared.chooser.get().name())
+            .field("deployments", &self.shared.slots.len())
+            .field("models", &self.shared.models.len())
+            .field("seed", &self.shared.seed)
+            .finish()
+    }
+}
+
+impl Clone for Selector {
+    /// A new handle: same deployments and shared counters, its own rotation
+    /// cursors and a random source derived from the seed and the handle's
+    /// number (handles are numbered in the order they are cloned).
+    fn clone(&self) -> Self {
+        let handle = self.shared.handles.fetch_add(1, Ordering::Relaxed);
+        Self {
+            local: Local::new(self.shared.seed, handle, self.shared.groups.len()),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// Configures a [`Selector`].
+///
+/// ```
+/// use std::time::Duration;
+/// use modelfleet::{Deployment, Policy, Registry, Selector};
+/// use modelfleet::select::ConsistentHash;
+///
+/// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+/// let selector = Selector::builder(&reg)
+///     .strategy(ConsistentHash::with_bounded_load(1.25)?)
+///     .seed(7)
+///     .latency_decay(Duration::from_secs(5))
+///     .build();
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
+#[must_use = "a builder does nothing until .build() is called"]
+pub struct SelectorBuilder<'r, P> {
+    registry: &'r Registry<P>,
+    chooser: Chooser,
+    seed: u64,
+    latency_decay: Duration,
+}
+
+impl<P> fmt::Debug for SelectorBuilder<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SelectorBuilder")
+            .field("strategy", &self.chooser.get().name())
+            .field("seed", &self.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
+    /// A built-in strategy (default: [`WeightedRoundRobin`]).
+    pub fn strategy(mut self, strategy: impl Into<BuiltinStrategy>) -> Self {
+        self.chooser = Chooser::Builtin(strategy.into());
+        self
+    }
+
+    /// Your own strategy.
+    pub fn custom_strategy(mut self, strategy: Box<dyn Strategy>) -> Self {
+        self.chooser = Chooser::Custom(strategy);
+        self
+    }
+
+    /// The seed of the random source (default 0). Same seed, same picks.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// The time constant of the peak-EWMA latency estimate (default 10 s,
+    /// as tower's): a faster sample counts with weight `1 - exp(-Δt/τ)`.
+    pub fn latency_decay(mut self, tau: Duration) -> Self {
+        self.latency_decay = tau;
+        self
+    }
+
+    /// Builds the selector over a snapshot of the registry.
+    ///
+    /// Computes in O(n log n) (O(points log points) with a hash ring).
+    pub fn build(self) -> Selector {
+        let reg = self.registry;
+        let uses_ring = self.chooser.get().uses_ring();
+        let slots: Box<[Slot]> = reg
+            .iter()
+            .map(|(k, d)| Slot {
+                key: k.clone(),
+                deployment: d.clone(),
+                state: CachePadded::new(DeploymentState::default()),
+            })
+            .collect();
+        let by_key: IndexMap<ModelKey, u32, FixedState> = slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.key.clone(), i as u32))
+            .collect();
+        let mut models: IndexMap<Box<str>, u32, FixedState> = IndexMap::default();
+        let mut groups = Vec::new();
+        for model in reg.models() {
+            let all: Box<[u32]> = reg.of_model(model).map(|(k, _)| by_key[k]).collect();
+            let mut priorities: Vec<u32> = all
+                .iter()
+                .map(|&i| slots[i as usize].deployment.priority())
+                .collect();
+            priorities.sort_unstable();
+            priorities.dedup();
+            let tiers = priorities
+                .into_iter()
+                .filter_map(|priority| {
+                    let members: Box<[u32]> = all
+                        .iter()
+                        .copied()
+                        .filter(|&i| {
+                            let d = &slots[i as usize].deployment;
+                            d.priority() == priority && d.weight() > 0
+                        })
+                        .collect();
+                    if members.is_empty() {
+                        return None;
+                    }
+                    let cumulative: Box<[u64]> = members
+                        .iter()
+                        .scan(0u64, |acc, &i| {
+                            *acc += u64::from(slots[i as usize].deployment.weight());
+                            Some(*acc)
+                        })
+                        .collect();
+                    let total = *cumulative.last().unwrap_or(&0);
+                    let ring = uses_ring.then(|| Ring::build(&slots, &members));
+                    Some(Tier {
+                        priority,
+                        stride: weighted_round_robin::stride(total),
+                        members,
+                        cumulative,
+                        total,
+                        ring,
+                    })
+                })
+                .collect();
+            models.insert(model.into(), groups.len() as u32);
+            groups.push(Group { all, tiers });
+        }
+        let shared = Shared {
+            slots,
+            groups: groups.into_boxed_slice(),
+            models,
+            by_key,
+            chooser: self.chooser,
+            seed: self.seed,
+            latency_decay: self.latency_decay,
+            handles: AtomicU64::new(1),
+        };
+        Selector {
+            local: Local::new(shared.seed, 0, shared.groups.len()),
+            shared: Arc::new(shared),
+        }
+    }
+}
+
+impl Selector {
+    /// Starts configuring a selector over `registry`.
+    ///
+    /// See [`SelectorBuilder`] for an example.
+    pub fn builder<P: IdentityPolicy>(registry: &Registry<P>) -> SelectorBuilder<'_, P> {
+        SelectorBuilder {
+            registry,
+            chooser: Chooser::Builtin(WeightedRoundRobin.into()),
+            seed: 0,
+            latency_decay: Duration::from_secs(10),
+        }
+    }
+
+    /// A selector with `strategy` and seed 0.
+    ///
+    /// ```
+    /// use modelfleet::{Deployment, Registry, Selector};
+    /// use modelfleet::select::RoundRobin;
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let selector = Selector::new(&reg, RoundRobin);
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn new<P: IdentityPolicy>(
+        registry: &Registry<P>,
+        strategy: impl Into<BuiltinStrategy>,
+    ) -> Selector {
+        Self::builder(registry).strategy(strategy).build()
+    }
+
+    /// A selector with `strategy` and a seeded random source.
+    ///
+    /// ```
+    /// use modelfleet::{Deployment, Registry, Request, Selector};
+    /// use modelfleet::select::WeightedRandom;
+    /// let reg: Registry = (1..=3)
+    ///     .map(|i| Deployment::builder("openai", "gpt-4").endpoint(&format!("http://n{i}/v1")).build())
+    ///     .collect::<Result<_, _>>()?;
+    /// let picks = |seed| {
+    ///     let s = Selector::with_seed(&reg, WeightedRandom, seed);
+    ///     (0..10).map(|_| s.select(&Request::new("gpt-4")).unwrap().key().clone()).collect::<Vec<_>>()
+    /// };
+    /// assert_eq!(picks(1), picks(1));
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn with_seed<P: IdentityPolicy>(
+        registry: &Registry<P>,
+        strategy: impl Into<BuiltinStrategy>,
+        seed: u64,
+    ) -> Selector {
+        Self::builder(registry)
+            .strategy(strategy)
+            .seed(seed)
+            .build()
+    }
+
+    /// The strategy's name.
+    ///
+    /// ```
+    /// use modelfleet::{Registry, Selector};
+    /// let s = Selector::new(&Registry::<modelfleet::Policy>::default(), modelfleet::select::RoundRobin);
+    /// assert_eq!(s.strategy_name(), "round_robin");
+    /// ```
+    pub fn strategy_name(&self) -> &str {
+        self.shared.chooser.get().name()
+    }
+
+    /// The number of deployments.
+    ///
+    /// ```
+    /// use modelfleet::{Registry, Selector};
+    /// let s = Selector::new(&Registry::<modelfleet::Policy>::default(), modelfleet::select::RoundRobin);
+    /// assert_eq!(s.len(), 0);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.shared.slots.len()
+    }
+
+    /// Whether the selector has no deployment.
+    ///
+    /// ```
+    /// use modelfleet::{Registry, Selector};
+    /// let s = Selector::new(&Registry::<modelfleet::Policy>::default(), modelfleet::select::RoundRobin);
+    /// assert!(s.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.shared.slots.is_empty()
+    }
+
+    /// Picks of the deployment under `key` in flight now (across handles);
+    /// `None` if the selector has no such deployment.
+    ///
+    /// ```
+    /// use modelfleet::{Deployment, Registry, Request, Selector};
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let s = Selector::new(&reg, modelfleet::select::RoundRobin);
+    /// let pick = s.select(&Request::new("gpt-4"))?;
+    /// assert_eq!(s.in_flight(pick.key()), Some(1));
+    /// let key = pick.key().clone();
+    /// drop(pick);
+    /// assert_eq!(s.in_flight(&key), Some(0));
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn in_flight(&self, key: &ModelKey) -> Option<u32> {
+        self.slot(key).map(|s| s.state.in_flight())
+    }
+
+    /// The latency estimate of the deployment under `key`, `None` before its
+    /// first [`succeed`](Pick::succeed) or if there is no such deployment.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use modelfleet::{Deployment, Registry, Request, Selector};
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let s = Selector::new(&reg, modelfleet::select::RoundRobin);
+    /// let pick = s.select(&Request::new("gpt-4"))?;
+    /// let key = pick.key().clone();
+    /// pick.succeed(Duration::from_millis(80), Duration::ZERO);
+    /// assert_eq!(s.latency(&key), Some(Duration::from_millis(80)));
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn latency(&self, key: &ModelKey) -> Option<Duration> {
+        self.slot(key).and_then(|s| s.state.latency())
+    }
+
+    fn slot(&self, key: &ModelKey) -> Option<&Slot> {
+        let i = *self.shared.by_key.get(key)?;
+        self.shared.slots.get(i as usize)
+    }
+
+    /// Picks a deployment for `request`.
+    ///
+    /// No lock, no allocation on success. Cost: O(1) to find the model, then
+    /// the strategy's cost (see [`BuiltinStrategy`]); a request with filters
+    /// adds an O(n) walk of each tier it inspects.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::UnknownModel`] if no deployment serves the model;
+    /// - [`Error::NoEligible`] if every deployment was filtered out (with the
+    ///   count each filter removed), or the strategy refused every candidate.
+    ///
+    /// ```
+    /// use modelfleet::{Deployment, Error, Registry, Request, Selector};
+    /// use modelfleet::select::{Reason, RoundRobin};
+    ///
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").label("region", "us").build()?]
+    ///     .into_iter()
+    ///     .collect();
+    /// let s = Selector::new(&reg, RoundRobin);
+    /// match s.select(&Request::new("gpt-4").label("region", "eu")) {
+    ///     Err(Error::NoEligible { removed, .. }) => assert_eq!(removed.count(Reason::Labels), 1),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// assert!(matches!(s.select(&Request::new("gpt-5")), Err(Error::UnknownModel { .. })));
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn select(&self, request: &Request) -> Result<Pick<'_>, Error> {
+        let (gi, group) = self.group(request)?;
+        let ctx = Context {
+            rng: &self.local.rng,
+            cursor: &self.local.cursors[gi],
+            affinity: request.affinity_key(),
+        };
+        let strategy = self.shared.chooser.get();
+        let slots = &self.shared.slots[..];
+        if request.is_plain() {
+            if let Some(tier) = group.tiers.first() {
+                let candidates = Candidates {
+                    slots,
+                    tier,
+                    filter: None,
+                };
+                if let Some(c) = strategy.choose(&candidates, &ctx) {
+                    return Ok(self.pick(tier, c.position()));
+                }
+            }
+        } else {
+            let filter = self.filter(group, request);
+            for tier in &group.tiers {
+                let candidates = Candidates {
+                    slots,
+                    tier,
+                    filter: Some(&filter),
+                };
+                if candidates.is_empty() {
+                    continue;
+                }
+                if let Some(c) = strategy.choose(&candidates, &ctx) {
+                    return Ok(self.pick(tier, c.position()));
+                }
+                break;
+            }
+        }
+        Err(self.no_eligible(group, request))
+    }
+
+    fn group(&self, request: &Request) -> Result<(usize, &Group), Error> {
+        match self.shared.models.get(request.model()) {
+            Some(&gi) => Ok((gi as usize, &self.shared.groups[gi as usize])),
+            None => Err(Error::UnknownModel {
+                model: request.model().chars().take(256).collect(),
+            }),
+        }
+    }
+
+    fn filter<'a>(&'a self, group: &Group, request: &'a Request) -> Filter<'a> {
+        let mut filter = Filter {
+            request,
+            newest: None,
+        };
+        if request.version_preference_mode() == VersionPreference::Newest {
+            filter.newest = group
+                .all
+                .iter()
+                .map(|&i| &self.shared.slots[i as usize])
+                .filter(|s| {
+                    filter.passes_before_newest(s).is_ok() && filter.passes_after_newest(s).is_ok()
+                })
+                .filter_map(|s| s.deployment.version())
+                .max();
+        }
+        filter
+    }
+
+    fn pick<'s>(&'s self, tier: &'s Tier, position: usize) -> Pick<'s> {
+        let slot = &self.shared.slots[tier.members[position] as usize];
+        slot.state.acquire();
+        Pick {
+            slot,
+            priority: tier.priority,
+            strategy: self.shared.chooser.get().name(),
+            latency_decay: self.shared.latency_decay,
+        }
+    }
+
+    fn no_eligible(&self, group: &Group, request: &Request) -> Error {
+        let filter = self.filter(group, request);
+        let mut removed = Removed::default();
+        for &i in &group.all {
+            if let Err(r) = filter.passes(&self.shared.slots[i as usize]) {
+                removed.add(r);
+            }
+        }
+        Error::NoEligible {
+            model: request.model().to_owned(),
+            removed,
+        }
+    }
+
+    /// What the filters did to every deployment of the requested model, and
+    /// which tier a pick would come from. Changes no state; allocates.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownModel`] if no deployment serves the model.
+    ///
+    /// ```
+    /// use modelfleet::{Deployment, Policy, Registry, Request, Selector};
+    /// use modelfleet::select::{Reason, RoundRobin};
+    ///
+    /// let mut reg = Registry::new(Policy::NAME_TAG);
+    /// reg.insert(Deployment::builder("openai", "gpt-4").tag("a").context_window(8_192).build()?)?;
+    /// reg.insert(Deployment::builder("openai", "gpt-4").tag("b").context_window(128_000).build()?)?;
+    /// let s = Selector::new(&reg, RoundRobin);
+    /// let why = s.explain(&Request::new("gpt-4").tokens(20_000))?;
+    /// assert_eq!(why.candidates()[0].removed(), Some(Reason::ContextWindow));
+    /// assert_eq!(why.candidates()[1].removed(), None);
+    /// assert_eq!(why.tier(), Some(0));
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn explain(&self, request: &Request) -> Result<Explanation, Error> {
+        let (_, group) = self.group(request)?;
+        let filter = self.filter(group, request);
+        let candidates: Vec<Verdict> = group
+            .all
+            .iter()
+            .map(|&i| {
+                let slot = &self.shared.slots[i as usize];
+                Verdict {
+                    key: slot.key.clone(),
+                    priority: slot.deployment.priority(),
+                    removed: filter.passes(slot).err(),
+                    in_flight: slot.state.in_flight(),
+                }
+            })
+            .collect();
+        let tier = candidates
+            .iter()
+            .filter(|v| v.removed.is_none())
+            .map(|v| v.priority)
+            .min();
+        Ok(Explanation {
+            model: request.model().to_owned(),
+            strategy: self.strategy_name().to_owned(),
+            candidates,
+            tier,
+        })
+    }
+
+    /// The order in which to try deployments for `request`: an iterator of
+    /// picks that never yields the same deployment twice, goes through the
+    /// tiers in order (each pick excludes the ones before it), then through
+    /// the request's [fallback models](Request::fallback) the same way.
+    /// Unknown fallback models are skipped.
+    ///
+    /// Each pick holds its in-flight guard until you drop it, so drop (or
+    /// complete) a failed attempt before asking for the next one.
+    ///
+    /// ```
+    /// use modelfleet::{Deployment, Policy, Registry, Request, Selector};
+    /// use modelfleet::select::RoundRobin;
+    ///
+    /// let mut reg = Registry::new(Policy::NAME_ENDPOINT);
+    /// reg.insert(Deployment::builder("openai", "gpt-4").endpoint("http://a/v1").build()?)?;
+    /// reg.insert(Deployment::builder("openai", "gpt-4").endpoint("http://b/v1").priority(1).build()?)?;
+    /// reg.insert(Deployment::builder("openai", "gpt-4o-mini").endpoint("http://c/v1").build()?)?;
+    /// let s = Selector::new(&reg, RoundRobin);
+    /// let order: Vec<String> = s
+    ///     .plan(&Request::new("gpt-4").fallback("gpt-4o-mini"))
+    ///     .map(|pick| pick.key().to_string())
+    ///     .collect();
+    /// assert_eq!(order, [
+    ///     "openai/gpt-4@http://a/v1",
+    ///     "openai/gpt-4@http://b/v1",
+    ///     "openai/gpt-4o-mini@http://c/v1",
+    /// ]);
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn plan(&self, request: &Request) -> Plan<'_> {
+        let mut models = vec![request.model().to_owned()];
+        models.extend(request.fallbacks().iter().cloned());
+        Plan {
+            selector: self,
+            request: request.clone(),
+            models,
+            current: 0,
+        }
+    }
+}
+
+/// A chosen deployment, holding one in-flight slot until it is dropped or
+/// completed.
+///
+/// `Pick` is `Send`: it may complete on another thread than the one that
+/// selected.
+///
+/// ```
+/// use modelfleet::{Deployment, Registry, Request, Selector};
+/// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+/// let s = Selector::new(&reg, modelfleet::select::RoundRobin);
+/// let pick = s.select(&Request::new("gpt-4"))?;
+/// assert_eq!(pick.key().to_string(), "openai/gpt-4@");
+/// assert_eq!(pick.strategy(), "round_robin");
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
+pub struct Pick<'s> {
+    slot: &'s Slot,
+    priority: u32,
+    strategy: &'s str,
+    latency_decay: Duration,
+}
+
+impl fmt::Debug for Pick<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pick")
+            .field("key", &self.slot.key)
+            .field("priority", &self.priority)
+            .field("strategy", &self.strategy)
+            .finish()
+    }
+}
+
+impl<'s> Pick<'s> {
+    /// The chosen deployment's key.
+    pub fn key(&self) -> &'s ModelKey {
+        &self.slot.key
+    }
+
+    /// The chosen deployment.
+    pub fn deployment(&self) -> &'s Deployment {
+        &self.slot.deployment
+    }
+
+    /// The priority tier it came from.
+    pub fn priority(&self) -> u32 {
+        self.priority
+    }
+
+    /// The name of the strategy that chose it.
+    pub fn strategy(&self) -> &'s str {
+        self.strategy
+    }
+
+    /// Completes the pick as a success that took `latency`, observed at
+    /// `now` (time since any fixed origin of your choosing; it must not go
+    /// backwards). Feeds the deployment's latency estimate and releases the
+    /// in-flight slot.
+    ///
+    /// See [`Selector::latency`] for an example.
+    pub fn succeed(self, latency: Duration, now: Duration) {
+        self.slot
+            .state
+            .observe_latency(latency, now, self.latency_decay);
+    }
+}
+
+impl Drop for Pick<'_> {
+    fn drop(&mut self) {
+        self.slot.state.release();
+    }
+}
+
+/// What [`Selector::explain`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct Explanation {
+    model: String,
+    strategy: String,
+    candidates: Vec<Verdict>,
+    tier: Option<u32>,
+}
+
+impl Explanation {
+    /// The requested model.
+    pub fn model(&self) -> &str {
+        &self.model
+    }
+
+    /// The strategy that would choose.
+    pub fn strategy(&self) -> &str {
+        &self.strategy
+    }
+
+    /// Every deployment of the model, in registry order, with its verdict.
+    pub fn candidates(&self) -> &[Verdict] {
+        &self.candidates
+    }
+
+    /// The tier a pick would come from; `None` if nothing is eligible.
+    pub fn tier(&self) -> Option<u32> {
+        self.tier
+    }
+
+    /// How many candidates each filter removed.
+    pub fn removed(&self) -> Removed {
+        let mut r = Removed::default();
+        for v in &self.candidates {
+            if let Some(reason) = v.removed {
+                r.add(reason);
+            }
+        }
+        r
+    }
+}
+
+impl fmt::Display for Explanation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "model {:?}, strategy {}:", self.model, self.strategy)?;
+        for v in &self.candidates {
+            let verdict = match (v.removed, self.tier) {
+                (Some(r), _) => format!("removed: {r}"),
+                (None, Some(t)) if t == v.priority => "candidate".to_owned(),
+                (None, _) => "eligible, but a lower tier has candidates".to_owned(),
+            };
+            writeln!(f, "  [tier {}] {} — {verdict}", v.priority, v.key)?;
+        }
+        Ok(())
+    }
+}
+
+/// One deployment in an [`Explanation`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct Verdict {
+    key: ModelKey,
+    priority: u32,
+    removed: Option<Reason>,
+    in_flight: u32,
+}
+
+impl Verdict {
+    /// The deployment's key.
+    pub fn key(&self) -> &ModelKey {
+        &self.key
+    }
+
+    /// Its priority tier.
+    pub fn priority(&self) -> u32 {
+        self.priority
+    }
+
+    /// Why it is not a candidate; `None` if it passed every filter.
+    pub fn removed(&self) -> Option<Reason> {
+        self.removed
+    }
+
+    /// Its picks in flight when explained.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight
+    }
+}
+
+/// The attempt plan of [`Selector::plan`]: picks in the order to try them.
+pub struct Plan<'s> {
+    selector: &'s Selector,
+    request: Request,
+    models: Vec<String>,
+    current: usize,
+}
+
+impl fmt::Debug for Plan<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plan")
+            .field("models", &self.models)
+            .field("current", &self.current)
+            .field("tried", &self.request.excluded().len())
+            .finish()
+    }
+}
+
+impl<'s> Iterator for Plan<'s> {
+    type Item = Pick<'s>;
+
+    fn next(&mut self) -> Option<Pick<'s>> {
+        while let Some(model) = self.models.get(self.current) {
+            let request = self.request.with_model(model);
+            match self.selector.select(&request) {
+                Ok(pick) => {
+                    self.request.exclude_mut().push(pick.key().clone());
+                    return Some(pick);
+                }
+                Err(_) => self.current += 1,
+            }
+        }
+        None
+    }
+}
+
+impl std::iter::FusedIterator for Plan<'_> {}

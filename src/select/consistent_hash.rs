@@ -1,0 +1,119 @@
+//! `consistent_hash`: the same deployment for the same affinity key.
+
+use super::WeightedRandom;
+use super::strategy::{Candidate, Candidates, Context, Strategy};
+use crate::Error;
+
+/// Sticky sessions: the same affinity key maps to the same deployment while
+/// the candidate set is unchanged (Karger et al., "Consistent Hashing and
+/// Random Trees", 1997; nginx `hash … consistent`, Envoy ring hash).
+///
+/// Each tier gets a [`Ring`](super::Ring) with points in proportion to the
+/// members' weights. A request hashes its affinity key (xxh3, stable across
+/// platforms, runs and crate versions) and walks the ring clockwise to the
+/// first point whose member is a candidate. So:
+///
+/// - removing a deployment moves only the keys it held (they go to the next
+///   point's member); the others stay;
+/// - adding one moves about `1/n` of the keys (those landing on its points);
+/// - a filtered-out or excluded deployment's keys move to the next member,
+///   and come back when it is eligible again.
+///
+/// With a bounded load factor `c` (Mirrokni, Thorup and Zadimoghaddam,
+/// "Consistent Hashing with Bounded Loads", 2018), a member already holding
+/// `⌈c × (in-flight + 1) / n⌉` picks in flight is skipped, which caps any
+/// deployment at `c ×` the average while keeping most keys in place.
+///
+/// A request without an affinity key is served by
+/// [`WeightedRandom`](super::WeightedRandom).
+///
+/// Cost: O(log points) to find the start, plus the points skipped;
+/// bounded load adds an O(n) pass to sum the in-flight counts.
+///
+/// ```
+/// use modelfleet::{Deployment, Policy, Registry, Request, Selector};
+/// use modelfleet::select::ConsistentHash;
+///
+/// let mut reg = Registry::new(Policy::NAME_ENDPOINT);
+/// for ip in ["10.0.0.1", "10.0.0.2", "10.0.0.3"] {
+///     reg.insert(Deployment::builder("openai", "gpt-4").endpoint(&format!("http://{ip}/v1")).build()?)?;
+/// }
+/// let selector = Selector::builder(&reg).strategy(ConsistentHash::default()).build();
+/// let req = Request::new("gpt-4").affinity("user-42");
+/// let first = selector.select(&req)?.key().clone();
+/// for _ in 0..10 {
+///     assert_eq!(selector.select(&req)?.key(), &first);
+/// }
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ConsistentHash {
+    bounded_load: Option<f64>,
+}
+
+impl ConsistentHash {
+    /// Consistent hashing with bounded loads: no member holds more than
+    /// `⌈factor × (in-flight + 1) / n⌉` picks in flight.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidStrategy`] unless `factor` is a finite number of at
+    /// least 1.
+    ///
+    /// ```
+    /// use modelfleet::select::ConsistentHash;
+    /// assert!(ConsistentHash::with_bounded_load(1.25).is_ok());
+    /// assert!(ConsistentHash::with_bounded_load(0.5).is_err());
+    /// ```
+    pub fn with_bounded_load(factor: f64) -> Result<Self, Error> {
+        if !factor.is_finite() || factor < 1.0 {
+            return Err(Error::InvalidStrategy {
+                strategy: "consistent_hash",
+                problem: format!(
+                    "bounded load factor must be a finite number of at least 1, got {factor}"
+                ),
+            });
+        }
+        Ok(Self {
+            bounded_load: Some(factor),
+        })
+    }
+
+    /// The bounded load factor, if any.
+    pub fn bounded_load(&self) -> Option<f64> {
+        self.bounded_load
+    }
+}
+
+impl Strategy for ConsistentHash {
+    fn choose<'a>(&self, candidates: &Candidates<'a>, ctx: &Context<'_>) -> Option<Candidate<'a>> {
+        let (Some(hash), Some(ring)) = (ctx.affinity_hash(), candidates.ring()) else {
+            return WeightedRandom.choose(candidates, ctx);
+        };
+        let cap = match self.bounded_load {
+            None => u64::MAX,
+            Some(factor) => {
+                let (mut n, mut total) = (0u64, 0u64);
+                for c in candidates.iter() {
+                    n += 1;
+                    total += u64::from(c.in_flight());
+                }
+                if n == 0 {
+                    return None;
+                }
+                ((factor * (total + 1) as f64) / n as f64).ceil() as u64
+            }
+        };
+        ring.successors(hash)
+            .filter_map(|p| candidates.get(p))
+            .find(|c| u64::from(c.in_flight()) < cap)
+    }
+
+    fn name(&self) -> &str {
+        "consistent_hash"
+    }
+
+    fn uses_ring(&self) -> bool {
+        true
+    }
+}

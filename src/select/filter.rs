@@ -1,0 +1,229 @@
+//! The request filters, and why a candidate was removed.
+
+use std::fmt;
+
+use semver::Version;
+
+use super::Slot;
+use crate::{Request, TagMatch};
+
+/// Why a deployment is not a candidate for a request.
+///
+/// ```
+/// use modelfleet::select::Reason;
+/// assert_eq!(Reason::ContextWindow.to_string(), "context window smaller than the request's tokens");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum Reason {
+    /// Weight 0: drained.
+    Drained,
+    /// Another provider than the requested one.
+    Provider,
+    /// A required label is missing or has another value.
+    Labels,
+    /// The tag does not match the requested tags.
+    Tags,
+    /// No version, or one outside the requested range.
+    Version,
+    /// A matching version, but not the newest one among the candidates.
+    NotNewest,
+    /// A known context window smaller than the request's token estimate.
+    ContextWindow,
+    /// Excluded by the request (already tried).
+    Excluded,
+}
+
+impl Reason {
+    /// Every reason, in the order the filters run.
+    pub const ALL: [Reason; 8] = [
+        Reason::Drained,
+        Reason::Provider,
+        Reason::Labels,
+        Reason::Tags,
+        Reason::Version,
+        Reason::NotNewest,
+        Reason::ContextWindow,
+        Reason::Excluded,
+    ];
+
+    /// The reason's short name (`drained`, `provider`, …).
+    ///
+    /// ```
+    /// assert_eq!(modelfleet::select::Reason::NotNewest.as_str(), "not_newest");
+    /// ```
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Reason::Drained => "drained",
+            Reason::Provider => "provider",
+            Reason::Labels => "labels",
+            Reason::Tags => "tags",
+            Reason::Version => "version",
+            Reason::NotNewest => "not_newest",
+            Reason::ContextWindow => "context_window",
+            Reason::Excluded => "excluded",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Reason::Drained => "drained (weight 0)",
+            Reason::Provider => "another provider",
+            Reason::Labels => "a required label is missing or differs",
+            Reason::Tags => "tag does not match",
+            Reason::Version => "version outside the requested range",
+            Reason::NotNewest => "not the newest matching version",
+            Reason::ContextWindow => "context window smaller than the request's tokens",
+            Reason::Excluded => "excluded by the request",
+        })
+    }
+}
+
+/// How many candidates each filter removed (each candidate counted once,
+/// under the first filter it failed, in the order of [`Reason::ALL`]).
+///
+/// ```
+/// use modelfleet::select::{Reason, Removed};
+/// let mut r = Removed::default();
+/// r.add(Reason::Labels);
+/// r.add(Reason::Labels);
+/// assert_eq!(r.count(Reason::Labels), 2);
+/// assert_eq!(r.to_string(), "labels removed 2");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Removed {
+    counts: [u32; Reason::ALL.len()],
+}
+
+impl Removed {
+    /// Counts one more candidate removed for `reason`.
+    pub fn add(&mut self, reason: Reason) {
+        let i = Reason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
+        self.counts[i] = self.counts[i].saturating_add(1);
+    }
+
+    /// How many candidates `reason` removed.
+    pub fn count(&self, reason: Reason) -> u32 {
+        Reason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |i| self.counts[i])
+    }
+
+    /// All candidates removed.
+    pub fn total(&self) -> u32 {
+        self.counts.iter().sum()
+    }
+
+    /// The non-zero counts, in filter order.
+    pub fn iter(&self) -> impl Iterator<Item = (Reason, u32)> + '_ {
+        Reason::ALL
+            .iter()
+            .zip(self.counts)
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| (*r, n))
+    }
+}
+
+impl fmt::Display for Removed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (r, n) in self.iter() {
+            if !first {
+                f.write_str(", ")?;
+            }
+            first = false;
+            write!(f, "{} removed {n}", r.as_str())?;
+        }
+        if first {
+            f.write_str("no candidates")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Removed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter().map(|(r, n)| (r.as_str(), n)))
+    }
+}
+
+/// A request's filters, ready to test candidates.
+pub(crate) struct Filter<'a> {
+    pub(crate) request: &'a Request,
+    /// With [`VersionPreference::Newest`](crate::VersionPreference::Newest):
+    /// the highest version among the candidates passing every other filter.
+    pub(crate) newest: Option<&'a Version>,
+}
+
+impl<'a> Filter<'a> {
+    /// Tests one deployment; the first failing filter is the reason.
+    pub(crate) fn passes(&self, slot: &Slot) -> Result<(), Reason> {
+        self.passes_before_newest(slot)?;
+        if let Some(newest) = self.newest
+            && slot.deployment.version() != Some(newest)
+        {
+            return Err(Reason::NotNewest);
+        }
+        self.passes_after_newest(slot)
+    }
+
+    /// Every filter that runs before the newest-version one.
+    pub(crate) fn passes_before_newest(&self, slot: &Slot) -> Result<(), Reason> {
+        let d = &slot.deployment;
+        let r = self.request;
+        if d.weight() == 0 {
+            return Err(Reason::Drained);
+        }
+        if r.required_provider().is_some_and(|p| p != d.provider()) {
+            return Err(Reason::Provider);
+        }
+        if !r
+            .required_labels()
+            .iter()
+            .all(|(k, v)| d.label(k) == Some(v.as_str()))
+        {
+            return Err(Reason::Labels);
+        }
+        let tags = r.requested_tags();
+        if !tags.is_empty() {
+            let ok = match (r.tag_match_mode(), d.tag()) {
+                (_, None) => false,
+                (TagMatch::Any, Some(t)) => tags.iter().any(|x| x == t),
+                (TagMatch::All, Some(t)) => tags.iter().all(|x| x == t),
+            };
+            if !ok {
+                return Err(Reason::Tags);
+            }
+        }
+        if let Some(req) = r.version_req()
+            && !d.version().is_some_and(|v| req.matches(v))
+        {
+            return Err(Reason::Version);
+        }
+        Ok(())
+    }
+
+    /// The filters after the newest-version one. The newest version is taken
+    /// among deployments passing *every other* filter, so these also run
+    /// when it is computed: once the newest deployments are excluded (tried),
+    /// the next version down becomes the newest.
+    pub(crate) fn passes_after_newest(&self, slot: &Slot) -> Result<(), Reason> {
+        let d = &slot.deployment;
+        let r = self.request;
+        if let (Some(tokens), Some(window)) = (r.token_estimate(), d.context_window())
+            && window < tokens
+        {
+            return Err(Reason::ContextWindow);
+        }
+        if r.excluded().contains(&slot.key) {
+            return Err(Reason::Excluded);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,504 @@
+//! The [`Strategy`] trait and what a strategy sees: [`Candidates`] and a [`Context`].
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::filter::Filter;
+use super::rng::{Rng, below};
+use super::{ConsistentHash, Latency, LeastOutstanding, PowerOfTwo, RoundRobin, Slot, Tier};
+use super::{WeightedRandom, WeightedRoundRobin};
+use crate::{Deployment, Error, ModelKey};
+
+/// Chooses one deployment among the eligible candidates of one priority tier.
+///
+/// The selector has already applied the request's filters and picked the
+/// tier; a strategy only decides *which* candidate. Return `None` only when
+/// no candidate is acceptable (the selector then reports no eligible
+/// deployment). "Better" is the strategy's own notion: fewer requests in
+/// flight, lower latency, a turn in the rotation.
+///
+/// Object-safe: a `Box<dyn Strategy>` can be given to
+/// [`SelectorBuilder::custom_strategy`](crate::SelectorBuilder::custom_strategy).
+///
+/// # A custom strategy
+///
+/// ```
+/// use modelfleet::select::{Candidate, Candidates, Context, Strategy};
+/// use modelfleet::{Deployment, Policy, Registry, Request, Selector};
+///
+/// /// Prefers the deployment with the largest context window.
+/// #[derive(Debug)]
+/// struct LargestWindow;
+///
+/// impl Strategy for LargestWindow {
+///     fn choose<'a>(&self, candidates: &Candidates<'a>, _ctx: &Context<'_>) -> Option<Candidate<'a>> {
+///         candidates
+///             .iter()
+///             .max_by_key(|c| c.deployment().context_window().unwrap_or(0))
+///     }
+/// }
+///
+/// let mut reg = Registry::new(Policy::NAME_TAG);
+/// reg.insert(Deployment::builder("openai", "gpt-4").tag("s").context_window(8_192).build()?)?;
+/// reg.insert(Deployment::builder("openai", "gpt-4").tag("l").context_window(128_000).build()?)?;
+/// let selector = Selector::builder(&reg).custom_strategy(Box::new(LargestWindow)).build();
+/// let pick = selector.select(&Request::new("gpt-4"))?;
+/// assert_eq!(pick.deployment().tag(), Some("l"));
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
+pub trait Strategy: fmt::Debug + Send + Sync {
+    /// Chooses one of `candidates`.
+    fn choose<'a>(&self, candidates: &Candidates<'a>, ctx: &Context<'_>) -> Option<Candidate<'a>>;
+
+    /// The strategy's name, shown in [`Pick`](crate::Pick)s and explanations.
+    fn name(&self) -> &str {
+        "custom"
+    }
+
+    /// Whether the selector should build a [`Ring`] per tier for this strategy.
+    fn uses_ring(&self) -> bool {
+        false
+    }
+}
+
+/// The eligible candidates of one priority tier, as a strategy sees them.
+///
+/// When the request has no filters, every member of the tier is a candidate
+/// and the selector's precomputed tables answer [`len`](Self::len),
+/// [`total_weight`](Self::total_weight), [`nth`](Self::nth) and
+/// [`at_weight`](Self::at_weight) in O(1) or O(log n). With filters, each of
+/// those walks the tier: O(n).
+///
+/// See [`Strategy`] for an example.
+#[derive(Clone, Copy)]
+pub struct Candidates<'a> {
+    pub(crate) slots: &'a [Slot],
+    pub(crate) tier: &'a Tier,
+    pub(crate) filter: Option<&'a Filter<'a>>,
+}
+
+impl fmt::Debug for Candidates<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Candidates")
+            .field("priority", &self.tier.priority)
+            .field("members", &self.tier.members.len())
+            .field("filtered", &self.filter.is_some())
+            .finish()
+    }
+}
+
+impl<'a> Candidates<'a> {
+    fn candidate(&self, position: usize) -> Candidate<'a> {
+        let slot = &self.slots[self.tier.members[position] as usize];
+        Candidate { position, slot }
+    }
+
+    fn eligible(&self, position: usize) -> bool {
+        match self.filter {
+            None => true,
+            Some(f) => f
+                .passes(&self.slots[self.tier.members[position] as usize])
+                .is_ok(),
+        }
+    }
+
+    /// Whether every member of the tier is a candidate (no filter removed any).
+    pub fn is_complete(&self) -> bool {
+        self.filter.is_none()
+    }
+
+    /// The priority of the tier.
+    pub fn priority(&self) -> u32 {
+        self.tier.priority
+    }
+
+    /// The number of members of the tier, eligible or not: the bound of
+    /// [`get`](Self::get)'s positions.
+    pub fn tier_len(&self) -> usize {
+        self.tier.members.len()
+    }
+
+    /// The candidates in registry order.
+    pub fn iter(&self) -> impl Iterator<Item = Candidate<'a>> + '_ {
+        (0..self.tier.members.len())
+            .filter(|&p| self.eligible(p))
+            .map(|p| self.candidate(p))
+    }
+
+    /// The number of candidates. O(1) when [complete](Self::is_complete), else O(n).
+    pub fn len(&self) -> usize {
+        match self.filter {
+            None => self.tier.members.len(),
+            Some(_) => self.iter().count(),
+        }
+    }
+
+    /// Whether there is no candidate.
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+
+    /// The member at tier position `position`, if it is a candidate.
+    pub fn get(&self, position: usize) -> Option<Candidate<'a>> {
+        (position < self.tier.members.len() && self.eligible(position))
+            .then(|| self.candidate(position))
+    }
+
+    /// The `n`-th candidate in registry order. O(1) when complete, else O(n).
+    pub fn nth(&self, n: usize) -> Option<Candidate<'a>> {
+        match self.filter {
+            None => (n < self.tier.members.len()).then(|| self.candidate(n)),
+            Some(_) => self.iter().nth(n),
+        }
+    }
+
+    /// The sum of the candidates' weights. O(1) when complete, else O(n).
+    pub fn total_weight(&self) -> u64 {
+        match self.filter {
+            None => self.tier.total,
+            Some(_) => self.iter().map(|c| u64::from(c.weight())).sum(),
+        }
+    }
+
+    /// The candidate whose share of the weight line `[0, total_weight)`
+    /// holds `point`: candidates own consecutive ranges as long as their
+    /// weights, in registry order. O(log n) when complete, else O(n).
+    pub fn at_weight(&self, point: u64) -> Option<Candidate<'a>> {
+        match self.filter {
+            None => {
+                let p = self.tier.cumulative.partition_point(|&c| c <= point);
+                (p < self.tier.members.len()).then(|| self.candidate(p))
+            }
+            Some(_) => {
+                let mut acc = 0u64;
+                self.iter().find(|c| {
+                    acc += u64::from(c.weight());
+                    point < acc
+                })
+            }
+        }
+    }
+
+    /// The tier's hash ring, when the strategy [uses one](Strategy::uses_ring).
+    pub fn ring(&self) -> Option<&'a Ring> {
+        self.tier.ring.as_ref()
+    }
+}
+
+/// One eligible deployment, as a strategy sees it.
+#[derive(Clone, Copy)]
+pub struct Candidate<'a> {
+    position: usize,
+    slot: &'a Slot,
+}
+
+impl fmt::Debug for Candidate<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Candidate")
+            .field("key", &self.slot.key)
+            .field("position", &self.position)
+            .field("in_flight", &self.in_flight())
+            .finish()
+    }
+}
+
+impl<'a> Candidate<'a> {
+    /// The position in the tier (registry order among the tier's members).
+    pub fn position(&self) -> usize {
+        self.position
+    }
+
+    /// The deployment's key.
+    pub fn key(&self) -> &'a ModelKey {
+        &self.slot.key
+    }
+
+    /// The deployment.
+    pub fn deployment(&self) -> &'a Deployment {
+        &self.slot.deployment
+    }
+
+    /// The selection weight (at least 1: drained deployments are never candidates).
+    pub fn weight(&self) -> u32 {
+        self.slot.deployment.weight()
+    }
+
+    /// Picks of this deployment still in flight (across every selector handle).
+    pub fn in_flight(&self) -> u32 {
+        self.slot.state.in_flight()
+    }
+
+    /// The peak-EWMA latency estimate, `None` before the first completed pick.
+    pub fn latency(&self) -> Option<Duration> {
+        self.slot.state.latency()
+    }
+}
+
+/// Per-request context: randomness, the rotation cursor, the affinity key.
+///
+/// Randomness and the cursor belong to the selector *handle* (see
+/// [`Selector`](crate::Selector)): one handle, one seed, one sequence.
+pub struct Context<'a> {
+    pub(crate) rng: &'a Rng,
+    pub(crate) cursor: &'a AtomicU64,
+    pub(crate) affinity: Option<&'a str>,
+}
+
+impl fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context")
+            .field("affinity", &self.affinity.map(|_| "<set>"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context<'_> {
+    /// 64 random bits from the handle's seeded source.
+    pub fn random(&self) -> u64 {
+        self.rng.next_u64()
+    }
+
+    /// A uniform random number in `0..n` (`n` ≥ 1).
+    pub fn random_below(&self, n: u64) -> u64 {
+        below(self.rng.next_u64(), n.max(1))
+    }
+
+    /// The next turn of this model's rotation on this handle: 0, 1, 2, …
+    /// (the first value depends on the seed, so handles do not all start on
+    /// the same deployment).
+    pub fn next_turn(&self) -> u64 {
+        self.cursor.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The request's affinity key.
+    pub fn affinity(&self) -> Option<&str> {
+        self.affinity
+    }
+
+    /// The stable 64-bit hash of the affinity key (xxh3, seed 0): the same on
+    /// every platform, run and crate version.
+    pub fn affinity_hash(&self) -> Option<u64> {
+        self.affinity
+            .map(|a| xxhash_rust::xxh3::xxh3_64(a.as_bytes()))
+    }
+}
+
+/// A consistent-hash ring over one tier: points on a 64-bit circle, each
+/// owned by a tier member.
+///
+/// Each member gets points in proportion to its weight (160 per unit of
+/// weight after dividing all weights of the tier by their greatest common
+/// divisor, at most 1,000,000 points per tier), placed at
+/// `xxh3_64_with_seed(key text, point index)`. Positions depend only on the
+/// member's key and weight, so adding or removing a member moves only the
+/// hashes that land on its points.
+#[derive(Debug, Clone)]
+pub struct Ring {
+    points: Box<[(u64, u32)]>,
+}
+
+/// Points per unit of (gcd-normalized) weight.
+const POINTS_PER_WEIGHT: u64 = 160;
+/// Upper bound on the points of one tier's ring.
+const MAX_RING_POINTS: u64 = 1_000_000;
+
+impl Ring {
+    pub(crate) fn build(slots: &[Slot], members: &[u32]) -> Self {
+        let weights = members
+            .iter()
+            .map(|&i| u64::from(slots[i as usize].deployment.weight()));
+        let g = weights.clone().fold(0, gcd).max(1);
+        let units: u64 = weights.clone().map(|w| w / g).sum();
+        // Scale down when the tier would exceed the cap; keep at least one point each.
+        let per = (MAX_RING_POINTS / units.max(1)).clamp(1, POINTS_PER_WEIGHT);
+        let mut points = Vec::with_capacity((units * per) as usize);
+        for (pos, &i) in members.iter().enumerate() {
+            let slot = &slots[i as usize];
+            let name = slot.key.to_string();
+            let n = (u64::from(slot.deployment.weight()) / g * per).max(1);
+            for k in 0..n {
+                let h = xxhash_rust::xxh3::xxh3_64_with_seed(name.as_bytes(), k);
+                points.push((h, pos as u32));
+            }
+        }
+        // Ties (vanishingly rare) resolve by position, so the ring is a pure
+        // function of the members.
+        points.sort_unstable();
+        Self {
+            points: points.into_boxed_slice(),
+        }
+    }
+
+    /// The number of points.
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    /// Whether the ring has no points.
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
+    /// Tier positions of the points at or after `hash`, clockwise, once
+    /// around the circle (a member appears once per point it owns).
+    /// Finding the start is O(log points).
+    pub fn successors(&self, hash: u64) -> impl Iterator<Item = usize> + '_ {
+        let start = self.points.partition_point(|&(h, _)| h < hash);
+        self.points[start..]
+            .iter()
+            .chain(&self.points[..start])
+            .map(|&(_, p)| p as usize)
+    }
+}
+
+pub(crate) fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// The built-in strategies, by name.
+///
+/// | name | picks | cost per pick (no filters / filters) |
+/// |---|---|---|
+/// | `round_robin` | each candidate in turn | O(1) / O(n) |
+/// | `weighted_round_robin` | exactly `w_i` of every `Σw` consecutive picks, interleaved | O(log n) / O(n) |
+/// | `weighted_random` | candidate i with probability `w_i/Σw` | O(log n) / O(n) |
+/// | `least_outstanding` | fewest picks in flight, ties at random | O(n) |
+/// | `power_of_two` | the less loaded of two random candidates | O(1) / O(n) |
+/// | `latency` | lowest latency estimate, within a buffer | O(n) |
+/// | `consistent_hash` | the same deployment for the same affinity key | O(log n) / O(log n + skipped) |
+///
+/// ```
+/// use modelfleet::select::BuiltinStrategy;
+///
+/// let s: BuiltinStrategy = "weighted_round_robin".parse()?;
+/// assert_eq!(s.to_string(), "weighted_round_robin");
+/// assert!("fastest".parse::<BuiltinStrategy>().is_err());
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum BuiltinStrategy {
+    /// [`RoundRobin`].
+    RoundRobin(RoundRobin),
+    /// [`WeightedRoundRobin`].
+    WeightedRoundRobin(WeightedRoundRobin),
+    /// [`WeightedRandom`].
+    WeightedRandom(WeightedRandom),
+    /// [`LeastOutstanding`].
+    LeastOutstanding(LeastOutstanding),
+    /// [`PowerOfTwo`].
+    PowerOfTwo(PowerOfTwo),
+    /// [`Latency`].
+    Latency(Latency),
+    /// [`ConsistentHash`].
+    ConsistentHash(ConsistentHash),
+}
+
+const NAMES: &str = "round_robin, weighted_round_robin, weighted_random, least_outstanding, power_of_two, latency, consistent_hash";
+
+impl BuiltinStrategy {
+    /// Every built-in strategy with its default settings.
+    pub fn all() -> [BuiltinStrategy; 7] {
+        [
+            RoundRobin.into(),
+            WeightedRoundRobin.into(),
+            WeightedRandom.into(),
+            LeastOutstanding.into(),
+            PowerOfTwo::default().into(),
+            Latency::default().into(),
+            ConsistentHash::default().into(),
+        ]
+    }
+
+    fn inner(&self) -> &dyn Strategy {
+        match self {
+            BuiltinStrategy::RoundRobin(s) => s,
+            BuiltinStrategy::WeightedRoundRobin(s) => s,
+            BuiltinStrategy::WeightedRandom(s) => s,
+            BuiltinStrategy::LeastOutstanding(s) => s,
+            BuiltinStrategy::PowerOfTwo(s) => s,
+            BuiltinStrategy::Latency(s) => s,
+            BuiltinStrategy::ConsistentHash(s) => s,
+        }
+    }
+}
+
+impl Strategy for BuiltinStrategy {
+    fn choose<'a>(&self, candidates: &Candidates<'a>, ctx: &Context<'_>) -> Option<Candidate<'a>> {
+        // Static dispatch for the built-ins.
+        match self {
+            BuiltinStrategy::RoundRobin(s) => s.choose(candidates, ctx),
+            BuiltinStrategy::WeightedRoundRobin(s) => s.choose(candidates, ctx),
+            BuiltinStrategy::WeightedRandom(s) => s.choose(candidates, ctx),
+            BuiltinStrategy::LeastOutstanding(s) => s.choose(candidates, ctx),
+            BuiltinStrategy::PowerOfTwo(s) => s.choose(candidates, ctx),
+            BuiltinStrategy::Latency(s) => s.choose(candidates, ctx),
+            BuiltinStrategy::ConsistentHash(s) => s.choose(candidates, ctx),
+        }
+    }
+
+    fn name(&self) -> &str {
+        self.inner().name()
+    }
+
+    fn uses_ring(&self) -> bool {
+        self.inner().uses_ring()
+    }
+}
+
+impl fmt::Display for BuiltinStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for BuiltinStrategy {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        BuiltinStrategy::all()
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| Error::UnknownStrategy {
+                input: s.chars().take(100).collect(),
+                expected: NAMES,
+            })
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for BuiltinStrategy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for BuiltinStrategy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+macro_rules! from_builtin {
+    ($($t:ident),*) => {$(
+        impl From<$t> for BuiltinStrategy {
+            fn from(s: $t) -> Self {
+                BuiltinStrategy::$t(s)
+            }
+        }
+    )*};
+}
+
+from_builtin!(
+    RoundRobin,
+    WeightedRoundRobin,
+    WeightedRandom,
+    LeastOutstanding,
+    PowerOfTwo,
+    Latency,
+    ConsistentHash
+);

@@ -1,0 +1,49 @@
+//! `weighted_random`: candidate i with probability `w_i / Σw`.
+
+use super::strategy::{Candidate, Candidates, Context, Strategy};
+
+/// Picks candidate i with probability `w_i / Σw`, independently per pick.
+///
+/// Draws a uniform point on `[0, Σw)` from the handle's seeded source
+/// (Lemire's multiply-shift; bias at most `Σw / 2^64`) and picks the candidate
+/// owning it. This is LiteLLM's `simple-shuffle` with weights, and
+/// `rand`'s `WeightedIndex`, without a per-pick allocation or lock.
+///
+/// Cost: O(log n) per pick without request filters (binary search over
+/// precomputed cumulative weights), O(n) with.
+///
+/// Use it when many independent routers should spread load by weight
+/// without coordinating; prefer [`WeightedRoundRobin`](super::WeightedRoundRobin)
+/// when one router should hit the shares exactly.
+///
+/// ```
+/// use modelfleet::{Deployment, Policy, Registry, Request, Selector};
+/// use modelfleet::select::WeightedRandom;
+///
+/// let mut reg = Registry::new(Policy::NAME_TAG);
+/// reg.insert(Deployment::builder("openai", "gpt-4").tag("a").weight(9).build()?)?;
+/// reg.insert(Deployment::builder("openai", "gpt-4").tag("b").weight(1).build()?)?;
+/// let selector = Selector::builder(&reg).strategy(WeightedRandom).seed(7).build();
+/// let req = Request::new("gpt-4");
+/// let a = (0..1000)
+///     .filter(|_| selector.select(&req).unwrap().deployment().tag() == Some("a"))
+///     .count();
+/// assert!((850..950).contains(&a), "{a}");
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct WeightedRandom;
+
+impl Strategy for WeightedRandom {
+    fn choose<'a>(&self, candidates: &Candidates<'a>, ctx: &Context<'_>) -> Option<Candidate<'a>> {
+        let total = candidates.total_weight();
+        if total == 0 {
+            return None;
+        }
+        candidates.at_weight(ctx.random_below(total))
+    }
+
+    fn name(&self) -> &str {
+        "weighted_random"
+    }
+}
