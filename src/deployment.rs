@@ -90,6 +90,7 @@ pub struct Limits {
 }
 
 impl Limits {
+    #[cfg(feature = "serde")]
     fn is_unlimited(&self) -> bool {
         *self == Limits::default()
     }

@@ -116,6 +116,37 @@ pub enum Error {
         /// What is wrong, with the offending value.
         problem: String,
     },
+    /// A name (failure kind, outcome, …) did not parse.
+    #[error("unknown {what} {input:?}: expected one of {expected}")]
+    UnknownName {
+        /// What kind of name.
+        what: &'static str,
+        /// The input.
+        input: String,
+        /// The names that would have been accepted.
+        expected: &'static str,
+    },
+    /// A health setting is out of range.
+    #[error("health: {field} {problem}")]
+    InvalidHealth {
+        /// The setting, as a path (`ejection.max_percent`).
+        field: &'static str,
+        /// What is wrong, with the offending value.
+        problem: String,
+    },
+    /// Deployments pass the request's filters, but none is healthy or within
+    /// its limits.
+    #[error("no deployment of {model:?} is available{}: {removed}", RetryAt(*retry_at))]
+    Unavailable {
+        /// The requested model.
+        model: String,
+        /// The earliest time (since your clock's origin) a cooling or
+        /// ejected deployment becomes a candidate again; `None` when only
+        /// limits stand in the way.
+        retry_at: Option<std::time::Duration>,
+        /// How many candidates each filter, health state and limit removed.
+        removed: crate::select::Removed,
+    },
     /// No deployment serves the requested model (and provider, if given).
     #[error("unknown model {model:?}")]
     UnknownModel {
@@ -318,5 +349,16 @@ impl fmt::Display for CollisionList<'_> {
             write!(f, "{c}")?;
         }
         Ok(())
+    }
+}
+
+struct RetryAt(Option<std::time::Duration>);
+
+impl fmt::Display for RetryAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(t) => write!(f, " until {}ms", t.as_millis()),
+            None => Ok(()),
+        }
     }
 }

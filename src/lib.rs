@@ -75,6 +75,7 @@
 mod deployment;
 mod endpoint;
 mod error;
+pub mod health;
 mod key;
 mod name;
 pub mod policy;

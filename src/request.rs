@@ -1,5 +1,7 @@
 //! [`Request`]: what a caller asks the [`Selector`](crate::Selector) for.
 
+use std::time::Duration;
+
 use semver::VersionReq;
 
 use crate::ModelKey;
@@ -51,6 +53,7 @@ pub struct Request {
     exclude: Vec<ModelKey>,
     tokens: Option<u32>,
     fallbacks: Vec<String>,
+    at: Option<Duration>,
 }
 
 /// How a request's tags match a deployment's tag.
@@ -175,6 +178,16 @@ impl Request {
         self
     }
 
+    /// The time of the request (since any fixed origin of your choosing,
+    /// the same clock as your [reports](crate::health::Report)): health and
+    /// rolling-minute limits are judged at this time. Without it, the
+    /// selector uses the latest report time it has seen on its handle.
+    #[must_use]
+    pub fn at(mut self, now: Duration) -> Self {
+        self.at = Some(now);
+        self
+    }
+
     /// The requested model.
     #[must_use]
     pub fn model(&self) -> &str {
@@ -233,6 +246,12 @@ impl Request {
     #[must_use]
     pub fn token_estimate(&self) -> Option<u32> {
         self.tokens
+    }
+
+    /// The request's time, if set.
+    #[must_use]
+    pub fn time(&self) -> Option<Duration> {
+        self.at
     }
 
     /// The fallback models, in order.

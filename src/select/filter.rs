@@ -5,6 +5,7 @@ use std::fmt;
 use semver::Version;
 
 use super::Slot;
+use crate::health::State;
 use crate::{Request, TagMatch};
 
 /// Why a deployment is not a candidate for a request.
@@ -34,11 +35,21 @@ pub enum Reason {
     ContextWindow,
     /// Excluded by the request (already tried).
     Excluded,
+    /// Cooling down after failures (see [`health`](crate::health)).
+    Cooling,
+    /// Ejected as an outlier.
+    Ejected,
+    /// At its `max_in_flight` limit.
+    InFlightLimit,
+    /// At its `rpm` limit over the rolling minute.
+    RpmLimit,
+    /// At its `tpm` limit over the rolling minute.
+    TpmLimit,
 }
 
 impl Reason {
     /// Every reason, in the order the filters run.
-    pub const ALL: [Reason; 8] = [
+    pub const ALL: [Reason; 13] = [
         Reason::Drained,
         Reason::Provider,
         Reason::Labels,
@@ -47,7 +58,32 @@ impl Reason {
         Reason::NotNewest,
         Reason::ContextWindow,
         Reason::Excluded,
+        Reason::Cooling,
+        Reason::Ejected,
+        Reason::InFlightLimit,
+        Reason::RpmLimit,
+        Reason::TpmLimit,
     ];
+
+    /// Whether the reason is the deployment's state (health or a limit)
+    /// rather than what the request asked for: such candidates may come
+    /// back by themselves.
+    ///
+    /// ```
+    /// use modelfleet::select::Reason;
+    /// assert!(Reason::Cooling.is_transient());
+    /// assert!(!Reason::Labels.is_transient());
+    /// ```
+    pub const fn is_transient(self) -> bool {
+        matches!(
+            self,
+            Reason::Cooling
+                | Reason::Ejected
+                | Reason::InFlightLimit
+                | Reason::RpmLimit
+                | Reason::TpmLimit
+        )
+    }
 
     /// The reason's short name (`drained`, `provider`, …).
     ///
@@ -64,6 +100,11 @@ impl Reason {
             Reason::NotNewest => "not_newest",
             Reason::ContextWindow => "context_window",
             Reason::Excluded => "excluded",
+            Reason::Cooling => "cooling",
+            Reason::Ejected => "ejected",
+            Reason::InFlightLimit => "max_in_flight",
+            Reason::RpmLimit => "rpm",
+            Reason::TpmLimit => "tpm",
         }
     }
 }
@@ -79,6 +120,11 @@ impl fmt::Display for Reason {
             Reason::NotNewest => "not the newest matching version",
             Reason::ContextWindow => "context window smaller than the request's tokens",
             Reason::Excluded => "excluded by the request",
+            Reason::Cooling => "cooling down",
+            Reason::Ejected => "ejected as an outlier",
+            Reason::InFlightLimit => "at its max_in_flight limit",
+            Reason::RpmLimit => "at its requests-per-minute limit",
+            Reason::TpmLimit => "at its tokens-per-minute limit",
         })
     }
 }
@@ -159,11 +205,52 @@ pub(crate) struct Filter<'a> {
     /// With [`VersionPreference::Newest`](crate::VersionPreference::Newest):
     /// the highest version among the candidates passing every other filter.
     pub(crate) newest: Option<&'a Version>,
+    /// The request's time, in nanoseconds of the caller's clock.
+    pub(crate) now: u64,
+    /// Whether cooling and ejected deployments are removed (not in panic mode).
+    pub(crate) check_health: bool,
 }
 
 impl<'a> Filter<'a> {
     /// Tests one deployment; the first failing filter is the reason.
     pub(crate) fn passes(&self, slot: &Slot) -> Result<(), Reason> {
+        self.passes_request(slot)?;
+        self.passes_state(slot)
+    }
+
+    /// The deployment's health and limits at the request's time.
+    pub(crate) fn passes_state(&self, slot: &Slot) -> Result<(), Reason> {
+        if self.check_health {
+            match slot.state.out_at(self.now) {
+                Some((State::Ejected, _)) => return Err(Reason::Ejected),
+                Some(_) => return Err(Reason::Cooling),
+                None => {}
+            }
+        }
+        let limits = slot.deployment.limits();
+        if limits
+            .max_in_flight
+            .is_some_and(|m| slot.state.in_flight() >= m.get())
+        {
+            return Err(Reason::InFlightLimit);
+        }
+        if limits
+            .rpm
+            .is_some_and(|m| slot.state.picks_per_minute(self.now) >= u64::from(m.get()))
+        {
+            return Err(Reason::RpmLimit);
+        }
+        if limits
+            .tpm
+            .is_some_and(|m| slot.state.tokens_per_minute(self.now) >= m.get())
+        {
+            return Err(Reason::TpmLimit);
+        }
+        Ok(())
+    }
+
+    /// What the request asks for, whatever the deployment's state.
+    pub(crate) fn passes_request(&self, slot: &Slot) -> Result<(), Reason> {
         self.passes_before_newest(slot)?;
         if let Some(newest) = self.newest
             && slot.deployment.version() != Some(newest)

@@ -78,11 +78,14 @@ pub use strategy::{BuiltinStrategy, Candidate, Candidates, Context, Ring, Strate
 pub use weighted_random::WeightedRandom;
 pub use weighted_round_robin::WeightedRoundRobin;
 
+use crate::health::{HealthPolicy, HealthSnapshot, Report, Unhealthy};
 use crate::registry::FixedState;
-use crate::{Deployment, Error, IdentityPolicy, ModelKey, Registry, Request, VersionPreference};
+use crate::{
+    Deployment, Error, IdentityPolicy, Limits, ModelKey, Registry, Request, VersionPreference,
+};
 use filter::Filter;
 use rng::{Rng, mix};
-use state::DeploymentState;
+use state::{DeploymentState, GroupView, nanos};
 
 /// One deployment as the selector holds it.
 #[derive(Debug)]
@@ -90,6 +93,10 @@ pub(crate) struct Slot {
     pub(crate) key: ModelKey,
     pub(crate) deployment: Deployment,
     pub(crate) state: CachePadded<DeploymentState>,
+    /// Index of the model's group.
+    group: u32,
+    /// Index of its tier in the group; `None` when drained (weight 0).
+    tier: Option<u32>,
 }
 
 /// The members of one priority tier with weight > 0, and tables built once.
@@ -104,6 +111,18 @@ pub(crate) struct Tier {
     /// The weighted-round-robin stride for `total`.
     pub(crate) stride: u64,
     pub(crate) ring: Option<Ring>,
+    /// Whether any member has limits (then every pick checks them).
+    limited: bool,
+    /// Until when (ns) some member may be cooling, ejected or ramping up;
+    /// before that time picks check health. Raised by reports, never lowered.
+    disturbed_until: AtomicU64,
+}
+
+impl Tier {
+    /// Whether every member is a healthy candidate at full weight at `now`.
+    fn is_clear(&self, now: u64) -> bool {
+        !self.limited && now >= self.disturbed_until.load(Ordering::Relaxed)
+    }
 }
 
 #[derive(Debug)]
@@ -136,6 +155,7 @@ struct Shared {
     chooser: Chooser,
     seed: u64,
     latency_decay: Duration,
+    health: HealthPolicy,
     handles: AtomicU64,
 }
 
@@ -143,6 +163,9 @@ struct Shared {
 struct Local {
     rng: Rng,
     cursors: Box<[AtomicU64]>,
+    /// The latest report time seen on this handle (ns): the time of a
+    /// request that carries none.
+    latest: AtomicU64,
 }
 
 impl Local {
@@ -153,6 +176,7 @@ impl Local {
             cursors: (0..groups as u64)
                 .map(|g| AtomicU64::new(mix(s.wrapping_add(g)) >> 1))
                 .collect(),
+            latest: AtomicU64::new(0),
         }
     }
 }
@@ -230,6 +254,8 @@ pub struct SelectorBuilder<'r, P> {
     chooser: Chooser,
     seed: u64,
     latency_decay: Duration,
+    health: HealthPolicy,
+    started_at: Option<Duration>,
 }
 
 impl<P> fmt::Debug for SelectorBuilder<'_, P> {
@@ -267,9 +293,39 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
         self
     }
 
+    /// What the selector does with outcome reports (default
+    /// [`HealthPolicy::default`]); see [`health`](crate::health).
+    pub fn health(mut self, policy: HealthPolicy) -> Self {
+        self.health = policy;
+        self
+    }
+
+    /// Treats every deployment as new at `now`: with a
+    /// [slow start](crate::health::SlowStart), weights ramp up from there.
+    pub fn started_at(mut self, now: Duration) -> Self {
+        self.started_at = Some(now);
+        self
+    }
+
     /// Builds the selector over a snapshot of the registry.
     ///
     /// Computes in O(n log n) (O(points log points) with a hash ring).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidHealth`] if the [health policy](Self::health) does not
+    /// [validate](HealthPolicy::validate).
+    pub fn try_build(self) -> Result<Selector, Error> {
+        self.health.validate()?;
+        Ok(self.build())
+    }
+
+    /// Builds the selector over a snapshot of the registry.
+    ///
+    /// Computes in O(n log n) (O(points log points) with a hash ring). A
+    /// health policy that does not [validate](HealthPolicy::validate) is
+    /// used as given (out-of-range values are clamped where they are used);
+    /// use [`try_build`](Self::try_build) to reject it instead.
     pub fn build(self) -> Selector {
         let reg = self.registry;
         let uses_ring = self.chooser.get().uses_ring();
@@ -279,8 +335,11 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                 key: k.clone(),
                 deployment: d.clone(),
                 state: CachePadded::new(DeploymentState::default()),
+                group: 0,
+                tier: None,
             })
             .collect();
+        let mut slots = slots;
         let by_key: IndexMap<ModelKey, u32, FixedState> = slots
             .iter()
             .enumerate()
@@ -319,6 +378,9 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                         .collect();
                     let total = *cumulative.last().unwrap_or(&0);
                     let ring = uses_ring.then(|| Ring::build(&slots, &members));
+                    let limited = members
+                        .iter()
+                        .any(|&i| *slots[i as usize].deployment.limits() != Limits::default());
                     Some(Tier {
                         priority,
                         stride: weighted_round_robin::stride(total),
@@ -326,11 +388,33 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                         cumulative,
                         total,
                         ring,
+                        limited,
+                        disturbed_until: AtomicU64::new(0),
                     })
                 })
-                .collect();
-            models.insert(model.into(), groups.len() as u32);
+                .collect::<Box<[Tier]>>();
+            let gi = groups.len() as u32;
+            for &i in &all {
+                slots[i as usize].group = gi;
+            }
+            for (ti, tier) in tiers.iter().enumerate() {
+                for &i in &tier.members {
+                    slots[i as usize].tier = Some(ti as u32);
+                }
+            }
+            models.insert(model.into(), gi);
             groups.push(Group { all, tiers });
+        }
+        if let Some(at) = self.started_at {
+            let now = nanos(at);
+            let ramp = self.health.slow_start.map_or(0, |s| nanos(s.window));
+            for slot in slots.iter() {
+                slot.state.started_at(now);
+            }
+            for tier in groups.iter().flat_map(|g| g.tiers.iter()) {
+                tier.disturbed_until
+                    .fetch_max(now.saturating_add(ramp), Ordering::Relaxed);
+            }
         }
         let shared = Shared {
             slots,
@@ -340,6 +424,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
             chooser: self.chooser,
             seed: self.seed,
             latency_decay: self.latency_decay,
+            health: self.health,
             handles: AtomicU64::new(1),
         };
         Selector {
@@ -359,6 +444,8 @@ impl Selector {
             chooser: Chooser::Builtin(WeightedRoundRobin.into()),
             seed: 0,
             latency_decay: Duration::from_secs(10),
+            health: HealthPolicy::default(),
+            started_at: None,
         }
     }
 
@@ -481,14 +568,23 @@ impl Selector {
     /// Picks a deployment for `request`.
     ///
     /// No lock, no allocation on success. Cost: O(1) to find the model, then
-    /// the strategy's cost (see [`BuiltinStrategy`]); a request with filters
-    /// adds an O(n) walk of each tier it inspects.
+    /// the strategy's cost (see [`BuiltinStrategy`]) when the request has no
+    /// filters and the lowest tier is healthy and unlimited; otherwise each
+    /// tier inspected is walked once (O(n)) to apply filters, health and
+    /// limits.
+    ///
+    /// Health is judged at the request's [time](Request::at), or at the
+    /// latest report time seen on this handle when the request has none.
     ///
     /// # Errors
     ///
     /// - [`Error::UnknownModel`] if no deployment serves the model;
-    /// - [`Error::NoEligible`] if every deployment was filtered out (with the
-    ///   count each filter removed), or the strategy refused every candidate.
+    /// - [`Error::Unavailable`] if deployments pass the request's filters but
+    ///   all are cooling, ejected or at a limit (with the earliest time one
+    ///   returns), and the [health policy](crate::health::Unhealthy) says fail;
+    /// - [`Error::NoEligible`] if the request's filters removed every
+    ///   deployment (with the count each filter removed), or the strategy
+    ///   refused every candidate.
     ///
     /// ```
     /// use modelfleet::{Deployment, Error, Registry, Request, Selector};
@@ -507,6 +603,7 @@ impl Selector {
     /// ```
     pub fn select(&self, request: &Request) -> Result<Pick<'_>, Error> {
         let (gi, group) = self.group(request)?;
+        let now = self.now(request);
         let ctx = Context {
             rng: &self.local.rng,
             cursor: &self.local.cursors[gi],
@@ -514,35 +611,47 @@ impl Selector {
         };
         let strategy = self.shared.chooser.get();
         let slots = &self.shared.slots[..];
-        if request.is_plain() {
-            if let Some(tier) = group.tiers.first() {
-                let candidates = Candidates {
-                    slots,
-                    tier,
-                    filter: None,
-                };
-                if let Some(c) = strategy.choose(&candidates, &ctx) {
-                    return Ok(self.pick(tier, c.position()));
-                }
-            }
-        } else {
-            let filter = self.filter(group, request);
-            for tier in &group.tiers {
-                let candidates = Candidates {
-                    slots,
-                    tier,
-                    filter: Some(&filter),
-                };
-                if candidates.is_empty() {
-                    continue;
-                }
-                if let Some(c) = strategy.choose(&candidates, &ctx) {
-                    return Ok(self.pick(tier, c.position()));
-                }
-                break;
-            }
+        if request.is_plain()
+            && let Some(tier) = group.tiers.first().filter(|t| t.is_clear(now))
+        {
+            let candidates = Candidates {
+                slots,
+                tier,
+                filter: None,
+                slow: None,
+            };
+            return match strategy.choose(&candidates, &ctx) {
+                Some(c) => Ok(self.pick(tier, c.position(), now)),
+                None => Err(self.refused(group, request, now)),
+            };
         }
-        Err(self.no_eligible(group, request))
+        let mut filter = self.filter(group, request, now);
+        if self.should_panic(group, &filter) {
+            filter.check_health = false;
+        }
+        let slow = self.shared.health.slow_start.as_ref();
+        for tier in &group.tiers {
+            let candidates = Candidates {
+                slots,
+                tier,
+                filter: Some(&filter),
+                slow: slow.filter(|_| !tier.is_clear(now)),
+            };
+            if candidates.is_empty() {
+                continue;
+            }
+            return match strategy.choose(&candidates, &ctx) {
+                Some(c) => Ok(self.pick(tier, c.position(), now)),
+                None => Err(self.refused(group, request, now)),
+            };
+        }
+        Err(self.nothing_left(group, &filter))
+    }
+
+    fn now(&self, request: &Request) -> u64 {
+        request
+            .time()
+            .map_or_else(|| self.local.latest.load(Ordering::Relaxed), nanos)
     }
 
     fn group(&self, request: &Request) -> Result<(usize, &Group), Error> {
@@ -554,10 +663,12 @@ impl Selector {
         }
     }
 
-    fn filter<'a>(&'a self, group: &Group, request: &'a Request) -> Filter<'a> {
+    fn filter<'a>(&'a self, group: &Group, request: &'a Request, now: u64) -> Filter<'a> {
         let mut filter = Filter {
             request,
             newest: None,
+            now,
+            check_health: true,
         };
         if request.version_preference_mode() == VersionPreference::Newest {
             filter.newest = group
@@ -573,29 +684,171 @@ impl Selector {
         filter
     }
 
-    fn pick<'s>(&'s self, tier: &'s Tier, position: usize) -> Pick<'s> {
+    /// Envoy's panic mode: below the threshold share of healthy eligible
+    /// deployments (all tiers), health is ignored. O(n).
+    fn should_panic(&self, group: &Group, filter: &Filter<'_>) -> bool {
+        let Unhealthy::Panic { threshold_percent } = self.shared.health.unhealthy else {
+            return false;
+        };
+        let (mut eligible, mut healthy) = (0u64, 0u64);
+        for &i in &group.all {
+            let slot = &self.shared.slots[i as usize];
+            if filter.passes_request(slot).is_ok() {
+                eligible += 1;
+                if slot.state.out_at(filter.now).is_none() {
+                    healthy += 1;
+                }
+            }
+        }
+        eligible > 0 && healthy * 100 < u64::from(threshold_percent) * eligible
+    }
+
+    fn pick<'s>(&'s self, tier: &'s Tier, position: usize, now: u64) -> Pick<'s> {
         let slot = &self.shared.slots[tier.members[position] as usize];
         slot.state.acquire();
+        if slot.deployment.limits().rpm.is_some() {
+            slot.state.count_pick(now);
+        }
         Pick {
+            selector: self,
             slot,
             priority: tier.priority,
-            strategy: self.shared.chooser.get().name(),
-            latency_decay: self.shared.latency_decay,
         }
     }
 
-    fn no_eligible(&self, group: &Group, request: &Request) -> Error {
-        let filter = self.filter(group, request);
+    fn removed(&self, group: &Group, filter: &Filter<'_>) -> (Removed, Option<u64>) {
         let mut removed = Removed::default();
+        let mut retry_at: Option<u64> = None;
         for &i in &group.all {
-            if let Err(r) = filter.passes(&self.shared.slots[i as usize]) {
+            let slot = &self.shared.slots[i as usize];
+            if let Err(r) = filter.passes(slot) {
                 removed.add(r);
+                if matches!(r, Reason::Cooling | Reason::Ejected)
+                    && let Some((_, until)) = slot.state.out_at(filter.now)
+                {
+                    retry_at = Some(retry_at.map_or(until, |t| t.min(until)));
+                }
             }
         }
+        (removed, retry_at)
+    }
+
+    fn nothing_left(&self, group: &Group, filter: &Filter<'_>) -> Error {
+        let (removed, retry_at) = self.removed(group, filter);
+        let model = filter.request.model().to_owned();
+        if removed.iter().any(|(r, _)| r.is_transient()) {
+            Error::Unavailable {
+                model,
+                retry_at: retry_at.map(Duration::from_nanos),
+                removed,
+            }
+        } else {
+            Error::NoEligible { model, removed }
+        }
+    }
+
+    fn refused(&self, group: &Group, request: &Request, now: u64) -> Error {
+        let filter = self.filter(group, request, now);
         Error::NoEligible {
             model: request.model().to_owned(),
-            removed,
+            removed: self.removed(group, &filter).0,
         }
+    }
+
+    /// Applies an outcome report to the deployment under `key`; returns
+    /// `false` (and changes nothing) if the selector has no such deployment,
+    /// e.g. one removed since the pick. Use it when the [`Pick`] is gone;
+    /// otherwise [`Pick::complete`] also releases the in-flight slot.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use modelfleet::health::{FailureKind, HealthPolicy, Report};
+    /// use modelfleet::{Deployment, Registry, Request, Selector};
+    ///
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let s = Selector::builder(&reg).health(HealthPolicy::dify()).build();
+    /// let key = s.select(&Request::new("gpt-4"))?.key().clone();
+    /// let limited = Report::failure(Duration::from_secs(1), FailureKind::RateLimited { retry_after: None });
+    /// assert!(s.report(&key, limited));
+    /// assert!(!s.report(&"openai/gone@".parse()?, limited));
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn report(&self, key: &ModelKey, report: Report) -> bool {
+        match self.shared.by_key.get(key) {
+            Some(&i) => {
+                self.apply(&self.shared.slots[i as usize], &report);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn apply(&self, slot: &Slot, report: &Report) {
+        self.local
+            .latest
+            .fetch_max(nanos(report.time()), Ordering::Relaxed);
+        let shared = &*self.shared;
+        let group = &shared.groups[slot.group as usize];
+        let ejected_at = |now: u64| {
+            group
+                .all
+                .iter()
+                .filter(|&&i| shared.slots[i as usize].state.is_ejected_at(now))
+                .count()
+        };
+        let view = GroupView {
+            len: group.all.len(),
+            ejected_at: &ejected_at,
+        };
+        let changed = slot
+            .state
+            .report(report, &shared.health, shared.latency_decay, &view);
+        if let (Some(changed), Some(ti)) = (changed, slot.tier) {
+            let ramp = shared.health.slow_start.map_or(0, |s| nanos(s.window));
+            group.tiers[ti as usize]
+                .disturbed_until
+                .fetch_max(changed.out_until.saturating_add(ramp), Ordering::Relaxed);
+        }
+    }
+
+    /// The health of every deployment at `now`, in registry order: a
+    /// read-only view for dashboards and logs. Allocates.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use modelfleet::health::{FailureKind, HealthPolicy, Report, State};
+    /// use modelfleet::{Deployment, Registry, Request, Selector};
+    ///
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let s = Selector::builder(&reg).health(HealthPolicy::dify()).build();
+    /// let pick = s.select(&Request::new("gpt-4"))?;
+    /// pick.complete(Report::failure(Duration::from_secs(1), FailureKind::ConnectionError));
+    /// let health = s.health(Duration::from_secs(5));
+    /// assert_eq!(health[0].state, State::Cooling);
+    /// assert_eq!(health[0].available_at, Some(Duration::from_secs(11)));
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn health(&self, now: Duration) -> Vec<HealthSnapshot> {
+        let t = nanos(now);
+        let h = &self.shared.health;
+        self.shared
+            .slots
+            .iter()
+            .map(|slot| {
+                let st = &slot.state;
+                HealthSnapshot {
+                    key: slot.key.clone(),
+                    state: st.state_at(t, h.slow_start.as_ref()),
+                    available_at: st.out_at(t).map(|(_, u)| Duration::from_nanos(u)),
+                    ejections: st.ejections_at(t, h.ejection.map(|e| e.interval)),
+                    consecutive_failures: st.consecutive_failures(),
+                    in_flight: st.in_flight(),
+                    latency: st.latency(),
+                    requests_per_minute: st.picks_per_minute(t),
+                    tokens_per_minute: st.tokens_per_minute(t),
+                }
+            })
+            .collect()
     }
 
     /// What the filters did to every deployment of the requested model, and
@@ -621,7 +874,10 @@ impl Selector {
     /// ```
     pub fn explain(&self, request: &Request) -> Result<Explanation, Error> {
         let (_, group) = self.group(request)?;
-        let filter = self.filter(group, request);
+        let mut filter = self.filter(group, request, self.now(request));
+        if self.should_panic(group, &filter) {
+            filter.check_health = false;
+        }
         let candidates: Vec<Verdict> = group
             .all
             .iter()
@@ -705,10 +961,9 @@ impl Selector {
 /// # Ok::<(), modelfleet::Error>(())
 /// ```
 pub struct Pick<'s> {
+    selector: &'s Selector,
     slot: &'s Slot,
     priority: u32,
-    strategy: &'s str,
-    latency_decay: Duration,
 }
 
 impl fmt::Debug for Pick<'_> {
@@ -716,7 +971,7 @@ impl fmt::Debug for Pick<'_> {
         f.debug_struct("Pick")
             .field("key", &self.slot.key)
             .field("priority", &self.priority)
-            .field("strategy", &self.strategy)
+            .field("strategy", &self.strategy())
             .finish()
     }
 }
@@ -739,7 +994,7 @@ impl<'s> Pick<'s> {
 
     /// The name of the strategy that chose it.
     pub fn strategy(&self) -> &'s str {
-        self.strategy
+        self.selector.shared.chooser.get().name()
     }
 
     /// Completes the pick as a success that took `latency`, observed at
@@ -749,9 +1004,25 @@ impl<'s> Pick<'s> {
     ///
     /// See [`Selector::latency`] for an example.
     pub fn succeed(self, latency: Duration, now: Duration) {
-        self.slot
-            .state
-            .observe_latency(latency, now, self.latency_decay);
+        self.complete(Report::success(now, latency));
+    }
+
+    /// Completes the pick with an outcome report and releases its
+    /// in-flight slot. See [`health`](crate::health) for what reports do.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use modelfleet::health::{FailureKind, Report};
+    /// use modelfleet::{Deployment, Registry, Request, Selector};
+    ///
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let s = Selector::new(&reg, modelfleet::select::RoundRobin);
+    /// let pick = s.select(&Request::new("gpt-4"))?;
+    /// pick.complete(Report::failure(Duration::from_secs(3), FailureKind::Timeout));
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn complete(self, report: Report) {
+        self.selector.apply(self.slot, &report);
     }
 }
 

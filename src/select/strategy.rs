@@ -9,6 +9,7 @@ use super::filter::Filter;
 use super::rng::{Rng, below};
 use super::{ConsistentHash, Latency, LeastOutstanding, PowerOfTwo, RoundRobin, Slot, Tier};
 use super::{WeightedRandom, WeightedRoundRobin};
+use crate::health::SlowStart;
 use crate::{Deployment, Error, ModelKey};
 
 /// Chooses one deployment among the eligible candidates of one priority tier.
@@ -77,7 +78,14 @@ pub struct Candidates<'a> {
     pub(crate) slots: &'a [Slot],
     pub(crate) tier: &'a Tier,
     pub(crate) filter: Option<&'a Filter<'a>>,
+    /// Slow start in force: effective weights are scaled by
+    /// [`SLOW_START_SCALE`] and ramp with the slow-start factor.
+    pub(crate) slow: Option<&'a SlowStart>,
 }
+
+/// Effective weights during slow start are `weight × 1000 × factor`, so a
+/// ramping deployment can hold a fraction of a unit of weight.
+pub(crate) const SLOW_START_SCALE: u64 = 1000;
 
 impl fmt::Debug for Candidates<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -92,7 +100,21 @@ impl fmt::Debug for Candidates<'_> {
 impl<'a> Candidates<'a> {
     fn candidate(&self, position: usize) -> Candidate<'a> {
         let slot = &self.slots[self.tier.members[position] as usize];
-        Candidate { position, slot }
+        let weight = u64::from(slot.deployment.weight());
+        let effective = match (self.slow, self.filter) {
+            (Some(slow), Some(f)) => {
+                let factor = slot.state.slow_factor(f.now, slow);
+                ((weight * SLOW_START_SCALE) as f64 * factor)
+                    .ceil()
+                    .max(1.0) as u64
+            }
+            _ => weight,
+        };
+        Candidate {
+            position,
+            slot,
+            effective,
+        }
     }
 
     fn eligible(&self, position: usize) -> bool {
@@ -154,17 +176,18 @@ impl<'a> Candidates<'a> {
         }
     }
 
-    /// The sum of the candidates' weights. O(1) when complete, else O(n).
+    /// The sum of the candidates' [effective weights](Candidate::effective_weight).
+    /// O(1) when complete, else O(n).
     pub fn total_weight(&self) -> u64 {
         match self.filter {
             None => self.tier.total,
-            Some(_) => self.iter().map(|c| u64::from(c.weight())).sum(),
+            Some(_) => self.iter().map(|c| c.effective).sum(),
         }
     }
 
     /// The candidate whose share of the weight line `[0, total_weight)`
     /// holds `point`: candidates own consecutive ranges as long as their
-    /// weights, in registry order. O(log n) when complete, else O(n).
+    /// effective weights, in registry order. O(log n) when complete, else O(n).
     pub fn at_weight(&self, point: u64) -> Option<Candidate<'a>> {
         match self.filter {
             None => {
@@ -174,7 +197,7 @@ impl<'a> Candidates<'a> {
             Some(_) => {
                 let mut acc = 0u64;
                 self.iter().find(|c| {
-                    acc += u64::from(c.weight());
+                    acc += c.effective;
                     point < acc
                 })
             }
@@ -192,6 +215,7 @@ impl<'a> Candidates<'a> {
 pub struct Candidate<'a> {
     position: usize,
     slot: &'a Slot,
+    effective: u64,
 }
 
 impl fmt::Debug for Candidate<'_> {
@@ -223,6 +247,13 @@ impl<'a> Candidate<'a> {
     /// The selection weight (at least 1: drained deployments are never candidates).
     pub fn weight(&self) -> u32 {
         self.slot.deployment.weight()
+    }
+
+    /// The weight the weighted strategies use: the weight itself, or during
+    /// [slow start](crate::health::SlowStart) of any member of the tier,
+    /// `weight × 1000 × factor` (at least 1) for every candidate.
+    pub fn effective_weight(&self) -> u64 {
+        self.effective
     }
 
     /// Picks of this deployment still in flight (across every selector handle).
