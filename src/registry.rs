@@ -3,15 +3,15 @@
 use std::fmt;
 
 use indexmap::{IndexMap, IndexSet};
-use xxhash_rust::xxh3::Xxh3Builder;
 
 use crate::error::Error;
 use crate::{Deployment, IdentityPolicy, ModelKey, Policy};
 
-/// Hash maps inside modelfleet use xxh3 with a fixed seed: no process-wide
-/// random keys, so every run behaves the same. Keys come from the registry's
-/// own deployments, not from requests, so there is no flooding concern.
-pub(crate) type FixedState = Xxh3Builder;
+/// Hash maps inside modelfleet use foldhash with a fixed seed: no
+/// process-wide random keys, so every run behaves the same. Keys come from
+/// the registry's own deployments, not from requests, so there is no
+/// flooding concern (a lookup's cost is bounded by what is stored).
+pub(crate) type FixedState = foldhash::fast::FixedState;
 
 /// An ordered map `ModelKey → Deployment` under one identity policy.
 ///
@@ -201,8 +201,9 @@ impl<P: IdentityPolicy> Registry<P> {
     /// Adds a deployment, or replaces the stored one with an equal key in
     /// place (keeping its position) and returns it. Idempotent.
     ///
-    /// Computes in **O(1)** time (average), plus O(group) when a replacement
-    /// moves a deployment to another model name (custom policies only).
+    /// Computes in **O(1)** time (average), plus O(group · log group) when a
+    /// replacement moves a deployment to another model name (custom policies
+    /// only).
     ///
     /// ```
     /// use modelfleet::{Deployment, Policy, Registry};
@@ -226,7 +227,12 @@ impl<P: IdentityPolicy> Registry<P> {
                     // per-model index exact.
                     let model = slot.model().to_owned();
                     self.unindex(previous.model(), &key);
-                    self.index(model, key);
+                    // The key keeps its registry position, so it joins the
+                    // new model's group at that position, not at the end.
+                    let entries = &self.entries;
+                    let group = self.by_model.entry(model).or_default();
+                    group.insert(key);
+                    group.sort_by_cached_key(|k| entries.get_index_of(k));
                 }
                 Some(previous)
             }
