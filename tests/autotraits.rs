@@ -1,0 +1,67 @@
+//! Every public type is `Send + Sync + Unpin`, so deployments, keys and
+//! registries can be shared between threads and held across `.await`s.
+//! A type that loses one of these auto traits (an `Rc`, a `Cell`, a raw
+//! pointer added to a field) fails to compile here.
+
+#![allow(clippy::extra_unused_type_parameters)]
+
+use modelfleet::{
+    Collision, Credential, Deployment, DeploymentBuilder, Discriminator, Discriminators,
+    EndpointProblem, Error, Field, IdentityPolicy, Iter, Limits, ModelKey, NameProblem, Policy,
+    Registry,
+};
+
+fn assert_send<T: Send>() {}
+fn assert_sync<T: Sync>() {}
+fn assert_unpin<T: Unpin>() {}
+
+fn assert_auto<T: Send + Sync + Unpin>() {
+    assert_send::<T>();
+    assert_sync::<T>();
+    assert_unpin::<T>();
+}
+
+#[test]
+fn core_types() {
+    assert_auto::<Deployment>();
+    assert_auto::<DeploymentBuilder>();
+    assert_auto::<Credential>();
+    assert_auto::<Limits>();
+    assert_auto::<ModelKey>();
+    assert_auto::<Policy>();
+    assert_auto::<Discriminators>();
+    assert_auto::<Discriminator<String>>();
+    assert_auto::<Discriminator<&str>>();
+    assert_auto::<Discriminator<semver::Version>>();
+    assert_auto::<Discriminator<&url::Url>>();
+}
+
+#[test]
+fn registry_types() {
+    assert_auto::<Registry>();
+    assert_auto::<Registry<Policy>>();
+    assert_auto::<Registry<Box<dyn IdentityPolicy>>>();
+    assert_auto::<Registry<std::sync::Arc<dyn IdentityPolicy>>>();
+    assert_auto::<Collision>();
+    assert_auto::<Iter<'static>>();
+}
+
+#[test]
+fn error_types() {
+    assert_auto::<Error>();
+    assert_auto::<Field>();
+    assert_auto::<NameProblem>();
+    assert_auto::<EndpointProblem>();
+}
+
+/// Errors can travel through `Box<dyn Error + Send + Sync>` (what `anyhow`
+/// and most async runtimes need).
+#[test]
+fn error_boxes_as_send_sync() {
+    let err = Deployment::builder("", "gpt-4").build().unwrap_err();
+    let boxed: Box<dyn std::error::Error + Send + Sync + 'static> = Box::new(err);
+    assert_eq!(
+        boxed.to_string(),
+        "deployment <empty>/gpt-4: provider is empty"
+    );
+}
