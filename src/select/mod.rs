@@ -92,7 +92,8 @@ use state::{DeploymentState, GroupView, nanos};
 pub(crate) struct Slot {
     pub(crate) key: ModelKey,
     pub(crate) deployment: Deployment,
-    pub(crate) state: CachePadded<DeploymentState>,
+    /// Shared with later selector versions that keep this deployment.
+    pub(crate) state: Arc<CachePadded<DeploymentState>>,
     /// Index of the model's group.
     group: u32,
     /// Index of its tier in the group; `None` when drained (weight 0).
@@ -133,9 +134,10 @@ struct Group {
     tiers: Box<[Tier]>,
 }
 
+#[derive(Clone)]
 enum Chooser {
     Builtin(BuiltinStrategy),
-    Custom(Box<dyn Strategy>),
+    Custom(Arc<dyn Strategy>),
 }
 
 impl Chooser {
@@ -148,7 +150,7 @@ impl Chooser {
 }
 
 struct Shared {
-    slots: Box<[Slot]>,
+    slots: Box<[Arc<Slot>]>,
     groups: Box<[Group]>,
     models: IndexMap<Box<str>, u32, FixedState>,
     by_key: IndexMap<ModelKey, u32, FixedState>,
@@ -160,7 +162,7 @@ struct Shared {
 }
 
 /// Per-handle state: rotation cursors (one per model) and the random source.
-struct Local {
+pub(crate) struct Local {
     rng: Rng,
     cursors: Box<[AtomicU64]>,
     /// The latest report time seen on this handle (ns): the time of a
@@ -169,15 +171,39 @@ struct Local {
 }
 
 impl Local {
-    fn new(seed: u64, handle: u64, groups: usize) -> Self {
+    pub(crate) fn new(
+        seed: u64,
+        handle: u64,
+        models: &IndexMap<Box<str>, u32, FixedState>,
+    ) -> Self {
         let s = mix(seed ^ mix(handle.wrapping_add(0x5EED)));
+        // Each model's rotation starts at a seeded position derived from its
+        // name, so it does not depend on the order models were added in.
+        let mut cursors: Box<[AtomicU64]> = (0..models.len()).map(|_| AtomicU64::new(0)).collect();
+        for (model, &gi) in models {
+            let h = xxhash_rust::xxh3::xxh3_64(model.as_bytes());
+            cursors[gi as usize] = AtomicU64::new(mix(s ^ h) >> 1);
+        }
         Self {
             rng: Rng::new(s),
-            cursors: (0..groups as u64)
-                .map(|g| AtomicU64::new(mix(s.wrapping_add(g)) >> 1))
-                .collect(),
+            cursors,
             latest: AtomicU64::new(0),
         }
+    }
+}
+
+impl Local {
+    /// Takes over the rotation positions (by model name) and the latest
+    /// report time of `old`, a handle of the selector `from`.
+    fn carry(&self, to: &Shared, old: &Local, from: &Shared) {
+        for (model, &gi) in &to.models {
+            if let Some(&old_gi) = from.models.get(model) {
+                let turn = old.cursors[old_gi as usize].load(Ordering::Relaxed);
+                self.cursors[gi as usize].store(turn, Ordering::Relaxed);
+            }
+        }
+        self.latest
+            .store(old.latest.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 }
 
@@ -227,7 +253,7 @@ impl Clone for Selector {
     fn clone(&self) -> Self {
         let handle = self.shared.handles.fetch_add(1, Ordering::Relaxed);
         Self {
-            local: Local::new(self.shared.seed, handle, self.shared.groups.len()),
+            local: Local::new(self.shared.seed, handle, &self.shared.models),
             shared: Arc::clone(&self.shared),
         }
     }
@@ -256,6 +282,7 @@ pub struct SelectorBuilder<'r, P> {
     latency_decay: Duration,
     health: HealthPolicy,
     started_at: Option<Duration>,
+    previous: Option<&'r Selector>,
 }
 
 impl<P> fmt::Debug for SelectorBuilder<'_, P> {
@@ -276,7 +303,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
 
     /// Your own strategy.
     pub fn custom_strategy(mut self, strategy: Box<dyn Strategy>) -> Self {
-        self.chooser = Chooser::Custom(strategy);
+        self.chooser = Chooser::Custom(Arc::from(strategy));
         self
     }
 
@@ -300,8 +327,10 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
         self
     }
 
-    /// Treats every deployment as new at `now`: with a
-    /// [slow start](crate::health::SlowStart), weights ramp up from there.
+    /// Treats every deployment new to this selector as starting at `now`:
+    /// with a [slow start](crate::health::SlowStart), its weight ramps up
+    /// from there. Without a [previous](Selector::rebuild) selector every
+    /// deployment is new.
     pub fn started_at(mut self, now: Duration) -> Self {
         self.started_at = Some(now);
         self
@@ -329,14 +358,22 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
     pub fn build(self) -> Selector {
         let reg = self.registry;
         let uses_ring = self.chooser.get().uses_ring();
-        let slots: Box<[Slot]> = reg
+        let slots: Vec<Slot> = reg
             .iter()
-            .map(|(k, d)| Slot {
-                key: k.clone(),
-                deployment: d.clone(),
-                state: CachePadded::new(DeploymentState::default()),
-                group: 0,
-                tier: None,
+            .map(|(k, d)| {
+                let kept = self.previous.and_then(|p| p.kept_state(k, d));
+                let is_new = kept.is_none();
+                let state = kept.unwrap_or_default();
+                if let (true, Some(at)) = (is_new, self.started_at) {
+                    state.started_at(nanos(at));
+                }
+                Slot {
+                    key: k.clone(),
+                    deployment: d.clone(),
+                    state,
+                    group: 0,
+                    tier: None,
+                }
             })
             .collect();
         let mut slots = slots;
@@ -397,25 +434,22 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
             for &i in &all {
                 slots[i as usize].group = gi;
             }
+            let ramp = self.health.slow_start.map_or(0, |s| nanos(s.window));
             for (ti, tier) in tiers.iter().enumerate() {
                 for &i in &tier.members {
-                    slots[i as usize].tier = Some(ti as u32);
+                    let slot = &mut slots[i as usize];
+                    slot.tier = Some(ti as u32);
+                    // Carried-over cooldowns, ejections and slow starts keep
+                    // the tier on the checked path until they are over.
+                    tier.disturbed_until
+                        .fetch_max(slot.state.busy_until(ramp), Ordering::Relaxed);
                 }
             }
             models.insert(model.into(), gi);
             groups.push(Group { all, tiers });
         }
-        if let Some(at) = self.started_at {
-            let now = nanos(at);
-            let ramp = self.health.slow_start.map_or(0, |s| nanos(s.window));
-            for slot in slots.iter() {
-                slot.state.started_at(now);
-            }
-            for tier in groups.iter().flat_map(|g| g.tiers.iter()) {
-                tier.disturbed_until
-                    .fetch_max(now.saturating_add(ramp), Ordering::Relaxed);
-            }
-        }
+        let slots: Box<[Arc<Slot>]> = slots.into_iter().map(Arc::new).collect();
+        let previous = self.previous;
         let shared = Shared {
             slots,
             groups: groups.into_boxed_slice(),
@@ -427,8 +461,15 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
             health: self.health,
             handles: AtomicU64::new(1),
         };
+        let local = Local::new(shared.seed, 0, &shared.models);
+        if let Some(p) = previous {
+            local.carry(&shared, &p.local, &p.shared);
+            shared
+                .handles
+                .store(p.shared.handles.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
         Selector {
-            local: Local::new(shared.seed, 0, shared.groups.len()),
+            local,
             shared: Arc::new(shared),
         }
     }
@@ -446,6 +487,7 @@ impl Selector {
             latency_decay: Duration::from_secs(10),
             health: HealthPolicy::default(),
             started_at: None,
+            previous: None,
         }
     }
 
@@ -560,9 +602,65 @@ impl Selector {
         self.slot(key).and_then(|s| s.state.latency())
     }
 
+    /// A new selector over `registry` with this one's strategy, seed and
+    /// health policy, that keeps the live state of every deployment still
+    /// there: in-flight counts (picks held from this selector are counted
+    /// and released in the new one too), latency estimates, cooldowns,
+    /// ejections, usage windows, and each model's rotation position.
+    ///
+    /// A deployment whose key is kept but whose endpoint changed starts
+    /// fresh (it is another server). Deployments new to `registry` start at
+    /// `now`: with a [slow start](crate::health::SlowStart) their weight
+    /// ramps up from there. Removed deployments are gone from the new
+    /// selector; picks still held for them release their own count when
+    /// dropped.
+    ///
+    /// Computes in O(n log n), off the request path; this selector keeps
+    /// serving meanwhile. [`Fleet`](crate::Fleet) swaps the result in for
+    /// many threads at once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use modelfleet::{Deployment, Policy, Registry, Request, Selector};
+    ///
+    /// let mut reg = Registry::new(Policy::NAME_ENDPOINT);
+    /// reg.insert(Deployment::builder("openai", "gpt-4").endpoint("http://a/v1").build()?)?;
+    /// let v1 = Selector::new(&reg, modelfleet::select::RoundRobin);
+    /// let held = v1.select(&Request::new("gpt-4"))?;
+    ///
+    /// reg.insert(Deployment::builder("openai", "gpt-4").endpoint("http://b/v1").build()?)?;
+    /// let v2 = v1.rebuild(&reg, Duration::from_secs(60));
+    /// assert_eq!(v2.in_flight(held.key()), Some(1)); // carried over
+    /// drop(held);
+    /// assert_eq!(v2.in_flight(&"openai/gpt-4@http://a/v1".parse()?), Some(0));
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn rebuild<P: IdentityPolicy>(&self, registry: &Registry<P>, now: Duration) -> Selector {
+        SelectorBuilder {
+            registry,
+            chooser: self.shared.chooser.clone(),
+            seed: self.shared.seed,
+            latency_decay: self.shared.latency_decay,
+            health: self.shared.health.clone(),
+            started_at: Some(now),
+            previous: Some(self),
+        }
+        .build()
+    }
+
+    /// The state a rebuilt selector keeps for `deployment` under `key`.
+    fn kept_state(
+        &self,
+        key: &ModelKey,
+        deployment: &Deployment,
+    ) -> Option<Arc<CachePadded<DeploymentState>>> {
+        let slot = self.slot(key)?;
+        (slot.deployment.endpoint() == deployment.endpoint()).then(|| Arc::clone(&slot.state))
+    }
+
     fn slot(&self, key: &ModelKey) -> Option<&Slot> {
         let i = *self.shared.by_key.get(key)?;
-        self.shared.slots.get(i as usize)
+        self.shared.slots.get(i as usize).map(|s| &**s)
     }
 
     /// Picks a deployment for `request`.

@@ -101,6 +101,19 @@ impl DeploymentState {
         self.back_at.store(now.saturating_add(1), Relaxed);
     }
 
+    /// Until when (ns) the deployment may be cooling, ejected or ramping
+    /// up, with a slow-start window of `ramp` ns.
+    pub(crate) fn busy_until(&self, ramp: u64) -> u64 {
+        let out = self
+            .cool_until
+            .load(Relaxed)
+            .max(self.eject_until.load(Relaxed));
+        match self.back_at.load(Relaxed) {
+            0 => out,
+            b => out.max((b - 1).saturating_add(ramp)),
+        }
+    }
+
     /// Cooling or ejected at `now`: the state and when it ends.
     pub(crate) fn out_at(&self, now: u64) -> Option<(State, u64)> {
         let c = self.cool_until.load(Relaxed);

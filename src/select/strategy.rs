@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -75,7 +76,7 @@ pub trait Strategy: fmt::Debug + Send + Sync {
 /// See [`Strategy`] for an example.
 #[derive(Clone, Copy)]
 pub struct Candidates<'a> {
-    pub(crate) slots: &'a [Slot],
+    pub(crate) slots: &'a [Arc<Slot>],
     pub(crate) tier: &'a Tier,
     pub(crate) filter: Option<&'a Filter<'a>>,
     /// Slow start in force: effective weights are scaled by
