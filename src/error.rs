@@ -84,6 +84,16 @@ pub enum Error {
         /// Every new key that more than one deployment would share.
         collisions: Vec<crate::Collision>,
     },
+    /// A registry change cannot apply.
+    #[error("change {index} ({key}): {problem}")]
+    InvalidChange {
+        /// The change's position in the list.
+        index: usize,
+        /// The key it is about.
+        key: Box<ModelKey>,
+        /// Why it cannot apply.
+        problem: &'static str,
+    },
     /// An identity policy string did not parse.
     #[error("unknown identity policy {input:?}: {reason}")]
     UnknownPolicy {

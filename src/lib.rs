@@ -73,8 +73,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod deployment;
+mod diff;
 mod endpoint;
 mod error;
+mod fleet;
 pub mod health;
 mod key;
 mod name;
@@ -84,8 +86,10 @@ mod request;
 pub mod select;
 
 pub use deployment::{Credential, Deployment, DeploymentBuilder, Limits};
+pub use diff::{Change, Changes};
 pub use endpoint::MAX_ENDPOINT_LEN;
 pub use error::{EndpointProblem, Error, Field, NameProblem};
+pub use fleet::{Fleet, FleetHandle, FleetPick};
 pub use key::{Discriminator, ModelKey};
 pub use name::MAX_NAME_LEN;
 pub use policy::{Discriminators, IdentityPolicy, Policy};

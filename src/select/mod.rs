@@ -648,6 +648,22 @@ impl Selector {
         .build()
     }
 
+    /// The shared handle's per-handle state.
+    pub(crate) fn local(&self) -> &Local {
+        &self.local
+    }
+
+    /// Fresh per-handle state for handle `number`.
+    pub(crate) fn new_local(&self, number: u64) -> Local {
+        Local::new(self.shared.seed, number, &self.shared.models)
+    }
+
+    /// Moves `old_local` (a handle of `old`) over to `local`, a handle of
+    /// this selector: rotation positions by model name, latest report time.
+    pub(crate) fn carry_local(&self, local: &Local, old: &Selector, old_local: &Local) {
+        local.carry(&self.shared, old_local, &old.shared);
+    }
+
     /// The state a rebuilt selector keeps for `deployment` under `key`.
     fn kept_state(
         &self,
@@ -700,11 +716,27 @@ impl Selector {
     /// # Ok::<(), modelfleet::Error>(())
     /// ```
     pub fn select(&self, request: &Request) -> Result<Pick<'_>, Error> {
+        let (slot, priority) = self.choose(&self.local, request)?;
+        Ok(Pick {
+            selector: self,
+            slot,
+            priority,
+        })
+    }
+
+    /// The pipeline behind [`select`](Self::select), with the rotation
+    /// cursors and random source of `local` (a handle). Counts the chosen
+    /// deployment in flight.
+    pub(crate) fn choose<'s>(
+        &'s self,
+        local: &Local,
+        request: &Request,
+    ) -> Result<(&'s Arc<Slot>, u32), Error> {
         let (gi, group) = self.group(request)?;
-        let now = self.now(request);
+        let now = self.now(local, request);
         let ctx = Context {
-            rng: &self.local.rng,
-            cursor: &self.local.cursors[gi],
+            rng: &local.rng,
+            cursor: &local.cursors[gi],
             affinity: request.affinity_key(),
         };
         let strategy = self.shared.chooser.get();
@@ -746,10 +778,10 @@ impl Selector {
         Err(self.nothing_left(group, &filter))
     }
 
-    fn now(&self, request: &Request) -> u64 {
+    fn now(&self, local: &Local, request: &Request) -> u64 {
         request
             .time()
-            .map_or_else(|| self.local.latest.load(Ordering::Relaxed), nanos)
+            .map_or_else(|| local.latest.load(Ordering::Relaxed), nanos)
     }
 
     fn group(&self, request: &Request) -> Result<(usize, &Group), Error> {
@@ -801,17 +833,13 @@ impl Selector {
         eligible > 0 && healthy * 100 < u64::from(threshold_percent) * eligible
     }
 
-    fn pick<'s>(&'s self, tier: &'s Tier, position: usize, now: u64) -> Pick<'s> {
+    fn pick<'s>(&'s self, tier: &'s Tier, position: usize, now: u64) -> (&'s Arc<Slot>, u32) {
         let slot = &self.shared.slots[tier.members[position] as usize];
         slot.state.acquire();
         if slot.deployment.limits().rpm.is_some() {
             slot.state.count_pick(now);
         }
-        Pick {
-            selector: self,
-            slot,
-            priority: tier.priority,
-        }
+        (slot, tier.priority)
     }
 
     fn removed(&self, group: &Group, filter: &Filter<'_>) -> (Removed, Option<u64>) {
@@ -881,7 +909,16 @@ impl Selector {
         }
     }
 
-    fn apply(&self, slot: &Slot, report: &Report) {
+    /// The slot under `key` in this version, if it shares `state`.
+    pub(crate) fn same_slot(
+        &self,
+        key: &ModelKey,
+        state: &Arc<CachePadded<DeploymentState>>,
+    ) -> Option<&Slot> {
+        self.slot(key).filter(|s| Arc::ptr_eq(&s.state, state))
+    }
+
+    pub(crate) fn apply(&self, slot: &Slot, report: &Report) {
         self.local
             .latest
             .fetch_max(nanos(report.time()), Ordering::Relaxed);
@@ -972,7 +1009,7 @@ impl Selector {
     /// ```
     pub fn explain(&self, request: &Request) -> Result<Explanation, Error> {
         let (_, group) = self.group(request)?;
-        let mut filter = self.filter(group, request, self.now(request));
+        let mut filter = self.filter(group, request, self.now(&self.local, request));
         if self.should_panic(group, &filter) {
             filter.check_health = false;
         }
@@ -1060,7 +1097,7 @@ impl Selector {
 /// ```
 pub struct Pick<'s> {
     selector: &'s Selector,
-    slot: &'s Slot,
+    slot: &'s Arc<Slot>,
     priority: u32,
 }
 

@@ -1,0 +1,296 @@
+//! Registry diffs: the exact changes from one registry to another.
+
+use std::fmt;
+
+use crate::registry::FixedState;
+use crate::{Deployment, Error, IdentityPolicy, ModelKey, Registry};
+
+/// One change to a registry.
+///
+/// ```
+/// use modelfleet::{Change, Deployment, Policy, Registry};
+///
+/// let a: Registry = Registry::new(Policy::NAME_ENDPOINT);
+/// let mut b = a.clone();
+/// b.insert(Deployment::builder("openai", "gpt-4").build()?)?;
+/// let changes = a.diff(&b);
+/// assert!(matches!(changes.as_slice(), [Change::Added { .. }]));
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)
+)]
+#[non_exhaustive]
+// Changes are control-plane values, built and shipped rarely: plain fields
+// read better than boxes.
+#[allow(clippy::large_enum_variant)]
+pub enum Change {
+    /// A deployment to add at the end.
+    Added {
+        /// Its key under the registry's policy.
+        key: ModelKey,
+        /// The deployment.
+        deployment: Deployment,
+    },
+    /// A deployment to remove.
+    Removed {
+        /// Its key.
+        key: ModelKey,
+    },
+    /// A deployment to replace in place.
+    Updated {
+        /// Its key.
+        key: ModelKey,
+        /// The stored deployment the change was computed against.
+        before: Deployment,
+        /// Its replacement.
+        after: Deployment,
+    },
+}
+
+impl Change {
+    /// The key the change is about.
+    ///
+    /// ```
+    /// use modelfleet::Change;
+    /// let c = Change::Removed { key: "openai/gpt-4@".parse()? };
+    /// assert_eq!(c.key().to_string(), "openai/gpt-4@");
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn key(&self) -> &ModelKey {
+        match self {
+            Change::Added { key, .. } | Change::Removed { key } | Change::Updated { key, .. } => {
+                key
+            }
+        }
+    }
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::Added { key, .. } => write!(f, "+ {key}"),
+            Change::Removed { key } => write!(f, "- {key}"),
+            Change::Updated { key, .. } => write!(f, "~ {key}"),
+        }
+    }
+}
+
+/// An ordered list of [`Change`]s, from [`Registry::diff`], applied by
+/// [`Registry::apply`]. Serializes as a list, so a control plane can ship or
+/// store it. Deployments serialize without their credential references.
+///
+/// ```
+/// use modelfleet::{Deployment, Policy, Registry};
+///
+/// let mut a = Registry::new(Policy::NAME_ENDPOINT);
+/// a.insert(Deployment::builder("openai", "gpt-4").endpoint("http://a/v1").build()?)?;
+/// let mut b = a.clone();
+/// b.insert(Deployment::builder("openai", "gpt-4").endpoint("http://b/v1").build()?)?;
+/// let changes = a.diff(&b);
+/// assert_eq!(changes.to_string(), "+ openai/gpt-4@http://b/v1");
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(transparent))]
+pub struct Changes(Vec<Change>);
+
+impl Changes {
+    /// The changes, in the order they apply.
+    pub fn as_slice(&self) -> &[Change] {
+        &self.0
+    }
+
+    /// The number of changes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is no change.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The changes, in the order they apply.
+    pub fn iter(&self) -> std::slice::Iter<'_, Change> {
+        self.0.iter()
+    }
+}
+
+impl From<Vec<Change>> for Changes {
+    fn from(changes: Vec<Change>) -> Self {
+        Self(changes)
+    }
+}
+
+impl FromIterator<Change> for Changes {
+    fn from_iter<I: IntoIterator<Item = Change>>(iter: I) -> Self {
+        Self(iter.into_iter().collect())
+    }
+}
+
+impl IntoIterator for Changes {
+    type Item = Change;
+    type IntoIter = std::vec::IntoIter<Change>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a Changes {
+    type Item = &'a Change;
+    type IntoIter = std::slice::Iter<'a, Change>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl fmt::Display for Changes {
+    /// One change per line: `+ key`, `- key`, `~ key`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, c) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{c}")?;
+        }
+        Ok(())
+    }
+}
+
+impl<P: IdentityPolicy> Registry<P> {
+    /// The changes that turn `self` into `other` (both under the same policy).
+    ///
+    /// In order: removals (keys only in `self`), then in-place updates of
+    /// kept keys whose deployment differs, then additions at the end (keys
+    /// only in `other`, in `other`'s order). Kept keys whose order differs
+    /// between the two are removed and added again at their place, so that
+    /// `self.apply(&self.diff(&other))` equals `other`, order included. Equal
+    /// registries give no change.
+    ///
+    /// Computes in **O(n + m)** time.
+    ///
+    /// ```
+    /// use modelfleet::{Deployment, Policy, Registry};
+    ///
+    /// let node = |ip: &str, w| Deployment::builder("openai", "gpt-4")
+    ///     .endpoint(&format!("http://{ip}/v1")).weight(w).build();
+    /// let mut a = Registry::new(Policy::NAME_ENDPOINT);
+    /// a.insert(node("10.0.0.1", 1)?)?;
+    /// a.insert(node("10.0.0.2", 1)?)?;
+    /// let mut b = a.clone();
+    /// b.remove(&"openai/gpt-4@http://10.0.0.1/v1".parse()?);
+    /// b.upsert(node("10.0.0.2", 0)?); // drained
+    /// b.insert(node("10.0.0.3", 1)?)?;
+    ///
+    /// let changes = a.diff(&b);
+    /// assert_eq!(changes.to_string(), "- openai/gpt-4@http://10.0.0.1/v1\n~ openai/gpt-4@http://10.0.0.2/v1\n+ openai/gpt-4@http://10.0.0.3/v1");
+    /// a.apply(&changes)?;
+    /// assert_eq!(a, b);
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn diff(&self, other: &Registry<P>) -> Changes {
+        let mut removed = Vec::new();
+        let mut updated = Vec::new();
+        let mut moved: indexmap::IndexSet<&ModelKey, FixedState> = Default::default();
+        let others: Vec<&ModelKey> = other.keys().collect();
+        let mut next = 0;
+        for (key, before) in self.iter() {
+            let Some(after) = other.get(key) else {
+                removed.push(Change::Removed { key: key.clone() });
+                continue;
+            };
+            // Additions go to the end, so the keys kept in place must be a
+            // prefix of `other`, in `self`'s order; a kept key that breaks
+            // this is moved (removed, then added again at its place).
+            if others.get(next) == Some(&key) {
+                next += 1;
+                if before != after {
+                    updated.push(Change::Updated {
+                        key: key.clone(),
+                        before: before.clone(),
+                        after: after.clone(),
+                    });
+                }
+            } else {
+                moved.insert(key);
+            }
+        }
+        let mut changes = removed;
+        changes.extend(moved.iter().map(|k| Change::Removed { key: (*k).clone() }));
+        changes.extend(updated);
+        for key in &others[next..] {
+            if let Some(d) = other.get(key) {
+                changes.push(Change::Added {
+                    key: (*key).clone(),
+                    deployment: d.clone(),
+                });
+            }
+        }
+        Changes(changes)
+    }
+
+    /// Applies `changes` in order, all or nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidChange`], naming the change's index and key, if an
+    /// added key is already stored, a removed or updated key is missing, an
+    /// update's `before` is not the stored deployment (the changes were
+    /// computed against another version), or a deployment's key under this
+    /// registry's policy is not the change's key. The registry is then
+    /// unchanged.
+    ///
+    /// See [`diff`](Self::diff) for an example.
+    pub fn apply(&mut self, changes: &Changes) -> Result<(), Error>
+    where
+        P: Clone,
+    {
+        let mut next = self.clone();
+        for (index, change) in changes.iter().enumerate() {
+            let fail = |problem: &'static str| Error::InvalidChange {
+                index,
+                key: Box::new(change.key().clone()),
+                problem,
+            };
+            match change {
+                Change::Added { key, deployment } => {
+                    if next.key_of(deployment) != *key {
+                        return Err(fail("the deployment's key under this policy differs"));
+                    }
+                    if next.contains(key) {
+                        return Err(fail("the key is already stored"));
+                    }
+                    next.upsert(deployment.clone());
+                }
+                Change::Removed { key } => {
+                    if next.remove(key).is_none() {
+                        return Err(fail("no deployment is stored under the key"));
+                    }
+                }
+                Change::Updated { key, before, after } => {
+                    if next.key_of(after) != *key {
+                        return Err(fail("the deployment's key under this policy differs"));
+                    }
+                    match next.get(key) {
+                        None => return Err(fail("no deployment is stored under the key")),
+                        Some(stored) if stored != before => {
+                            return Err(fail(
+                                "the stored deployment is not the one the change was computed against",
+                            ));
+                        }
+                        Some(_) => {
+                            next.upsert(after.clone());
+                        }
+                    }
+                }
+            }
+        }
+        *self = next;
+        Ok(())
+    }
+}

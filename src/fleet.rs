@@ -1,0 +1,371 @@
+//! [`Fleet`]: a live registry that many threads select from while it changes.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use crate::health::{HealthSnapshot, Report};
+use crate::select::{Local, Slot};
+use crate::{
+    Changes, Deployment, Error, IdentityPolicy, ModelKey, Policy, Registry, Request, Selector,
+    SelectorBuilder,
+};
+
+/// A registry and its selector, shared by many threads while deployments
+/// come and go.
+///
+/// Readers call [`select`](Self::select) (or, to scale across threads,
+/// [`FleetHandle::select`] on a handle per thread); a writer calls
+/// [`install`](Self::install) or [`apply`](Self::apply) with a new registry
+/// version. The writer builds the new selector off the request path with
+/// [`Selector::rebuild`], which keeps the live state of every deployment that
+/// stays, then swaps it in atomically ([`arc_swap`]):
+///
+/// - readers never block on the writer and never see half an update: each
+///   `select` runs entirely on one version;
+/// - once `install` returns, no `select` picks a removed deployment;
+/// - a pick taken from an old version stays valid: it holds its own
+///   deployment, and its in-flight count is shared with the new version
+///   when the deployment stayed;
+/// - writers are serialized among themselves.
+///
+/// ```
+/// use std::time::Duration;
+/// use modelfleet::{Deployment, Fleet, Policy, Registry, Request};
+/// use modelfleet::select::RoundRobin;
+///
+/// let node = |ip: &str| Deployment::builder("openai", "gpt-4").endpoint(&format!("http://{ip}/v1")).build();
+/// let mut reg = Registry::new(Policy::NAME_ENDPOINT);
+/// reg.insert(node("10.0.0.1")?)?;
+/// let fleet = Fleet::new(reg.clone(), |b| b.strategy(RoundRobin));
+///
+/// std::thread::scope(|s| {
+///     s.spawn(|| {
+///         let handle = fleet.handle();
+///         for _ in 0..100 {
+///             let pick = handle.select(&Request::new("gpt-4")).unwrap();
+///             drop(pick);
+///         }
+///     });
+///     reg.insert(node("10.0.0.2").unwrap()).unwrap();
+///     fleet.install(reg.clone(), Duration::from_secs(1));
+/// });
+/// assert_eq!(fleet.registry().len(), 2);
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
+pub struct Fleet<P = Policy> {
+    current: ArcSwap<Selector>,
+    registry: Mutex<Registry<P>>,
+    handles: AtomicU64,
+}
+
+impl<P: fmt::Debug> fmt::Debug for Fleet<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fleet")
+            .field("selector", &**self.current.load())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: IdentityPolicy + Clone> Fleet<P> {
+    /// A fleet serving `registry` with a selector configured by `configure`.
+    ///
+    /// See [`Fleet`] for an example.
+    pub fn new(
+        registry: Registry<P>,
+        configure: impl for<'r> FnOnce(SelectorBuilder<'r, P>) -> SelectorBuilder<'r, P>,
+    ) -> Self {
+        let selector = configure(Selector::builder(&registry)).build();
+        Self {
+            current: ArcSwap::from_pointee(selector),
+            registry: Mutex::new(registry),
+            handles: AtomicU64::new(1),
+        }
+    }
+
+    /// Picks a deployment for `request` on the fleet's shared handle. No
+    /// lock; one atomic increment of the chosen deployment's reference count.
+    ///
+    /// Threads selecting at once through the shared handle contend on its
+    /// rotation cursor: give busy threads their own [`handle`](Self::handle).
+    ///
+    /// # Errors
+    ///
+    /// As [`Selector::select`].
+    ///
+    /// ```
+    /// use modelfleet::{Deployment, Fleet, Registry, Request};
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let fleet = Fleet::new(reg, |b| b);
+    /// assert_eq!(fleet.select(&Request::new("gpt-4"))?.deployment().model(), "gpt-4");
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn select(&self, request: &Request) -> Result<FleetPick<'_>, Error> {
+        let current = self.current.load();
+        let (slot, priority) = current.choose(current.local(), request)?;
+        Ok(FleetPick {
+            current: &self.current,
+            slot: Arc::clone(slot),
+            priority,
+        })
+    }
+
+    /// A handle for one thread: its own rotation cursors and random source
+    /// (seeded from the fleet's seed and the handle's number) over the
+    /// fleet's shared state, so threads with their own handle never write
+    /// the same cache line on the hot path. It follows every installed
+    /// version, keeping its rotation position per model.
+    ///
+    /// See [`Fleet`] for an example.
+    pub fn handle(&self) -> FleetHandle<'_, P> {
+        FleetHandle {
+            fleet: self,
+            number: self.handles.fetch_add(1, Ordering::Relaxed) + (1 << 32),
+            cache: RefCell::new(None),
+        }
+    }
+
+    /// Installs a new registry version and returns the changes from the
+    /// previous one. The new selector keeps the live state of every
+    /// deployment that stays ([`Selector::rebuild`]); deployments new in
+    /// `registry` start at `now` (slow start, if configured).
+    ///
+    /// Computes in O(n log n) on the calling thread; readers keep serving
+    /// from the previous version meanwhile.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use modelfleet::{Deployment, Fleet, Registry, Request};
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let fleet = Fleet::new(reg, |b| b);
+    /// let empty = Registry::default();
+    /// let changes = fleet.install(empty, Duration::from_secs(5));
+    /// assert_eq!(changes.len(), 1);
+    /// assert!(fleet.select(&Request::new("gpt-4")).is_err());
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn install(&self, registry: Registry<P>, now: Duration) -> Changes {
+        let mut stored = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        let changes = stored.diff(&registry);
+        self.swap(&mut stored, registry, now);
+        changes
+    }
+
+    /// Applies `changes` to the current registry and installs the result
+    /// (see [`install`](Self::install)); all or nothing.
+    ///
+    /// # Errors
+    ///
+    /// As [`Registry::apply`]; the fleet is then unchanged.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use modelfleet::{Change, Deployment, Fleet, Registry};
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let fleet = Fleet::new(reg, |b| b);
+    /// let drain = vec![Change::Removed { key: "openai/gpt-4@".parse()? }].into();
+    /// fleet.apply(&drain, Duration::from_secs(5))?;
+    /// assert!(fleet.registry().is_empty());
+    /// assert!(fleet.apply(&drain, Duration::from_secs(6)).is_err());
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn apply(&self, changes: &Changes, now: Duration) -> Result<(), Error> {
+        let mut stored = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut next = stored.clone();
+        next.apply(changes)?;
+        self.swap(&mut stored, next, now);
+        Ok(())
+    }
+
+    fn swap(&self, stored: &mut Registry<P>, registry: Registry<P>, now: Duration) {
+        let next = self.current.load().rebuild(&registry, now);
+        self.current.store(Arc::new(next));
+        *stored = registry;
+    }
+
+    /// A copy of the current registry.
+    ///
+    /// ```
+    /// use modelfleet::{Deployment, Fleet, Registry};
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// assert_eq!(Fleet::new(reg.clone(), |b| b).registry(), reg);
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn registry(&self) -> Registry<P> {
+        self.registry
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The current selector version (for [`explain`](Selector::explain),
+    /// [`plan`](Selector::plan), counters). It stays usable, and keeps its
+    /// version alive, while you hold it.
+    ///
+    /// ```
+    /// use modelfleet::{Deployment, Fleet, Registry, Request};
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let fleet = Fleet::new(reg, |b| b);
+    /// let why = fleet.selector().explain(&Request::new("gpt-4"))?;
+    /// assert_eq!(why.tier(), Some(0));
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn selector(&self) -> Arc<Selector> {
+        self.current.load_full()
+    }
+
+    /// Applies an outcome report to the deployment under `key` in the
+    /// current version; `false` if it is not there.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use modelfleet::health::Report;
+    /// use modelfleet::{Deployment, Fleet, Registry};
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let fleet = Fleet::new(reg, |b| b);
+    /// let ok = Report::success(Duration::from_secs(1), Duration::from_millis(80));
+    /// assert!(fleet.report(&"openai/gpt-4@".parse()?, ok));
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn report(&self, key: &ModelKey, report: Report) -> bool {
+        self.current.load().report(key, report)
+    }
+
+    /// The health of every deployment of the current version at `now`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use modelfleet::{Deployment, Fleet, Registry};
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// assert_eq!(Fleet::new(reg, |b| b).health(Duration::ZERO).len(), 1);
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn health(&self, now: Duration) -> Vec<HealthSnapshot> {
+        self.current.load().health(now)
+    }
+}
+
+/// One thread's view of a [`Fleet`], from [`Fleet::handle`].
+///
+/// `Send` but not `Sync`: move it into the thread that uses it.
+pub struct FleetHandle<'f, P = Policy> {
+    fleet: &'f Fleet<P>,
+    number: u64,
+    /// The version this handle's cursors were made for, and the cursors.
+    cache: RefCell<Option<(Arc<Selector>, Local)>>,
+}
+
+impl<P> fmt::Debug for FleetHandle<'_, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FleetHandle")
+            .field("number", &self.number)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'f, P: IdentityPolicy + Clone> FleetHandle<'f, P> {
+    /// Picks a deployment for `request` with this handle's cursors and
+    /// random source. No lock; allocates only on the first call after a new
+    /// version was installed (to size the cursors).
+    ///
+    /// # Errors
+    ///
+    /// As [`Selector::select`].
+    ///
+    /// See [`Fleet`] for an example.
+    pub fn select(&self, request: &Request) -> Result<FleetPick<'f>, Error> {
+        let current = self.fleet.current.load();
+        let mut cache = self.cache.borrow_mut();
+        let entry = match cache.take() {
+            Some((version, local)) if Arc::ptr_eq(&version, &current) => (version, local),
+            old => {
+                let local = current.new_local(self.number);
+                if let Some((old_version, old_local)) = &old {
+                    current.carry_local(&local, old_version, old_local);
+                }
+                (Arc::clone(&current), local)
+            }
+        };
+        let (version, local) = cache.insert(entry);
+        let (slot, priority) = version.choose(local, request)?;
+        Ok(FleetPick {
+            current: &self.fleet.current,
+            slot: Arc::clone(slot),
+            priority,
+        })
+    }
+}
+
+/// A deployment picked from a [`Fleet`]: valid across version swaps, holding
+/// one in-flight slot until dropped or completed. `Send`.
+pub struct FleetPick<'f> {
+    current: &'f ArcSwap<Selector>,
+    slot: Arc<Slot>,
+    priority: u32,
+}
+
+impl fmt::Debug for FleetPick<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FleetPick")
+            .field("key", &self.slot.key)
+            .field("priority", &self.priority)
+            .finish()
+    }
+}
+
+impl FleetPick<'_> {
+    /// The chosen deployment's key.
+    pub fn key(&self) -> &ModelKey {
+        &self.slot.key
+    }
+
+    /// The chosen deployment.
+    pub fn deployment(&self) -> &Deployment {
+        &self.slot.deployment
+    }
+
+    /// The priority tier it came from.
+    pub fn priority(&self) -> u32 {
+        self.priority
+    }
+
+    /// Completes the pick with an outcome report and releases its in-flight
+    /// slot. The report reaches the current version's deployment if it is
+    /// the same one (same key, same endpoint); a report for a deployment
+    /// that was removed or replaced meanwhile is ignored.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use modelfleet::health::Report;
+    /// use modelfleet::{Deployment, Fleet, Registry, Request};
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let fleet = Fleet::new(reg, |b| b);
+    /// let pick = fleet.select(&Request::new("gpt-4"))?;
+    /// pick.complete(Report::success(Duration::from_secs(1), Duration::from_millis(90)));
+    /// assert_eq!(fleet.selector().latency(&"openai/gpt-4@".parse()?), Some(Duration::from_millis(90)));
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn complete(self, report: Report) {
+        let current = self.current.load();
+        if let Some(slot) = current.same_slot(&self.slot.key, &self.slot.state) {
+            current.apply(slot, &report);
+        }
+    }
+
+    /// Completes the pick as a success that took `latency`, at `now`.
+    ///
+    /// See [`Pick::succeed`](crate::Pick::succeed).
+    pub fn succeed(self, latency: Duration, now: Duration) {
+        self.complete(Report::success(now, latency));
+    }
+}
+
+impl Drop for FleetPick<'_> {
+    fn drop(&mut self) {
+        self.slot.state.release();
+    }
+}
