@@ -181,7 +181,7 @@ impl Request {
     /// The time of the request (since any fixed origin of your choosing,
     /// the same clock as your [reports](crate::health::Report)): health and
     /// rolling-minute limits are judged at this time. Without it, the
-    /// selector uses the latest report time it has seen on its handle.
+    /// selector uses the latest report time it has seen.
     #[must_use]
     pub fn at(mut self, now: Duration) -> Self {
         self.at = Some(now);

@@ -159,15 +159,15 @@ struct Shared {
     latency_decay: Duration,
     health: HealthPolicy,
     handles: AtomicU64,
+    /// The latest report time seen (ns): the time of a request that carries
+    /// none. Written by reports only, on its own cache line.
+    latest: CachePadded<AtomicU64>,
 }
 
 /// Per-handle state: rotation cursors (one per model) and the random source.
 pub(crate) struct Local {
     rng: Rng,
     cursors: Box<[AtomicU64]>,
-    /// The latest report time seen on this handle (ns): the time of a
-    /// request that carries none.
-    latest: AtomicU64,
 }
 
 impl Local {
@@ -187,14 +187,13 @@ impl Local {
         Self {
             rng: Rng::new(s),
             cursors,
-            latest: AtomicU64::new(0),
         }
     }
 }
 
 impl Local {
-    /// Takes over the rotation positions (by model name) and the latest
-    /// report time of `old`, a handle of the selector `from`.
+    /// Takes over the rotation positions (by model name) of `old`, a handle
+    /// of the selector `from`.
     fn carry(&self, to: &Shared, old: &Local, from: &Shared) {
         for (model, &gi) in &to.models {
             if let Some(&old_gi) = from.models.get(model) {
@@ -202,8 +201,6 @@ impl Local {
                 self.cursors[gi as usize].store(turn, Ordering::Relaxed);
             }
         }
-        self.latest
-            .store(old.latest.load(Ordering::Relaxed), Ordering::Relaxed);
     }
 }
 
@@ -460,6 +457,9 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
             latency_decay: self.latency_decay,
             health: self.health,
             handles: AtomicU64::new(1),
+            latest: CachePadded::new(AtomicU64::new(
+                previous.map_or(0, |p| p.shared.latest.load(Ordering::Relaxed)),
+            )),
         };
         let local = Local::new(shared.seed, 0, &shared.models);
         if let Some(p) = previous {
@@ -659,7 +659,7 @@ impl Selector {
     }
 
     /// Moves `old_local` (a handle of `old`) over to `local`, a handle of
-    /// this selector: rotation positions by model name, latest report time.
+    /// this selector: rotation positions by model name.
     pub(crate) fn carry_local(&self, local: &Local, old: &Selector, old_local: &Local) {
         local.carry(&self.shared, old_local, &old.shared);
     }
@@ -688,7 +688,7 @@ impl Selector {
     /// limits.
     ///
     /// Health is judged at the request's [time](Request::at), or at the
-    /// latest report time seen on this handle when the request has none.
+    /// latest report time the selector has seen when the request has none.
     ///
     /// # Errors
     ///
@@ -733,7 +733,7 @@ impl Selector {
         request: &Request,
     ) -> Result<(&'s Arc<Slot>, u32), Error> {
         let (gi, group) = self.group(request)?;
-        let now = self.now(local, request);
+        let now = self.now(request);
         let ctx = Context {
             rng: &local.rng,
             cursor: &local.cursors[gi],
@@ -778,10 +778,10 @@ impl Selector {
         Err(self.nothing_left(group, &filter))
     }
 
-    fn now(&self, local: &Local, request: &Request) -> u64 {
+    fn now(&self, request: &Request) -> u64 {
         request
             .time()
-            .map_or_else(|| local.latest.load(Ordering::Relaxed), nanos)
+            .map_or_else(|| self.shared.latest.load(Ordering::Relaxed), nanos)
     }
 
     fn group(&self, request: &Request) -> Result<(usize, &Group), Error> {
@@ -919,9 +919,12 @@ impl Selector {
     }
 
     pub(crate) fn apply(&self, slot: &Slot, report: &Report) {
-        self.local
-            .latest
-            .fetch_max(nanos(report.time()), Ordering::Relaxed);
+        // Load first: most reports do not move the clock forward enough to
+        // matter, and a load does not take the cache line from other cores.
+        let t = nanos(report.time());
+        if t > self.shared.latest.load(Ordering::Relaxed) {
+            self.shared.latest.fetch_max(t, Ordering::Relaxed);
+        }
         let shared = &*self.shared;
         let group = &shared.groups[slot.group as usize];
         let ejected_at = |now: u64| {
@@ -1009,7 +1012,7 @@ impl Selector {
     /// ```
     pub fn explain(&self, request: &Request) -> Result<Explanation, Error> {
         let (_, group) = self.group(request)?;
-        let mut filter = self.filter(group, request, self.now(&self.local, request));
+        let mut filter = self.filter(group, request, self.now(request));
         if self.should_panic(group, &filter) {
             filter.check_health = false;
         }
