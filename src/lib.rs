@@ -48,7 +48,53 @@
 //!   form that round-trips exactly.
 //! - [`IdentityPolicy`] and the built-in [`Policy`]: what makes a deployment
 //!   unique.
-//! - [`Registry`]: deployments keyed by [`ModelKey`].
+//! - [`Registry`]: deployments keyed by [`ModelKey`]; [`Registry::diff`] and
+//!   [`Registry::apply`] move it between versions.
+//! - [`Request`]: what a caller asks for (model, filters, affinity, time).
+//! - [`Selector`]: picks a deployment per request: filters, priority tiers,
+//!   a [strategy](select::Strategy), [health](health); returns a [`Pick`]
+//!   that holds an in-flight slot and takes the outcome report.
+//! - [`Fleet`]: a registry and its selector shared by many threads while
+//!   new versions are installed.
+//!
+//! # Selecting
+//!
+//! ```
+//! use modelfleet::{Deployment, Policy, Registry, Request, Selector};
+//! use modelfleet::select::ConsistentHash;
+//!
+//! let mut reg = Registry::new(Policy::NAME_ENDPOINT);
+//! for ip in ["192.168.0.1", "192.168.0.2"] {
+//!     reg.insert(Deployment::builder("openai-api-compatible", "gpt-4")
+//!         .endpoint(&format!("http://{ip}/v1"))
+//!         .build()?)?;
+//! }
+//! let selector = Selector::builder(&reg).strategy(ConsistentHash::default()).seed(1).build();
+//! let req = Request::new("gpt-4").affinity("user-42");
+//! let first = selector.select(&req)?.key().clone();
+//! assert_eq!(selector.select(&req)?.key(), &first); // sticky
+//! # Ok::<(), modelfleet::Error>(())
+//! ```
+//!
+//! # Concurrency model
+//!
+//! Selection state is split by how often it changes and who changes it, so
+//! that the request path takes no lock and threads do not write shared cache
+//! lines:
+//!
+//! - **read-only per version**: deployments, keys, tiers, cumulative weights,
+//!   hash rings — built once by [`SelectorBuilder::build`] or
+//!   [`Selector::rebuild`];
+//! - **shared, per deployment**: in-flight count, latency estimate, health and
+//!   usage windows — atomics, one cache line per deployment, kept across
+//!   versions for every deployment that stays;
+//! - **per handle**: rotation cursors and the seeded random source — each
+//!   `selector.clone()` or [`Fleet::handle`] has its own, so exact rotation
+//!   and exact weighted windows hold per handle;
+//! - **per fleet**: the current version, behind an atomic pointer swap
+//!   ([`arc_swap`]): a writer builds the next version off the request path
+//!   and swaps it in; readers never block and each `select` sees one
+//!   version whole.
 //!
 //! # Purity
 //!
@@ -59,7 +105,8 @@
 //! # Feature flags
 //!
 //! - `serde` (default): `Serialize`/`Deserialize` for deployments, keys,
-//!   policies and registries. Validated types deserialize through their
+//!   policies, registries and registry changes; `Serialize` for explanations
+//!   and health snapshots. Validated types deserialize through their
 //!   parsers, so serde cannot build an invalid value; credentials are read but
 //!   never written.
 //!
