@@ -157,7 +157,8 @@ pub enum Error {
         /// How many candidates each filter, health state and limit removed.
         removed: crate::select::Removed,
     },
-    /// No deployment serves the requested model (and provider, if given).
+    /// No deployment serves the requested model. (A provider that does not
+    /// serve it is a filter: [`Error::NoEligible`].)
     #[error("unknown model {model:?}")]
     UnknownModel {
         /// The requested model.

@@ -22,7 +22,9 @@ use crate::Error;
 /// With a bounded load factor `c` (Mirrokni, Thorup and Zadimoghaddam,
 /// "Consistent Hashing with Bounded Loads", 2018), a member already holding
 /// `⌈c × (in-flight + 1) / n⌉` picks in flight is skipped, which caps any
-/// deployment at `c ×` the average while keeping most keys in place.
+/// deployment at `c ×` the average while keeping most keys in place. The cap
+/// applies to requests with an affinity key; the others go to weighted
+/// random, which does not look at the load.
 ///
 /// A request without an affinity key is served by
 /// [`WeightedRandom`](super::WeightedRandom).
@@ -52,8 +54,9 @@ pub struct ConsistentHash {
 }
 
 impl ConsistentHash {
-    /// Consistent hashing with bounded loads: no member holds more than
-    /// `⌈factor × (in-flight + 1) / n⌉` picks in flight.
+    /// Consistent hashing with bounded loads: a request with an affinity key
+    /// does not go to a member already holding `⌈factor × (in-flight + 1) / n⌉`
+    /// picks in flight.
     ///
     /// # Errors
     ///

@@ -320,37 +320,41 @@ impl Context<'_> {
 /// A consistent-hash ring over one tier: points on a 64-bit circle, each
 /// owned by a tier member.
 ///
-/// Each member gets points in proportion to its weight (160 per unit of
-/// weight after dividing all weights of the tier by their greatest common
-/// divisor, at most 1,000,000 points per tier), placed at
-/// `xxh3_64_with_seed(key text, point index)`. Positions depend only on the
-/// member's key and weight, so adding or removing a member moves only the
-/// hashes that land on its points.
+/// Each member gets 160 points per unit of weight, placed at
+/// `xxh3_64_with_seed(key text, point index)`. A member's points depend only
+/// on its own key and weight, so adding or removing a member moves only the
+/// hashes that land on its points. Rings are capped at about 1,000,000
+/// points: above 6,250 units of weight in one tier, every member's share is
+/// scaled down (at least one point each), which moves points of every member
+/// when the total crosses the cap; keep weights small (they are ratios) to
+/// stay below it.
 #[derive(Debug, Clone)]
 pub struct Ring {
     points: Box<[(u64, u32)]>,
 }
 
-/// Points per unit of (gcd-normalized) weight.
+/// Points per unit of weight.
 const POINTS_PER_WEIGHT: u64 = 160;
-/// Upper bound on the points of one tier's ring.
+/// The points of one tier's ring, at most (plus one per member when scaled).
 const MAX_RING_POINTS: u64 = 1_000_000;
 
 impl Ring {
     pub(crate) fn build(slots: &[Slot], members: &[u32]) -> Self {
-        let weights = members
-            .iter()
-            .map(|&i| u64::from(slots[i as usize].deployment.weight()));
-        let g = weights.clone().fold(0, gcd).max(1);
-        let units: u64 = weights.clone().map(|w| w / g).sum();
-        // Scale down when the tier would exceed the cap; keep at least one point each.
-        let per = (MAX_RING_POINTS / units.max(1)).clamp(1, POINTS_PER_WEIGHT);
-        let mut points = Vec::with_capacity((units * per) as usize);
+        let weight = |i: u32| u64::from(slots[i as usize].deployment.weight());
+        let units: u64 = members.iter().map(|&i| weight(i)).sum();
+        let points_of = |w: u64| -> u64 {
+            if units.saturating_mul(POINTS_PER_WEIGHT) <= MAX_RING_POINTS {
+                w * POINTS_PER_WEIGHT
+            } else {
+                ((u128::from(w) * u128::from(MAX_RING_POINTS) / u128::from(units)) as u64).max(1)
+            }
+        };
+        let total: u64 = members.iter().map(|&i| points_of(weight(i))).sum();
+        let mut points = Vec::with_capacity(total as usize);
         for (pos, &i) in members.iter().enumerate() {
             let slot = &slots[i as usize];
             let name = slot.key.to_string();
-            let n = (u64::from(slot.deployment.weight()) / g * per).max(1);
-            for k in 0..n {
+            for k in 0..points_of(weight(i)) {
                 let h = xxhash_rust::xxh3::xxh3_64_with_seed(name.as_bytes(), k);
                 points.push((h, pos as u32));
             }
@@ -383,10 +387,6 @@ impl Ring {
             .chain(&self.points[..start])
             .map(|&(_, p)| p as usize)
     }
-}
-
-pub(crate) fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// The built-in strategies, by name.

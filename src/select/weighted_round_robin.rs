@@ -1,6 +1,6 @@
 //! `weighted_round_robin`: exact weighted shares in every window, interleaved.
 
-use super::strategy::{Candidate, Candidates, Context, Strategy, gcd};
+use super::strategy::{Candidate, Candidates, Context, Strategy};
 
 /// Weighted round robin with nginx's guarantee: over an unchanged candidate
 /// set, every window of `W = Σw` consecutive picks holds exactly `w_i` picks
@@ -85,6 +85,10 @@ pub(crate) fn stride(total: u64) -> u64 {
         }
     }
     1
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 #[cfg(test)]
