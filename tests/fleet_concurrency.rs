@@ -1,0 +1,846 @@
+//! [`Fleet`] under concurrent selection while registry versions are
+//! installed, and the state a swap keeps, drops and starts fresh.
+//!
+//! No loom model check: `Fleet` swaps versions with `arc-swap`, whose
+//! internals are not loom-instrumented, so loom could not explore its
+//! interleavings. The stress test below runs real threads instead: bounded
+//! (fixed counts), no sleeps, no timing assertions; it only asserts what
+//! every interleaving must satisfy.
+//!
+//! Stress (`picks_always_name_a_live_deployment`, once per built-in
+//! strategy): three threads with their own [`FleetHandle`] and one on the
+//! fleet's shared handle select and complete or drop picks while the main
+//! thread installs a cycle of versions that add, remove, drain (weight 0)
+//! and move (new endpoint, same key) deployments, by `install` and by
+//! `apply`. The writer bumps `installing` before each install and
+//! `installed` after it; a select that started when `installed` was `lo`
+//! and returned when `installing` was `hi` ran on one version in
+//! `lo..=hi`, so its pick must be a pickable deployment (weight > 0, same
+//! endpoint, same contents) of one of those versions. Registry copies and
+//! health snapshots read concurrently must each be exactly one version of
+//! their window. After every thread joined and every pick was dropped,
+//! nothing is in flight. Threads and writer keep loose pace (spinning with
+//! `yield_now`, not sleeping): the writer installs the next version only
+//! once a pick started on the current one, and a thread runs at most
+//! `STEP` picks ahead of the writer, so every version really serves picks.
+//! The latency strategy's run is ignored: it revealed a bug (see there).
+//!
+//! Deterministic tests of `install` (one thread, explicit times):
+//! - a cooling deployment stays cooling, its latency estimate and the
+//!   in-flight count of a held pick carry over (and the pick releases it
+//!   in the new version);
+//! - an update that keeps the endpoint keeps health; one that changes the
+//!   endpoint under the same key (`name+tag`) starts fresh, and the old
+//!   pick's report and release do not touch the fresh state;
+//! - a new deployment starts in slow start;
+//! - a removed or drained deployment is never picked once `install`
+//!   returns, also by a handle that cached the old version;
+//! - a pick held across the removal of its deployment stays readable,
+//!   drops safely, and its report goes nowhere (nor to the deployment when
+//!   it is added back later);
+//! - rotation positions continue across a swap (see
+//!   `rotation_continues_across_a_swap` for exactly what is asserted);
+//! - `install` returns the diff; a refused `apply` leaves the fleet as it
+//!   was.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::thread;
+use std::time::Duration;
+
+use modelfleet::health::{FailureKind, HealthPolicy, Report, SlowStart, State};
+use modelfleet::select::{
+    BuiltinStrategy, ConsistentHash, Latency, LeastOutstanding, PowerOfTwo, RoundRobin,
+    WeightedRandom, WeightedRoundRobin,
+};
+use modelfleet::{
+    Change, Deployment, Error, Fleet, FleetHandle, FleetPick, ModelKey, Policy, Registry, Request,
+};
+
+fn s(secs: u64) -> Duration {
+    Duration::from_secs(secs)
+}
+
+fn ms(millis: u64) -> Duration {
+    Duration::from_millis(millis)
+}
+
+// ---------------------------------------------------------------- auto traits
+
+fn assert_send<T: Send>() {}
+fn assert_sync<T: Sync>() {}
+
+#[test]
+fn auto_traits() {
+    assert_send::<Fleet>();
+    assert_sync::<Fleet>();
+    assert_send::<Fleet<Policy>>();
+    assert_sync::<Fleet<Policy>>();
+    assert_send::<FleetPick<'static>>();
+    assert_send::<FleetHandle<'static>>();
+    assert_send::<Change>();
+    assert_sync::<Change>();
+}
+
+// --------------------------------------------------------------------- stress
+
+const WORKERS: usize = 3;
+/// Versions installed per strategy.
+const INSTALLS: usize = 600;
+/// Picks per thread and version: a thread runs at most this many picks
+/// ahead of the writer.
+const STEP: usize = 12;
+/// Picks per thread.
+const PICKS: usize = INSTALLS * STEP;
+/// Picks a thread holds before completing or dropping its oldest.
+const HELD: usize = 4;
+
+/// A `gpt-4` node under `name+tag`: the tag is the identity, so an endpoint
+/// can change under the same key.
+fn tagged(tag: &str, ip: &str, weight: u32) -> Deployment {
+    Deployment::builder("openai", "gpt-4")
+        .tag(tag)
+        .endpoint(&format!("http://{ip}/v1"))
+        .label("pool", "main")
+        .weight(weight)
+        .build()
+        .unwrap()
+}
+
+fn tagged_registry(nodes: &[(&str, &str, u32)]) -> Registry {
+    let mut reg = Registry::new(Policy::NAME_TAG);
+    for &(tag, ip, weight) in nodes {
+        reg.insert(tagged(tag, ip, weight)).unwrap();
+    }
+    reg
+}
+
+/// The cycle of versions the writer installs (version `i` is
+/// `cycle[i % len]`); every version has a pickable deployment, and the last
+/// one leads back to the first.
+fn cycle() -> Vec<Registry> {
+    vec![
+        // 0: three nodes.
+        tagged_registry(&[
+            ("t0", "10.0.0.1", 1),
+            ("t1", "10.0.0.2", 1),
+            ("t2", "10.0.0.3", 2),
+        ]),
+        // 1: t3 added.
+        tagged_registry(&[
+            ("t0", "10.0.0.1", 1),
+            ("t1", "10.0.0.2", 1),
+            ("t2", "10.0.0.3", 2),
+            ("t3", "10.0.0.4", 1),
+        ]),
+        // 2: t0 removed.
+        tagged_registry(&[
+            ("t1", "10.0.0.2", 1),
+            ("t2", "10.0.0.3", 2),
+            ("t3", "10.0.0.4", 1),
+        ]),
+        // 3: t1 drained.
+        tagged_registry(&[
+            ("t1", "10.0.0.2", 0),
+            ("t2", "10.0.0.3", 2),
+            ("t3", "10.0.0.4", 1),
+        ]),
+        // 4: t2 moved to another endpoint (same key), t0 back at the end.
+        tagged_registry(&[
+            ("t1", "10.0.0.2", 0),
+            ("t2", "10.0.0.13", 2),
+            ("t3", "10.0.0.4", 1),
+            ("t0", "10.0.0.1", 1),
+        ]),
+        // 5: t1 back, t3 removed, t4 added, t0 heavier.
+        tagged_registry(&[
+            ("t1", "10.0.0.2", 1),
+            ("t2", "10.0.0.13", 2),
+            ("t0", "10.0.0.1", 3),
+            ("t4", "10.0.0.5", 1),
+        ]),
+    ]
+}
+
+/// What every thread shares: the versions and the writer's two counters.
+struct Versions {
+    cycle: Vec<Registry>,
+    /// Set to `i` before version `i` is installed.
+    installing: AtomicUsize,
+    /// Set to `i` after version `i` is installed.
+    installed: AtomicUsize,
+    /// The highest `installed` a select started from.
+    seen: AtomicUsize,
+    done: AtomicBool,
+}
+
+impl Versions {
+    fn get(&self, i: usize) -> &Registry {
+        &self.cycle[i % self.cycle.len()]
+    }
+
+    /// The versions a call that started at `lo` and returned at `hi` may
+    /// have run on (at most one full cycle: they repeat).
+    fn window(&self, lo: usize, hi: usize) -> impl Iterator<Item = &Registry> {
+        (lo..=hi.min(lo + self.cycle.len())).map(|i| self.get(i))
+    }
+
+    /// Panics unless `pick` is a pickable deployment of a version in the window.
+    #[track_caller]
+    fn check_pick(&self, pick: &FleetPick<'_>, lo: usize, hi: usize) {
+        let ok = self.window(lo, hi).any(|reg| {
+            reg.get(pick.key())
+                .is_some_and(|d| d == pick.deployment() && d.weight() > 0)
+        });
+        assert!(
+            ok,
+            "picked {} ({:?}, weight {}), not pickable in any version {lo}..={hi}",
+            pick.key(),
+            pick.deployment().endpoint().map(|u| u.as_str()),
+            pick.deployment().weight(),
+        );
+    }
+}
+
+/// The requests threads cycle through: plain (the precomputed fast path),
+/// filtered (the checked path) and sticky.
+fn stress_requests() -> Vec<Request> {
+    vec![
+        Request::new("gpt-4"),
+        Request::new("gpt-4").label("pool", "main"),
+        Request::new("gpt-4").affinity("user-1"),
+        Request::new("gpt-4")
+            .affinity("user-2")
+            .label("pool", "main"),
+    ]
+}
+
+/// One thread's loop: select through `select`, check, hold a few picks,
+/// complete half of them and drop the others. Returns the number of picks.
+///
+/// Threads and writer go in loose lockstep: a thread waits before its pick
+/// `n` until version `n / STEP` is installed, and the writer waits before
+/// installing version `i` until a pick has started on version `i - 1`.
+/// Neither can wait forever: the pick that lets the writer go is one the
+/// threads are allowed to make.
+fn serve<'f>(
+    versions: &Versions,
+    select: impl Fn(&Request) -> Result<FleetPick<'f>, Error>,
+    mut side: impl FnMut(usize, usize),
+) -> usize {
+    let requests = stress_requests();
+    let mut held = VecDeque::new();
+    for n in 0..PICKS {
+        // Keep pace with the writer (a spin, not a sleep: no timing).
+        while n >= (versions.installed.load(SeqCst) + 1) * STEP && !versions.done.load(SeqCst) {
+            thread::yield_now();
+        }
+        let lo = versions.installed.load(SeqCst);
+        let pick = select(&requests[n % requests.len()])
+            .unwrap_or_else(|e| panic!("select failed at {lo}: {e}"));
+        let hi = versions.installing.load(SeqCst);
+        versions.check_pick(&pick, lo, hi);
+        versions.seen.fetch_max(lo, SeqCst);
+        held.push_back(pick);
+        if held.len() > HELD {
+            let oldest = held.pop_front().unwrap();
+            if n % 2 == 0 {
+                oldest.succeed(ms(20 + (n % 7) as u64), ms(n as u64));
+            } else {
+                drop(oldest);
+            }
+        }
+        side(n, lo);
+    }
+    PICKS
+}
+
+fn stress(strategy: BuiltinStrategy) {
+    let versions = Versions {
+        cycle: cycle(),
+        installing: AtomicUsize::new(0),
+        installed: AtomicUsize::new(0),
+        seen: AtomicUsize::new(0),
+        done: AtomicBool::new(false),
+    };
+    let fleet = Fleet::new(versions.get(0).clone(), |b| b.strategy(strategy).seed(3));
+    let start = Barrier::new(WORKERS + 2);
+    let name = strategy.to_string();
+
+    let picks = thread::scope(|scope| {
+        let mut threads = Vec::new();
+        for _ in 0..WORKERS {
+            let (fleet, versions, start) = (&fleet, &versions, &start);
+            threads.push(scope.spawn(move || {
+                let handle = fleet.handle();
+                start.wait();
+                serve(versions, |r| handle.select(r), |_, _| {})
+            }));
+        }
+        // The shared handle; also reads registry copies and health snapshots.
+        {
+            let (fleet, versions, start) = (&fleet, &versions, &start);
+            threads.push(scope.spawn(move || {
+                start.wait();
+                serve(
+                    versions,
+                    |r| fleet.select(r),
+                    |n, _| {
+                        if n % 16 != 0 {
+                            return;
+                        }
+                        let lo = versions.installed.load(SeqCst);
+                        let reg = fleet.registry();
+                        let health = fleet.health(ms(n as u64));
+                        let hi = versions.installing.load(SeqCst);
+                        assert!(
+                            versions.window(lo, hi).any(|v| *v == reg),
+                            "registry() is no version in {lo}..={hi}"
+                        );
+                        let keys: Vec<&ModelKey> = health.iter().map(|h| &h.key).collect();
+                        assert!(
+                            versions
+                                .window(lo, hi)
+                                .any(|v| v.keys().eq(keys.iter().copied())),
+                            "a health snapshot mixes versions {lo}..={hi}: {keys:?}"
+                        );
+                    },
+                )
+            }));
+        }
+
+        // The writer.
+        start.wait();
+        for i in 1..=INSTALLS {
+            // Every version serves at least one pick before the next.
+            while versions.seen.load(SeqCst) < i - 1 {
+                thread::yield_now();
+            }
+            let (old, new) = (versions.get(i - 1), versions.get(i));
+            versions.installing.store(i, SeqCst);
+            if i % 2 == 0 {
+                let changes = fleet.install(new.clone(), ms(i as u64));
+                assert_eq!(changes, old.diff(new), "{name}: install {i} returned");
+            } else {
+                fleet.apply(&old.diff(new), ms(i as u64)).unwrap();
+            }
+            versions.installed.store(i, SeqCst);
+        }
+        versions.done.store(true, SeqCst);
+
+        threads
+            .into_iter()
+            .map(|t| match t.join() {
+                Ok(n) => n,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect::<Vec<usize>>()
+    });
+
+    assert_eq!(picks, [PICKS; WORKERS + 1], "{name}");
+    assert!(
+        versions.seen.load(SeqCst) >= INSTALLS - 1,
+        "{name}: versions served"
+    );
+    let last = versions.get(INSTALLS);
+    assert_eq!(fleet.registry(), *last, "{name}: final registry");
+    let selector = fleet.selector();
+    for key in last.keys() {
+        assert_eq!(selector.in_flight(key), Some(0), "{name}: {key} in flight");
+    }
+    for v in &versions.cycle {
+        for key in v.keys().filter(|k| !last.contains(k)) {
+            assert_eq!(selector.in_flight(key), None, "{name}: {key} is gone");
+        }
+    }
+    let health = fleet.health(s(1));
+    assert_eq!(health.len(), last.len());
+    for h in &health {
+        assert_eq!(
+            h.in_flight, 0,
+            "{name}: {} in flight in the snapshot",
+            h.key
+        );
+    }
+}
+
+#[test]
+fn picks_always_name_a_live_deployment_round_robin() {
+    stress(RoundRobin.into());
+}
+
+#[test]
+fn picks_always_name_a_live_deployment_weighted_round_robin() {
+    stress(WeightedRoundRobin.into());
+}
+
+#[test]
+fn picks_always_name_a_live_deployment_weighted_random() {
+    stress(WeightedRandom.into());
+}
+
+#[test]
+fn picks_always_name_a_live_deployment_least_outstanding() {
+    stress(LeastOutstanding.into());
+}
+
+#[test]
+fn picks_always_name_a_live_deployment_power_of_two() {
+    stress(PowerOfTwo::default().into());
+}
+
+#[test]
+fn picks_always_name_a_live_deployment_consistent_hash() {
+    stress(ConsistentHash::default().into());
+}
+
+/// `Latency::choose` reads each candidate's latency estimate twice (once to
+/// find the fastest and whether any is unmeasured, once to filter); a report
+/// completing on another thread between the two passes can make every
+/// candidate unacceptable, and `select` then fails with `NoEligible` ("no
+/// candidates") although deployments are eligible.
+#[test]
+#[ignore = "bug: Latency strategy returns NoEligible when a report races a pick"]
+fn picks_always_name_a_live_deployment_latency() {
+    stress(Latency::default().into());
+}
+
+#[test]
+fn every_builtin_strategy_is_stressed() {
+    // The tests above cover BuiltinStrategy::all(); a new strategy needs one.
+    assert_eq!(BuiltinStrategy::all().len(), 7);
+}
+
+// ---------------------------------------------------------- deterministic
+
+fn node(ip: &str) -> Deployment {
+    Deployment::builder("openai", "gpt-4")
+        .endpoint(&format!("http://{ip}/v1"))
+        .build()
+        .unwrap()
+}
+
+fn key(ip: &str) -> ModelKey {
+    format!("openai/gpt-4@http://{ip}/v1").parse().unwrap()
+}
+
+fn registry(nodes: &[Deployment]) -> Registry {
+    let mut reg = Registry::new(Policy::NAME_ENDPOINT);
+    for d in nodes {
+        reg.insert(d.clone()).unwrap();
+    }
+    reg
+}
+
+fn state_of(fleet: &Fleet, key: &ModelKey, now: Duration) -> State {
+    fleet
+        .health(now)
+        .into_iter()
+        .find(|h| h.key == *key)
+        .unwrap_or_else(|| panic!("{key} not in the current version"))
+        .state
+}
+
+fn rate_limited(at: Duration) -> Report {
+    Report::failure(at, FailureKind::RateLimited { retry_after: None })
+}
+
+#[test]
+fn cooling_latency_and_in_flight_survive_install() {
+    let (a, b) = (key("10.0.0.1"), key("10.0.0.2"));
+    let fleet = Fleet::new(registry(&[node("10.0.0.1"), node("10.0.0.2")]), |bld| {
+        bld.strategy(RoundRobin).health(HealthPolicy::dify())
+    });
+    // A held pick of a, then a's latency, then a rate limit: cooling to 61 s.
+    let held = fleet
+        .select(&Request::new("gpt-4").exclude(b.clone()).at(s(0)))
+        .unwrap();
+    assert_eq!(held.key(), &a);
+    assert!(fleet.report(&a, Report::success(s(1), ms(80))));
+    assert!(fleet.report(&a, rate_limited(s(1))));
+    assert_eq!(state_of(&fleet, &a, s(2)), State::Cooling);
+
+    // v2: b updated in place (same endpoint), c added; a unchanged.
+    let v2 = registry(&[
+        node("10.0.0.1"),
+        node("10.0.0.2").to_builder().weight(2).build().unwrap(),
+        node("10.0.0.3"),
+    ]);
+    let changes = fleet.install(v2, s(10));
+    assert_eq!(changes.to_string(), format!("~ {b}\n+ {}", key("10.0.0.3")));
+
+    let selector = fleet.selector();
+    let health = fleet.health(s(30));
+    let ha = health.iter().find(|h| h.key == a).unwrap();
+    assert_eq!(ha.state, State::Cooling);
+    assert_eq!(ha.available_at, Some(s(61)));
+    assert_eq!(selector.latency(&a), Some(ms(80)), "latency estimate kept");
+    assert_eq!(selector.in_flight(&a), Some(1), "held pick still counted");
+    let handle = fleet.handle();
+    for _ in 0..12 {
+        let at30 = Request::new("gpt-4").at(s(30));
+        assert_ne!(fleet.select(&at30).unwrap().key(), &a);
+        assert_ne!(handle.select(&at30).unwrap().key(), &a);
+    }
+    // Back exactly when the cooldown ends.
+    let at61 = Request::new("gpt-4").at(s(61));
+    assert!((0..3).any(|_| fleet.select(&at61).unwrap().key() == &a));
+
+    // The held pick releases its slot in the new version, and its report
+    // reaches it.
+    held.complete(Report::success(s(62), ms(500)));
+    assert_eq!(selector.in_flight(&a), Some(0));
+    assert_eq!(selector.latency(&a), Some(ms(500)));
+}
+
+#[test]
+fn endpoint_change_under_the_same_key_starts_fresh() {
+    let fleet = Fleet::new(
+        tagged_registry(&[("a", "10.0.0.1", 1), ("b", "10.0.0.2", 1)]),
+        |bld| bld.strategy(RoundRobin).health(HealthPolicy::dify()),
+    );
+    let ka = Registry::new(Policy::NAME_TAG).key_of(&tagged("a", "10.0.0.1", 1));
+    let kb = Registry::new(Policy::NAME_TAG).key_of(&tagged("b", "10.0.0.2", 1));
+    let only_a = |at| Request::new("gpt-4").exclude(kb.clone()).at(at);
+
+    let held = fleet.select(&only_a(s(0))).unwrap();
+    assert_eq!(held.key(), &ka);
+    assert!(fleet.report(&ka, Report::success(s(1), ms(80))));
+    assert!(fleet.report(&ka, rate_limited(s(2))));
+
+    // Same endpoint, another weight: health, latency and in-flight kept.
+    fleet.install(
+        tagged_registry(&[("a", "10.0.0.1", 3), ("b", "10.0.0.2", 1)]),
+        s(5),
+    );
+    assert_eq!(state_of(&fleet, &ka, s(10)), State::Cooling);
+    assert_eq!(fleet.selector().latency(&ka), Some(ms(80)));
+    assert_eq!(fleet.selector().in_flight(&ka), Some(1));
+
+    // Same key, new endpoint: another server, fresh state.
+    let changes = fleet.install(
+        tagged_registry(&[("a", "10.0.0.9", 3), ("b", "10.0.0.2", 1)]),
+        s(6),
+    );
+    assert!(matches!(changes.as_slice(), [Change::Updated { key, .. }] if *key == ka));
+    let selector = fleet.selector();
+    assert_eq!(state_of(&fleet, &ka, s(10)), State::Healthy);
+    assert_eq!(selector.latency(&ka), None);
+    assert_eq!(selector.in_flight(&ka), Some(0));
+
+    // The new server serves; the old pick's release and report do not
+    // touch its state.
+    let fresh = fleet.select(&only_a(s(10))).unwrap();
+    assert_eq!(
+        fresh.deployment().endpoint().unwrap().as_str(),
+        "http://10.0.0.9/v1"
+    );
+    assert_eq!(
+        held.deployment().endpoint().unwrap().as_str(),
+        "http://10.0.0.1/v1"
+    );
+    assert_eq!(selector.in_flight(&ka), Some(1));
+    held.complete(rate_limited(s(11)));
+    assert_eq!(
+        selector.in_flight(&ka),
+        Some(1),
+        "old pick released the new state"
+    );
+    assert_eq!(
+        state_of(&fleet, &ka, s(12)),
+        State::Healthy,
+        "old report applied"
+    );
+    drop(fresh);
+    assert_eq!(selector.in_flight(&ka), Some(0));
+}
+
+#[test]
+fn new_deployment_starts_in_slow_start() {
+    let mut health = HealthPolicy::disabled();
+    health.slow_start = Some(SlowStart {
+        window: s(60),
+        aggression: 1.0,
+        min_percent: 10.0,
+    });
+    let fleet = Fleet::new(registry(&[node("10.0.0.1"), node("10.0.0.2")]), |b| {
+        b.health(health)
+    });
+    // The first version's deployments do not ramp.
+    assert!(fleet.health(s(0)).iter().all(|h| h.state == State::Healthy));
+
+    fleet.install(
+        registry(&[node("10.0.0.1"), node("10.0.0.2"), node("10.0.0.3")]),
+        s(100),
+    );
+    let c = key("10.0.0.3");
+    for h in fleet.health(s(110)) {
+        let want = if h.key == c {
+            State::SlowStart
+        } else {
+            State::Healthy
+        };
+        assert_eq!(h.state, want, "{} at 110 s", h.key);
+    }
+    assert_eq!(state_of(&fleet, &c, s(160)), State::Healthy, "ramp over");
+
+    // A later install does not restart the ramp of a deployment it keeps.
+    fleet.install(
+        registry(&[
+            node("10.0.0.1"),
+            node("10.0.0.2"),
+            node("10.0.0.3"),
+            node("10.0.0.4"),
+        ]),
+        s(150),
+    );
+    assert_eq!(state_of(&fleet, &c, s(160)), State::Healthy);
+    assert_eq!(state_of(&fleet, &key("10.0.0.4"), s(160)), State::SlowStart);
+}
+
+#[test]
+fn removed_and_drained_deployments_are_never_picked_after_install() {
+    let fleet = Fleet::new(
+        registry(&[node("10.0.0.1"), node("10.0.0.2"), node("10.0.0.3")]),
+        |b| b.strategy(RoundRobin),
+    );
+    let handle = fleet.handle();
+    let plain = Request::new("gpt-4");
+    // Both the shared handle and `handle` serve (and cache) the old version.
+    let mut seen = HashSet::new();
+    for _ in 0..6 {
+        seen.insert(fleet.select(&plain).unwrap().key().clone());
+        seen.insert(handle.select(&plain).unwrap().key().clone());
+    }
+    assert_eq!(seen.len(), 3);
+
+    // 10.0.0.2 removed, 10.0.0.3 drained, 10.0.0.4 added.
+    fleet.install(
+        registry(&[
+            node("10.0.0.1"),
+            node("10.0.0.3").to_builder().weight(0).build().unwrap(),
+            node("10.0.0.4"),
+        ]),
+        s(1),
+    );
+    let late = fleet.handle();
+    let filtered = Request::new("gpt-4").provider("openai");
+    let mut seen = HashSet::new();
+    for _ in 0..30 {
+        for req in [&plain, &filtered] {
+            for pick in [
+                fleet.select(req).unwrap(),
+                handle.select(req).unwrap(),
+                late.select(req).unwrap(),
+            ] {
+                seen.insert(pick.key().clone());
+            }
+        }
+    }
+    let want: HashSet<ModelKey> = [key("10.0.0.1"), key("10.0.0.4")].into();
+    assert_eq!(seen, want);
+    assert_eq!(fleet.selector().in_flight(&key("10.0.0.2")), None);
+}
+
+#[test]
+fn pick_held_across_the_removal_of_its_deployment() {
+    let (a, b) = (key("10.0.0.1"), key("10.0.0.2"));
+    let fleet = Fleet::new(registry(&[node("10.0.0.1"), node("10.0.0.2")]), |bld| {
+        bld.strategy(RoundRobin).health(HealthPolicy::dify())
+    });
+    let handle = fleet.handle();
+    let only_b = Request::new("gpt-4").exclude(a.clone()).at(s(0));
+    let completed = handle.select(&only_b).unwrap();
+    let dropped = fleet.select(&only_b).unwrap();
+    assert_eq!(fleet.selector().in_flight(&b), Some(2));
+
+    fleet.install(registry(&[node("10.0.0.1")]), s(1));
+    // Still readable.
+    assert_eq!(completed.key(), &b);
+    assert_eq!(
+        dropped.deployment().endpoint().unwrap().as_str(),
+        "http://10.0.0.2/v1"
+    );
+    assert!(!fleet.report(&b, rate_limited(s(2))), "b is gone");
+    // Its report goes nowhere: a is untouched.
+    completed.complete(Report::failure(s(2), FailureKind::ConnectionError));
+    let health = fleet.health(s(3));
+    assert_eq!(health.len(), 1);
+    assert_eq!(health[0].key, a);
+    assert_eq!(health[0].state, State::Healthy);
+    assert_eq!(health[0].consecutive_failures, 0);
+    assert_eq!(health[0].in_flight, 0);
+
+    // b comes back (same endpoint): fresh, and the pick still held from its
+    // old life does not count against it.
+    fleet.install(registry(&[node("10.0.0.1"), node("10.0.0.2")]), s(4));
+    assert_eq!(fleet.selector().in_flight(&b), Some(0));
+    assert_eq!(fleet.selector().latency(&b), None);
+    let again = fleet
+        .select(&Request::new("gpt-4").exclude(a.clone()).at(s(5)))
+        .unwrap();
+    drop(dropped);
+    assert_eq!(fleet.selector().in_flight(&b), Some(1));
+    drop(again);
+    assert_eq!(fleet.selector().in_flight(&b), Some(0));
+    assert_eq!(state_of(&fleet, &b, s(5)), State::Healthy);
+}
+
+/// Rotation positions continue across a swap. What is asserted, for round
+/// robin and weighted round robin, for a per-thread handle and for the
+/// shared handle: a fleet that served `k` picks on version 1 and then
+/// installed version 2 picks, from then on, exactly what a fleet built
+/// directly on version 2 (same seed, same handle number) picks after its
+/// own first `k` picks. That is, the handle's turn counter for the model is
+/// carried over unchanged (not reset, not re-seeded), whether the
+/// candidates stayed the same or one was added. When they stayed the same,
+/// the sequence is also exactly the one without any swap, so every window
+/// of `n` consecutive round-robin picks spanning the swap visits each of
+/// the `n` deployments once.
+#[test]
+fn rotation_continues_across_a_swap() {
+    let weighted = |ip: &str, w| node(ip).to_builder().weight(w).build().unwrap();
+    let v1 = registry(&[
+        weighted("10.0.0.1", 1),
+        weighted("10.0.0.2", 2),
+        weighted("10.0.0.3", 1),
+    ]);
+    // Same candidates, one label changed.
+    let same = registry(&[
+        weighted("10.0.0.1", 1),
+        weighted("10.0.0.2", 2)
+            .to_builder()
+            .label("rack", "r2")
+            .build()
+            .unwrap(),
+        weighted("10.0.0.3", 1),
+    ]);
+    // One more candidate.
+    let grown = registry(&[
+        weighted("10.0.0.1", 1),
+        weighted("10.0.0.2", 2),
+        weighted("10.0.0.3", 1),
+        weighted("10.0.0.4", 3),
+    ]);
+    let req = Request::new("gpt-4");
+    let strategies = [BuiltinStrategy::from(RoundRobin), WeightedRoundRobin.into()];
+
+    for strategy in strategies {
+        for v2 in [&same, &grown] {
+            for k in [0usize, 1, 4, 7] {
+                let make =
+                    |reg: &Registry| Fleet::new(reg.clone(), |b| b.strategy(strategy).seed(11));
+                let take =
+                    |f: &dyn Fn() -> ModelKey, n: usize| (0..n).map(|_| f()).collect::<Vec<_>>();
+
+                // Per-thread handle.
+                let swapped = make(&v1);
+                let h = swapped.handle();
+                let before = take(&|| h.select(&req).unwrap().key().clone(), k);
+                swapped.install(v2.clone(), s(1));
+                let after = take(&|| h.select(&req).unwrap().key().clone(), 12);
+
+                let direct = make(v2);
+                let hd = direct.handle();
+                take(&|| hd.select(&req).unwrap().key().clone(), k);
+                let want = take(&|| hd.select(&req).unwrap().key().clone(), 12);
+                assert_eq!(after, want, "{strategy}, handle, {k} picks before the swap");
+
+                // Shared handle.
+                let swapped = make(&v1);
+                take(&|| swapped.select(&req).unwrap().key().clone(), k);
+                swapped.install(v2.clone(), s(1));
+                let after_shared = take(&|| swapped.select(&req).unwrap().key().clone(), 12);
+                let direct = make(v2);
+                take(&|| direct.select(&req).unwrap().key().clone(), k);
+                let want = take(&|| direct.select(&req).unwrap().key().clone(), 12);
+                assert_eq!(
+                    after_shared, want,
+                    "{strategy}, shared, {k} picks before the swap"
+                );
+
+                if std::ptr::eq(v2, &same) {
+                    // Exactly the sequence without a swap.
+                    let unswapped = make(&v1);
+                    let hu = unswapped.handle();
+                    let whole = take(&|| hu.select(&req).unwrap().key().clone(), k + 12);
+                    let mut got = before.clone();
+                    got.extend(after.iter().cloned());
+                    assert_eq!(got, whole, "{strategy}, {k} picks before the swap");
+                    if strategy == RoundRobin.into() {
+                        for w in got.windows(3) {
+                            let distinct: HashSet<_> = w.iter().collect();
+                            assert_eq!(distinct.len(), 3, "{strategy}: window {w:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn install_returns_the_diff_and_a_refused_apply_changes_nothing() {
+    let v1 = registry(&[node("10.0.0.1"), node("10.0.0.2")]);
+    let v2 = registry(&[node("10.0.0.2"), node("10.0.0.3")]);
+    let fleet = Fleet::new(v1.clone(), |b| b);
+    assert_eq!(fleet.install(v2.clone(), s(1)), v1.diff(&v2));
+    assert_eq!(fleet.registry(), v2);
+    assert!(fleet.install(v2.clone(), s(2)).is_empty());
+
+    let before = fleet.selector();
+    let bad = vec![
+        Change::Removed {
+            key: key("10.0.0.2"),
+        },
+        Change::Removed {
+            key: key("10.0.0.1"),
+        },
+    ]
+    .into();
+    match fleet.apply(&bad, s(3)) {
+        Err(Error::InvalidChange { index, key: k, .. }) => {
+            assert_eq!(index, 1);
+            assert_eq!(*k, key("10.0.0.1"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fleet.registry(), v2);
+    assert!(
+        std::sync::Arc::ptr_eq(&before, &fleet.selector()),
+        "a refused apply swapped the selector"
+    );
+    assert!(fleet.select(&Request::new("gpt-4")).is_ok());
+}
+
+/// Requests without a time are judged at the latest report time seen on
+/// the handle. Reports of picks made through a `FleetHandle` must move
+/// that time forward, or a deployment that cooled once is never a
+/// candidate again for that handle's time-less requests.
+#[test]
+#[ignore = "bug: FleetHandle's report time never advances, cooled deployments never return for time-less requests"]
+fn handle_requests_without_time_follow_report_time() {
+    let (a, b) = (key("10.0.0.1"), key("10.0.0.2"));
+    let fleet = Fleet::new(registry(&[node("10.0.0.1"), node("10.0.0.2")]), |bld| {
+        bld.strategy(RoundRobin).health(HealthPolicy::dify())
+    });
+    let handle = fleet.handle();
+    let pick = handle
+        .select(&Request::new("gpt-4").exclude(b.clone()))
+        .unwrap();
+    assert_eq!(pick.key(), &a);
+    pick.complete(rate_limited(s(1))); // a cools until 61 s
+    let pick = handle
+        .select(&Request::new("gpt-4").exclude(a.clone()))
+        .unwrap();
+    pick.complete(Report::success(s(100), ms(50))); // time is now 100 s
+
+    // The shared handle follows report time: a is back.
+    assert!((0..2).any(|_| fleet.select(&Request::new("gpt-4")).unwrap().key() == &a));
+    // So must the handle whose picks made both reports.
+    let picked: Vec<ModelKey> = (0..4)
+        .map(|_| handle.select(&Request::new("gpt-4")).unwrap().key().clone())
+        .collect();
+    assert!(picked.contains(&a), "a never picked again: {picked:?}");
+}
