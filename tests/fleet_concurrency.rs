@@ -401,7 +401,6 @@ fn picks_always_name_a_live_deployment_consistent_hash() {
 /// candidate unacceptable, and `select` then fails with `NoEligible` ("no
 /// candidates") although deployments are eligible.
 #[test]
-#[ignore = "bug: Latency strategy returns NoEligible when a report races a pick"]
 fn picks_always_name_a_live_deployment_latency() {
     stress(Latency::default().into());
 }
@@ -814,12 +813,11 @@ fn install_returns_the_diff_and_a_refused_apply_changes_nothing() {
     assert!(fleet.select(&Request::new("gpt-4")).is_ok());
 }
 
-/// Requests without a time are judged at the latest report time seen on
-/// the handle. Reports of picks made through a `FleetHandle` must move
-/// that time forward, or a deployment that cooled once is never a
+/// Requests without a time are judged at the latest report time the
+/// selector has seen. Reports of picks made through a `FleetHandle` must
+/// move that time forward, or a deployment that cooled once is never a
 /// candidate again for that handle's time-less requests.
 #[test]
-#[ignore = "bug: FleetHandle's report time never advances, cooled deployments never return for time-less requests"]
 fn handle_requests_without_time_follow_report_time() {
     let (a, b) = (key("10.0.0.1"), key("10.0.0.2"));
     let fleet = Fleet::new(registry(&[node("10.0.0.1"), node("10.0.0.2")]), |bld| {

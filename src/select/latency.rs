@@ -86,16 +86,25 @@ impl Strategy for Latency {
             Some(_) if unmeasured => false,
             Some(l) => l.as_nanos() <= limit.max(fastest),
         };
-        // Uniform among the acceptable ones (reservoir sampling).
+        // Uniform among the acceptable ones (reservoir sampling). Another
+        // thread may report between the two passes and move every estimate
+        // past `limit`; then the fastest seen in this pass is the answer.
         let mut chosen = None;
+        let mut fallback: Option<(Candidate<'a>, u128)> = None;
         let mut seen = 0u64;
-        for c in candidates.iter().filter(acceptable) {
-            seen += 1;
-            if ctx.random_below(seen) == 0 {
-                chosen = Some(c);
+        for c in candidates.iter() {
+            let l = c.latency().map_or(0, |l| l.as_nanos());
+            if fallback.is_none_or(|(_, f)| l < f) {
+                fallback = Some((c, l));
+            }
+            if acceptable(&c) {
+                seen += 1;
+                if ctx.random_below(seen) == 0 {
+                    chosen = Some(c);
+                }
             }
         }
-        chosen
+        chosen.or(fallback.map(|(c, _)| c))
     }
 
     fn name(&self) -> &str {
