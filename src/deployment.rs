@@ -637,7 +637,7 @@ impl DeploymentBuilder {
 }
 
 #[cfg(feature = "serde")]
-mod serde_impl {
+pub(crate) mod serde_impl {
     //! Deployments deserialize through the builder, so serde cannot skip
     //! validation; the credential is accepted on input and never written.
 
@@ -645,50 +645,52 @@ mod serde_impl {
     use serde::de::{self, Deserializer, Visitor};
     use serde::{Deserialize, Serialize, Serializer};
 
-    /// Unknown fields are collected, not refused on sight, so that the error
-    /// can name the deployment they belong to.
-    #[derive(Deserialize)]
-    struct Repr {
-        provider: String,
-        model: String,
+    /// A deployment as serialized, before validation (also read by
+    /// [`config`](crate::config), which reports every problem with its
+    /// place). Unknown fields are collected, not refused on sight, so that
+    /// the error can name the deployment they belong to.
+    #[derive(Clone, Deserialize)]
+    pub(crate) struct Repr {
+        pub(crate) provider: String,
+        pub(crate) model: String,
         #[serde(default)]
-        upstream_model: Option<String>,
+        pub(crate) upstream_model: Option<String>,
         #[serde(default)]
-        endpoint: Option<String>,
+        pub(crate) endpoint: Option<String>,
         #[serde(default)]
-        tag: Option<String>,
+        pub(crate) tag: Option<String>,
         #[serde(default)]
-        version: Option<String>,
+        pub(crate) version: Option<String>,
         #[serde(default)]
-        labels: BTreeMap<String, String>,
+        pub(crate) labels: BTreeMap<String, String>,
         #[serde(default)]
-        weight: Option<Num>,
+        pub(crate) weight: Option<Num>,
         #[serde(default)]
-        priority: Option<Num>,
+        pub(crate) priority: Option<Num>,
         #[serde(default)]
-        limits: LimitsRepr,
+        pub(crate) limits: LimitsRepr,
         #[serde(default)]
-        context_window: Option<Num>,
+        pub(crate) context_window: Option<Num>,
         #[serde(default)]
-        credential: Option<String>,
+        pub(crate) credential: Option<String>,
         #[serde(flatten)]
-        unknown: BTreeMap<String, de::IgnoredAny>,
+        pub(crate) unknown: BTreeMap<String, de::IgnoredAny>,
     }
 
-    const FIELDS: &str = "`provider`, `model`, `upstream_model`, `endpoint`, `tag`, `version`, \
+    pub(crate) const FIELDS: &str = "`provider`, `model`, `upstream_model`, `endpoint`, `tag`, `version`, \
         `labels`, `weight`, `priority`, `limits`, `context_window`, `credential`";
-    const LIMITS_FIELDS: &str = "`max_in_flight`, `rpm`, `tpm`";
+    pub(crate) const LIMITS_FIELDS: &str = "`max_in_flight`, `rpm`, `tpm`";
 
-    #[derive(Deserialize, Default)]
-    struct LimitsRepr {
+    #[derive(Clone, Deserialize, Default)]
+    pub(crate) struct LimitsRepr {
         #[serde(default)]
-        max_in_flight: Option<Num>,
+        pub(crate) max_in_flight: Option<Num>,
         #[serde(default)]
-        rpm: Option<Num>,
+        pub(crate) rpm: Option<Num>,
         #[serde(default)]
-        tpm: Option<Num>,
+        pub(crate) tpm: Option<Num>,
         #[serde(flatten)]
-        unknown: BTreeMap<String, de::IgnoredAny>,
+        pub(crate) unknown: BTreeMap<String, de::IgnoredAny>,
     }
 
     #[derive(Serialize)]
@@ -746,6 +748,15 @@ mod serde_impl {
                     describe(&r.provider, &r.model)
                 )));
             }
+            r.build().map_err(de::Error::custom)
+        }
+    }
+
+    impl Repr {
+        /// Builds the deployment (unknown fields aside): the first problem
+        /// is reported, as by [`DeploymentBuilder::build`].
+        pub(crate) fn build(&self) -> Result<Deployment, Error> {
+            let r = self;
             let mut b = Deployment::builder(&r.provider, &r.model);
             if let Some(v) = &r.upstream_model {
                 b = b.upstream_model(v);
@@ -760,28 +771,36 @@ mod serde_impl {
                 b = b.version(v);
             }
             b = b.labels(&r.labels);
-            if let Some(v) = b.whole(Field::Weight, r.weight, u32::MAX.into()) {
+            if let Some(v) = b.whole(Field::Weight, r.weight.clone(), u32::MAX.into()) {
                 b = b.weight(v as u32);
             }
-            if let Some(v) = b.whole(Field::Priority, r.priority, u32::MAX.into()) {
+            if let Some(v) = b.whole(Field::Priority, r.priority.clone(), u32::MAX.into()) {
                 b = b.priority(v as u32);
             }
-            if let Some(v) = b.whole(Field::ContextWindow, r.context_window, u32::MAX.into()) {
+            if let Some(v) = b.whole(
+                Field::ContextWindow,
+                r.context_window.clone(),
+                u32::MAX.into(),
+            ) {
                 b = b.context_window(v as u32);
             }
-            if let Some(v) = b.whole(Field::MaxInFlight, r.limits.max_in_flight, u32::MAX.into()) {
+            if let Some(v) = b.whole(
+                Field::MaxInFlight,
+                r.limits.max_in_flight.clone(),
+                u32::MAX.into(),
+            ) {
                 b = b.max_in_flight(v as u32);
             }
-            if let Some(v) = b.whole(Field::Rpm, r.limits.rpm, u32::MAX.into()) {
+            if let Some(v) = b.whole(Field::Rpm, r.limits.rpm.clone(), u32::MAX.into()) {
                 b = b.rpm(v as u32);
             }
-            if let Some(v) = b.whole(Field::Tpm, r.limits.tpm, u64::MAX) {
+            if let Some(v) = b.whole(Field::Tpm, r.limits.tpm.clone(), u64::MAX) {
                 b = b.tpm(v);
             }
             if let Some(v) = &r.credential {
                 b = b.credential(v);
             }
-            b.build().map_err(de::Error::custom)
+            b.build()
         }
     }
 
@@ -809,7 +828,8 @@ mod serde_impl {
     }
 
     /// Any number, checked later where the deployment's name is known.
-    enum Num {
+    #[derive(Clone)]
+    pub(crate) enum Num {
         U(u64),
         I(i64),
         F(f64),
