@@ -51,7 +51,7 @@
 //! | [`HealthPolicy::default`] | rate limit: 1 failure → 30 s; timeout, server, connection, other: 3 within 60 s → 30 s; authentication, not found: 1 → 60 s; bad request, context window, content filter: never; Envoy ejection defaults (5 consecutive, 30 s base, 300 s max, 10%, 10 s interval); fail when nothing is healthy; 5 s latency penalty for failures |
 //! | [`HealthPolicy::dify`] | Dify's credential cooldown: rate limit 60 s, authentication and connection errors 10 s, after one failure; fail when all are cooling |
 //! | [`HealthPolicy::litellm`] | LiteLLM's router defaults: 5 s cooldowns; a 429 cools at once when the model has more than one deployment; 401 and 404 cool at once; 408 and 5xx count toward a failure rate that cools above 50% with at least 5 requests in the minute; 400 never counts; a model with one deployment is never cooled |
-//! | [`HealthPolicy::disabled`] | no health at all: only filters and limits |
+//! | [`HealthPolicy::disabled`] | no health at all: only filters and limits (`Retry-After` ignored, no latency penalty) |
 //!
 //! # Example
 //!
@@ -606,9 +606,10 @@ pub struct HealthPolicy {
     pub slow_start: Option<SlowStart>,
     /// What to do when nothing is healthy.
     pub unhealthy: Unhealthy,
-    /// The latency sample a failure of a counted kind feeds into the
-    /// latency estimate (at least this, or the failure's own latency if
-    /// longer), so a deployment that fails fast does not look fast.
+    /// The latency sample a failure of a counted kind other than a rate
+    /// limit feeds into the latency estimate (at least this, or the
+    /// failure's own latency if longer), so a deployment that fails fast
+    /// does not look fast. Rate limits are left to the cooldown rules.
     pub failure_penalty: Option<Duration>,
 }
 
@@ -633,8 +634,11 @@ impl HealthPolicy {
     /// assert!(p.ejection.is_none());
     /// ```
     pub fn disabled() -> Self {
+        let mut cooldowns = Cooldowns::none();
+        // No rule ever triggers, so `Retry-After` has nothing to set.
+        cooldowns.retry_after = RetryAfter::SetsEnd;
         Self {
-            cooldowns: Cooldowns::none(),
+            cooldowns,
             ejection: None,
             slow_start: None,
             unhealthy: Unhealthy::Fail,
@@ -644,6 +648,7 @@ impl HealthPolicy {
 
     /// Dify's behaviour: a rate limit cools for 60 s, an authentication or
     /// connection error for 10 s, after one failure; fail when all cool.
+    /// No ejection; the default failure penalty for latency estimates.
     ///
     /// ```
     /// use modelfleet::health::{FailureKind, HealthPolicy};
@@ -667,11 +672,13 @@ impl HealthPolicy {
         );
         Self {
             cooldowns,
+            failure_penalty: Self::default().failure_penalty,
             ..Self::disabled()
         }
     }
 
-    /// LiteLLM's router defaults (see the [module docs](self#presets)).
+    /// LiteLLM's router defaults (see the [module docs](self#presets)); no
+    /// ejection; the default failure penalty for latency estimates.
     ///
     /// ```
     /// use modelfleet::health::{FailureKind, HealthPolicy};
@@ -705,6 +712,7 @@ impl HealthPolicy {
         });
         Self {
             cooldowns,
+            failure_penalty: Self::default().failure_penalty,
             ..Self::disabled()
         }
     }
@@ -835,7 +843,8 @@ pub struct HealthSnapshot {
     pub available_at: Option<Duration>,
     /// How many times it has been ejected (decayed as described in [`Ejection`]).
     pub ejections: u32,
-    /// Counted failures in a row since the last success.
+    /// Counted failures (see [`Cooldowns::counts`]) since the last success.
+    /// Ejection keeps its own run of server-side failures.
     pub consecutive_failures: u32,
     /// Picks in flight.
     pub in_flight: u32,

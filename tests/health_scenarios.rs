@@ -1374,7 +1374,6 @@ fn default_rule_counts_failures_within_its_window() {
 /// in a row since the last success"; a counted failure under a policy
 /// without ejection must show.
 #[test]
-#[ignore = "bug: consecutive_failures only counts server-side failures, and only with ejection on"]
 fn consecutive_failures_counts_every_counted_failure() {
     let reg: Registry = [Deployment::builder("openai", "gpt-4").build().unwrap()]
         .into_iter()
@@ -1397,7 +1396,6 @@ fn consecutive_failures_counts_every_counted_failure() {
 /// filters and limits" / "No cooldowns … reports only feed latency
 /// estimates and tpm usage".
 #[test]
-#[ignore = "bug: HealthPolicy::disabled() still cools on a Retry-After"]
 fn disabled_policy_never_cools() {
     let mut reg = Registry::new(Policy::NAME_ENDPOINT);
     let a = reg

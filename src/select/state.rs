@@ -34,7 +34,10 @@ pub(crate) struct DeploymentState {
     /// 1 + the time it became (or becomes) a candidate again: the origin of
     /// slow start. 0 = never left.
     back_at: AtomicU64,
+    /// Counted failures since the last success.
     consecutive: AtomicU32,
+    /// Server-side failures since the last success (for ejection).
+    server_run: AtomicU32,
     ejections: AtomicU32,
     last_eject_end: AtomicU64,
     /// Times of the last counted failures, a ring.
@@ -191,6 +194,7 @@ impl DeploymentState {
         let (kind, latency) = match report.outcome() {
             Outcome::Success { latency } => {
                 self.consecutive.store(0, Relaxed);
+                self.server_run.store(0, Relaxed);
                 self.observe_latency(latency, now, tau);
                 return None;
             }
@@ -199,10 +203,15 @@ impl DeploymentState {
         let c = &policy.cooldowns;
         let counted = c.counts(kind);
         if counted {
+            self.consecutive.fetch_add(1, Relaxed);
             self.window.add(now, |b| &b.failures, 1);
             let i = self.recent_next.fetch_add(1, Relaxed) % MAX_RULE_FAILURES;
             self.recent[i as usize].store(now.saturating_add(1), Relaxed);
-            if let Some(penalty) = policy.failure_penalty {
+            // A rate limit says "not now", not "slow": cooldowns handle it.
+            if let (Some(penalty), false) = (
+                policy.failure_penalty,
+                matches!(kind, FailureKind::RateLimited { .. }),
+            ) {
                 self.observe_latency(latency.unwrap_or_default().max(penalty), now, tau);
             }
         }
@@ -243,7 +252,7 @@ impl DeploymentState {
 
         // Ejection.
         if let (Some(ej), true) = (&policy.ejection, kind.is_server_side()) {
-            let run = self.consecutive.fetch_add(1, Relaxed) + 1;
+            let run = self.server_run.fetch_add(1, Relaxed) + 1;
             let ejected_now = self.eject_until.load(Relaxed) > now;
             if run >= ej.consecutive_failures && !ejected_now {
                 let allowed = (group.len * usize::from(ej.max_percent) / 100).max(1);
@@ -254,7 +263,7 @@ impl DeploymentState {
                     self.ejections.store(times, Relaxed);
                     self.last_eject_end.store(end, Relaxed);
                     self.eject_until.store(end, Relaxed);
-                    self.consecutive.store(0, Relaxed);
+                    self.server_run.store(0, Relaxed);
                     self.set_back(end.max(self.cool_until.load(Relaxed)));
                     changed = Some(Changed {
                         out_until: changed.map_or(end, |c| c.out_until.max(end)),
