@@ -40,7 +40,7 @@
 //!   share of it still inside the last 60 s).
 //!
 //! When no eligible deployment is healthy, [`Unhealthy`] decides: fail with
-//! [`Error::Unavailable`](crate::Error::Unavailable) carrying the earliest
+//! [`Error::Unavailable`] carrying the earliest
 //! time one returns, or pick among all eligible deployments (Envoy's panic
 //! mode) when the healthy share is below a threshold.
 //!
@@ -579,7 +579,7 @@ impl SlowStart {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Unhealthy {
-    /// Fail with [`Error::Unavailable`](crate::Error::Unavailable), carrying
+    /// Fail with [`Error::Unavailable`], carrying
     /// the earliest time a deployment returns. The default.
     #[default]
     Fail,

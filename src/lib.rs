@@ -52,7 +52,7 @@
 //!   [`Registry::apply`] move it between versions.
 //! - [`Request`]: what a caller asks for (model, filters, affinity, time).
 //! - [`Selector`]: picks a deployment per request: filters, priority tiers,
-//!   a [strategy](select::Strategy), [health](health); returns a [`Pick`]
+//!   a [strategy](select::Strategy), [health]; returns a [`Pick`]
 //!   that holds an in-flight slot and takes the outcome report.
 //! - [`Fleet`]: a registry and its selector shared by many threads while
 //!   new versions are installed.
