@@ -20,6 +20,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use modelfleet::select::{BuiltinStrategy, ConsistentHash, Latency, Load, PowerOfTwo};
 use modelfleet::select::{RoundRobin, WeightedRoundRobin};
+use std::time::Duration;
+
+use modelfleet::health::{FailureKind, HealthPolicy, Report};
 use modelfleet::{Deployment, Policy, Registry, Request, Selector, VersionPreference};
 
 /// Calls of `alloc`, `alloc_zeroed` and `realloc` on a counting thread.
@@ -226,4 +229,42 @@ fn select_and_drop_allocate_nothing() {
         let sel = Selector::with_seed(&reg, strategy, 11);
         assert_no_heap(&sel, &labelled, &format!("{strategy}, fresh, label filter"));
     }
+
+    // Health bookkeeping: completing picks with reports (successes, every
+    // failure kind, a rate limit with Retry-After that cools, server errors
+    // that eject) and then selecting on the checked path allocate nothing.
+    let sel = Selector::builder(&reg)
+        .health(HealthPolicy::default())
+        .seed(3)
+        .build();
+    let secs = Duration::from_secs;
+    let mut kinds: Vec<FailureKind> = FailureKind::ALL.to_vec();
+    kinds.push(FailureKind::RateLimited {
+        retry_after: Some(secs(5)),
+    });
+    let timed: Vec<Request> = (0..kinds.len() as u64 + 8)
+        .map(|t| Request::new("gpt-4").at(secs(t)))
+        .collect();
+    // Warm up every lazily sized structure once.
+    drop(sel.select(&timed[0]).unwrap());
+    let (calls, ()) = heap_calls(|| {
+        for (t, kind) in kinds.iter().enumerate() {
+            if let Ok(pick) = sel.select(&timed[t]) {
+                pick.complete(Report::failure(secs(t as u64), *kind).tokens(100));
+            }
+            if let Ok(pick) = sel.select(&timed[t]) {
+                pick.complete(Report::success(secs(t as u64), Duration::from_millis(40)));
+            }
+        }
+        for request in &timed {
+            if let Ok(pick) = sel.select(request) {
+                drop(pick);
+            }
+        }
+    });
+    assert_eq!(
+        calls,
+        (0, 0),
+        "heap calls (alloc, dealloc) with health reports"
+    );
 }
