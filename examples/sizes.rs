@@ -1,6 +1,8 @@
 //! Memory per deployment in a [`Registry`], estimated from type sizes and the
 //! heap strings of a typical deployment, and, on Linux, checked against the
-//! growth of the resident set while 100,000 deployments are added.
+//! growth of the resident set while 100,000 deployments are added; then the
+//! growth when a [`Selector`] (its copy of the deployments plus their live
+//! state) is built over them.
 //!
 //! ```text
 //! cargo run --release --example sizes
@@ -9,7 +11,8 @@
 use std::error::Error;
 use std::mem::size_of;
 
-use modelfleet::{Deployment, IdentityPolicy, ModelKey, Policy, Registry};
+use modelfleet::select::WeightedRoundRobin;
+use modelfleet::{Deployment, IdentityPolicy, ModelKey, Policy, Registry, Selector};
 
 /// Deployments added for the resident-set check.
 const N: usize = 100_000;
@@ -109,6 +112,16 @@ fn main() -> Result<(), Box<dyn Error>> {
                 "measured: resident set grew {} bytes per deployment over {} deployments",
                 after.saturating_sub(before) / registry.len(),
                 registry.len()
+            );
+            // The selector over the same registry: its own copy of each
+            // deployment and key, the per-deployment live state (one cache
+            // line of atomics, shared across versions), tiers and tables.
+            let selector = Selector::new(&registry, WeightedRoundRobin);
+            let with_selector = rss().unwrap_or(after);
+            println!(
+                "measured: a selector over it grew the resident set {} bytes per deployment ({} deployments)",
+                with_selector.saturating_sub(after) / selector.len(),
+                selector.len()
             );
         }
         None => println!("(no /proc/self/statm here: resident set not measured)"),

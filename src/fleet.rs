@@ -111,6 +111,7 @@ impl<P: IdentityPolicy + Clone> Fleet<P> {
             current: &self.current,
             slot: Arc::clone(slot),
             priority,
+            counted: current.counts_in_flight(),
         })
     }
 
@@ -296,6 +297,7 @@ impl<'f, P: IdentityPolicy + Clone> FleetHandle<'f, P> {
             current: &self.fleet.current,
             slot: Arc::clone(slot),
             priority,
+            counted: version.counts_in_flight(),
         })
     }
 }
@@ -306,6 +308,8 @@ pub struct FleetPick<'f> {
     current: &'f ArcSwap<Selector>,
     slot: Arc<Slot>,
     priority: u32,
+    /// Whether the version it came from counted it in flight.
+    counted: bool,
 }
 
 impl fmt::Debug for FleetPick<'_> {
@@ -366,6 +370,8 @@ impl FleetPick<'_> {
 
 impl Drop for FleetPick<'_> {
     fn drop(&mut self) {
-        self.slot.state.release();
+        if self.counted {
+            self.slot.state.release();
+        }
     }
 }

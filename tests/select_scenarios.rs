@@ -557,3 +557,54 @@ fn weighted_round_robin_interleaves_as_documented() {
         );
     }
 }
+
+/// `InFlight::Uncounted` skips the counters only where nothing reads them.
+#[test]
+fn uncounted_in_flight_only_where_nothing_reads_it() {
+    use modelfleet::select::{InFlight, LeastOutstanding, RoundRobin};
+    let mut reg = Registry::new(Policy::NAME_ENDPOINT);
+    for ip in ["10.0.0.1", "10.0.0.2"] {
+        reg.insert(
+            Deployment::builder("openai", "gpt-4")
+                .endpoint(&format!("http://{ip}/v1"))
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    }
+    let count = |s: &Selector| {
+        let pick = s.select(&Request::new("gpt-4")).unwrap();
+        s.in_flight(pick.key()).unwrap()
+    };
+    let plain = Selector::builder(&reg)
+        .strategy(RoundRobin)
+        .in_flight(InFlight::Uncounted)
+        .build();
+    assert_eq!(count(&plain), 0, "round robin reads no load: not counted");
+    let loaded = Selector::builder(&reg)
+        .strategy(LeastOutstanding)
+        .in_flight(InFlight::Uncounted)
+        .build();
+    assert_eq!(
+        count(&loaded),
+        1,
+        "least_outstanding reads the load: counted"
+    );
+    let mut limited = reg.clone();
+    limited.upsert(
+        Deployment::builder("openai", "gpt-4")
+            .endpoint("http://10.0.0.1/v1")
+            .max_in_flight(4)
+            .build()
+            .unwrap(),
+    );
+    let s = Selector::builder(&limited)
+        .strategy(RoundRobin)
+        .in_flight(InFlight::Uncounted)
+        .build();
+    let held: Vec<_> = (0..2)
+        .map(|_| s.select(&Request::new("gpt-4")).unwrap())
+        .collect();
+    let total: u32 = held.iter().map(|p| s.in_flight(p.key()).unwrap()).sum();
+    assert_eq!(total, 2, "a max_in_flight limit needs the count");
+}

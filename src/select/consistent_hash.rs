@@ -119,4 +119,8 @@ impl Strategy for ConsistentHash {
     fn uses_ring(&self) -> bool {
         true
     }
+
+    fn reads_load(&self) -> bool {
+        self.bounded_load.is_some()
+    }
 }

@@ -92,6 +92,7 @@ impl Strategy for Latency {
         let mut chosen = None;
         let mut fallback: Option<(Candidate<'a>, u128)> = None;
         let mut seen = 0u64;
+        let mut random = ctx.sampler();
         for c in candidates.iter() {
             let l = c.latency().map_or(0, |l| l.as_nanos());
             if fallback.is_none_or(|(_, f)| l < f) {
@@ -99,7 +100,7 @@ impl Strategy for Latency {
             }
             if acceptable(&c) {
                 seen += 1;
-                if ctx.random_below(seen) == 0 {
+                if random.below(seen) == 0 {
                     chosen = Some(c);
                 }
             }
@@ -109,5 +110,9 @@ impl Strategy for Latency {
 
     fn name(&self) -> &str {
         "latency"
+    }
+
+    fn reads_load(&self) -> bool {
+        false
     }
 }

@@ -33,13 +33,14 @@ impl Strategy for LeastOutstanding {
     fn choose<'a>(&self, candidates: &Candidates<'a>, ctx: &Context<'_>) -> Option<Candidate<'a>> {
         let mut best: Option<(Candidate<'a>, u32)> = None;
         let mut ties = 0u64;
+        let mut random = ctx.sampler();
         for c in candidates.iter() {
             let load = c.in_flight();
             match best {
                 Some((_, b)) if load > b => {}
                 Some((_, b)) if load == b => {
                     ties += 1;
-                    if ctx.random_below(ties) == 0 {
+                    if random.below(ties) == 0 {
                         best = Some((c, load));
                     }
                 }

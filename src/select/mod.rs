@@ -74,7 +74,8 @@ pub use latency::Latency;
 pub use least_outstanding::LeastOutstanding;
 pub use power_of_two::{Load, PowerOfTwo};
 pub use round_robin::RoundRobin;
-pub use strategy::{BuiltinStrategy, Candidate, Candidates, Context, Ring, Strategy};
+pub use strategy::{BuiltinStrategy, Candidate, Candidates, Context, Ring, Sampler, Strategy};
+
 pub use weighted_random::WeightedRandom;
 pub use weighted_round_robin::WeightedRoundRobin;
 
@@ -134,6 +135,37 @@ struct Group {
     tiers: Box<[Tier]>,
 }
 
+/// Whether a selector counts picks in flight.
+///
+/// Counting costs two atomic writes per pick on the chosen deployment's
+/// counter, shared by every thread that picks it: when two threads pick from
+/// the same deployments, those cache lines move between cores on every pick
+/// (see BENCHMARKS.md). Strategies that never read the load (round robin,
+/// weighted round robin, weighted random, latency, consistent hashing
+/// without bounded load) can skip it.
+///
+/// ```
+/// use modelfleet::select::{InFlight, RoundRobin};
+/// use modelfleet::{Deployment, Registry, Request, Selector};
+///
+/// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+/// let s = Selector::builder(&reg).strategy(RoundRobin).in_flight(InFlight::Uncounted).build();
+/// let pick = s.select(&Request::new("gpt-4"))?;
+/// assert_eq!(s.in_flight(pick.key()), Some(0));
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum InFlight {
+    /// Every pick counts until it is dropped or completed (the default).
+    #[default]
+    Counted,
+    /// Picks are not counted, unless something needs the count: a strategy
+    /// that [reads the load](Strategy::reads_load) or a deployment with a
+    /// `max_in_flight` limit. In-flight counts then read 0.
+    Uncounted,
+}
+
 #[derive(Clone)]
 enum Chooser {
     Builtin(BuiltinStrategy),
@@ -159,15 +191,21 @@ struct Shared {
     latency_decay: Duration,
     health: HealthPolicy,
     handles: AtomicU64,
+    /// Whether picks are counted in flight.
+    counted: bool,
+    in_flight: InFlight,
     /// The latest report time seen (ns): the time of a request that carries
     /// none. Written by reports only, on its own cache line.
     latest: CachePadded<AtomicU64>,
 }
 
 /// Per-handle state: rotation cursors (one per model) and the random source.
+///
+/// Padded to whole cache lines: two handles created side by side (or their
+/// cursor arrays) would otherwise share a line that both threads write.
 pub(crate) struct Local {
-    rng: Rng,
-    cursors: Box<[AtomicU64]>,
+    rng: CachePadded<Rng>,
+    cursors: Box<[CachePadded<AtomicU64>]>,
 }
 
 impl Local {
@@ -179,13 +217,15 @@ impl Local {
         let s = mix(seed ^ mix(handle.wrapping_add(0x5EED)));
         // Each model's rotation starts at a seeded position derived from its
         // name, so it does not depend on the order models were added in.
-        let mut cursors: Box<[AtomicU64]> = (0..models.len()).map(|_| AtomicU64::new(0)).collect();
+        let mut cursors: Box<[CachePadded<AtomicU64>]> = (0..models.len())
+            .map(|_| CachePadded::new(AtomicU64::new(0)))
+            .collect();
         for (model, &gi) in models {
             let h = xxhash_rust::xxh3::xxh3_64(model.as_bytes());
-            cursors[gi as usize] = AtomicU64::new(mix(s ^ h) >> 1);
+            cursors[gi as usize] = CachePadded::new(AtomicU64::new(mix(s ^ h) >> 1));
         }
         Self {
-            rng: Rng::new(s),
+            rng: CachePadded::new(Rng::new(s)),
             cursors,
         }
     }
@@ -280,6 +320,7 @@ pub struct SelectorBuilder<'r, P> {
     health: HealthPolicy,
     started_at: Option<Duration>,
     previous: Option<&'r Selector>,
+    in_flight: InFlight,
 }
 
 impl<P> fmt::Debug for SelectorBuilder<'_, P> {
@@ -321,6 +362,12 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
     /// [`HealthPolicy::default`]); see [`health`](crate::health).
     pub fn health(mut self, policy: HealthPolicy) -> Self {
         self.health = policy;
+        self
+    }
+
+    /// Whether picks are counted in flight (default [`InFlight::Counted`]).
+    pub fn in_flight(mut self, in_flight: InFlight) -> Self {
+        self.in_flight = in_flight;
         self
     }
 
@@ -447,6 +494,11 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
         }
         let slots: Box<[Arc<Slot>]> = slots.into_iter().map(Arc::new).collect();
         let previous = self.previous;
+        let counted = self.in_flight == InFlight::Counted
+            || self.chooser.get().reads_load()
+            || slots
+                .iter()
+                .any(|s| s.deployment.limits().max_in_flight.is_some());
         let shared = Shared {
             slots,
             groups: groups.into_boxed_slice(),
@@ -457,6 +509,8 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
             latency_decay: self.latency_decay,
             health: self.health,
             handles: AtomicU64::new(1),
+            counted,
+            in_flight: self.in_flight,
             latest: CachePadded::new(AtomicU64::new(
                 previous.map_or(0, |p| p.shared.latest.load(Ordering::Relaxed)),
             )),
@@ -488,6 +542,7 @@ impl Selector {
             health: HealthPolicy::default(),
             started_at: None,
             previous: None,
+            in_flight: InFlight::Counted,
         }
     }
 
@@ -644,8 +699,14 @@ impl Selector {
             health: self.shared.health.clone(),
             started_at: Some(now),
             previous: Some(self),
+            in_flight: self.shared.in_flight,
         }
         .build()
+    }
+
+    /// Whether this selector counts picks in flight.
+    pub(crate) fn counts_in_flight(&self) -> bool {
+        self.shared.counted
     }
 
     /// The shared handle's per-handle state.
@@ -835,7 +896,9 @@ impl Selector {
 
     fn pick<'s>(&'s self, tier: &'s Tier, position: usize, now: u64) -> (&'s Arc<Slot>, u32) {
         let slot = &self.shared.slots[tier.members[position] as usize];
-        slot.state.acquire();
+        if self.shared.counted {
+            slot.state.acquire();
+        }
         if slot.deployment.limits().rpm.is_some() {
             slot.state.count_pick(now);
         }
@@ -1166,7 +1229,9 @@ impl<'s> Pick<'s> {
 
 impl Drop for Pick<'_> {
     fn drop(&mut self) {
-        self.slot.state.release();
+        if self.selector.shared.counted {
+            self.slot.state.release();
+        }
     }
 }
 

@@ -89,8 +89,9 @@ impl Strategy for PowerOfTwo {
             0 => None,
             1 => candidates.nth(0),
             _ => {
-                let i = ctx.random_below(n);
-                let mut j = ctx.random_below(n - 1);
+                let mut random = ctx.sampler();
+                let i = random.below(n);
+                let mut j = random.below(n - 1);
                 if j >= i {
                     j += 1;
                 }

@@ -47,4 +47,8 @@ impl Strategy for RoundRobin {
     fn name(&self) -> &str {
         "round_robin"
     }
+
+    fn reads_load(&self) -> bool {
+        false
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::filter::Filter;
-use super::rng::{Rng, below};
+use super::rng::{Rng, below, mix};
 use super::{ConsistentHash, Latency, LeastOutstanding, PowerOfTwo, RoundRobin, Slot, Tier};
 use super::{WeightedRandom, WeightedRoundRobin};
 use crate::health::SlowStart;
@@ -62,6 +62,14 @@ pub trait Strategy: fmt::Debug + Send + Sync {
     /// Whether the selector should build a [`Ring`] per tier for this strategy.
     fn uses_ring(&self) -> bool {
         false
+    }
+
+    /// Whether the strategy reads [`Candidate::in_flight`]; if so the
+    /// selector counts picks in flight even when told not to
+    /// ([`InFlight::Uncounted`](crate::select::InFlight::Uncounted)). The
+    /// default, `true`, is the safe answer for a strategy you write.
+    fn reads_load(&self) -> bool {
+        true
     }
 }
 
@@ -297,6 +305,13 @@ impl Context<'_> {
         below(self.rng.next_u64(), n.max(1))
     }
 
+    /// A small generator seeded from one draw of the handle's source, for
+    /// strategies that need many random numbers per pick (tie-breaking over
+    /// a whole tier): one atomic step here, plain arithmetic after.
+    pub fn sampler(&self) -> Sampler {
+        Sampler(self.rng.next_u64())
+    }
+
     /// The next turn of this model's rotation on this handle: 0, 1, 2, …
     /// (the first value depends on the seed, so handles do not all start on
     /// the same deployment).
@@ -314,6 +329,36 @@ impl Context<'_> {
     pub fn affinity_hash(&self) -> Option<u64> {
         self.affinity
             .map(|a| xxhash_rust::xxh3::xxh3_64(a.as_bytes()))
+    }
+}
+
+/// A non-atomic SplitMix64 generator for one pick, from [`Context::sampler`].
+///
+/// ```
+/// use modelfleet::select::Sampler;
+/// let mut a = Sampler::new(7);
+/// let mut b = Sampler::new(7);
+/// assert_eq!(a.below(10), b.below(10));
+/// assert!(a.below(3) < 3);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Sampler(u64);
+
+impl Sampler {
+    /// A generator from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        mix(self.0)
+    }
+
+    /// A uniform number in `0..n` (`n` ≥ 1).
+    pub fn below(&mut self, n: u64) -> u64 {
+        below(self.next_u64(), n.max(1))
     }
 }
 
@@ -477,6 +522,10 @@ impl Strategy for BuiltinStrategy {
 
     fn uses_ring(&self) -> bool {
         self.inner().uses_ring()
+    }
+
+    fn reads_load(&self) -> bool {
+        self.inner().reads_load()
     }
 }
 

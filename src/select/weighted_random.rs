@@ -46,4 +46,8 @@ impl Strategy for WeightedRandom {
     fn name(&self) -> &str {
         "weighted_random"
     }
+
+    fn reads_load(&self) -> bool {
+        false
+    }
 }

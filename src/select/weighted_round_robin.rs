@@ -68,6 +68,10 @@ impl Strategy for WeightedRoundRobin {
     fn name(&self) -> &str {
         "weighted_round_robin"
     }
+
+    fn reads_load(&self) -> bool {
+        false
+    }
 }
 
 /// The integer nearest `total/φ` that is coprime with `total` (1 for
