@@ -42,7 +42,7 @@ use crossbeam_utils::CachePadded;
 use hashring::HashRing;
 use maglev::{ConsistentHasher, Maglev};
 use modelfleet::health::{FailureKind, HealthPolicy, Report, State};
-use modelfleet::select::{BuiltinStrategy, PowerOfTwo, RoundRobin, WeightedRoundRobin};
+use modelfleet::select::{BuiltinStrategy, InFlight, PowerOfTwo, RoundRobin, WeightedRoundRobin};
 use modelfleet::{Deployment, Policy, Registry, Request, Selector};
 use rand::SeedableRng;
 use rand::distr::Distribution;
@@ -388,6 +388,29 @@ fn threads(c: &mut Criterion) {
         g.bench_function(
             format!("modelfleet/{strategy}/2 threads, one shared handle"),
             |b| b.iter_custom(|iters| two_threads(iters, |_| (), |_, k| run(&s, &plain, k))),
+        );
+        let uncounted = Selector::builder(&reg)
+            .strategy(strategy)
+            .seed(1)
+            .in_flight(InFlight::Uncounted)
+            .build();
+        g.bench_function(
+            format!("modelfleet/{strategy}/1 thread, in-flight uncounted"),
+            |b| {
+                b.iter_custom(|iters| {
+                    let t0 = Instant::now();
+                    run(&uncounted, &plain, iters);
+                    t0.elapsed()
+                })
+            },
+        );
+        g.bench_function(
+            format!("modelfleet/{strategy}/2 threads, own handles, in-flight uncounted"),
+            |b| {
+                b.iter_custom(|iters| {
+                    two_threads(iters, |_| uncounted.clone(), |h, k| run(h, &plain, k))
+                })
+            },
         );
         let s2 = Selector::builder(&two_models)
             .strategy(strategy)
