@@ -281,17 +281,18 @@ impl<'f, P: IdentityPolicy + Clone> FleetHandle<'f, P> {
     pub fn select(&self, request: &Request) -> Result<FleetPick<'f>, Error> {
         let current = self.fleet.current.load();
         let mut cache = self.cache.borrow_mut();
-        let entry = match cache.take() {
-            Some((version, local)) if Arc::ptr_eq(&version, &current) => (version, local),
-            old => {
-                let local = current.new_local(self.number);
-                if let Some((old_version, old_local)) = &old {
-                    current.carry_local(&local, old_version, old_local);
-                }
-                (Arc::clone(&current), local)
-            }
-        };
-        let (version, local) = cache.insert(entry);
+        // Checked in place: the cached handle state spans cache lines, and
+        // moving it out and back on every call would cost more than the pick.
+        if let Some((old_version, old_local)) = cache
+            .as_ref()
+            .filter(|(version, _)| !Arc::ptr_eq(version, &current))
+        {
+            let local = current.new_local(self.number);
+            current.carry_local(&local, old_version, old_local);
+            *cache = Some((Arc::clone(&current), local));
+        }
+        let (version, local) =
+            cache.get_or_insert_with(|| (Arc::clone(&current), current.new_local(self.number)));
         let (slot, priority) = version.choose(local, request)?;
         Ok(FleetPick {
             current: &self.fleet.current,
