@@ -1,6 +1,7 @@
 //! Registry diffs: the exact changes from one registry to another.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::registry::FixedState;
 use crate::{Deployment, Error, IdentityPolicy, ModelKey, Registry};
@@ -197,23 +198,37 @@ impl<P: IdentityPolicy> Registry<P> {
         let mut removed = Vec::new();
         let mut updated = Vec::new();
         let mut moved: indexmap::IndexSet<&ModelKey, FixedState> = Default::default();
-        let others: Vec<&ModelKey> = other.keys().collect();
+        let others: Vec<_> = other.shared_entries().collect();
         let mut next = 0;
-        for (key, before) in self.iter() {
-            let Some(after) = other.get(key) else {
-                removed.push(Change::Removed { key: key.clone() });
-                continue;
+        for (shared_key, before) in self.shared_entries() {
+            let key: &ModelKey = shared_key;
+            // Registries cloned from one another share their keys: when
+            // `other` holds this very key at the next position, no lookup.
+            let after = match others.get(next) {
+                Some((k, d)) if Arc::ptr_eq(k, shared_key) => *d,
+                _ => match other.get_shared(key) {
+                    Some(d) => d,
+                    None => {
+                        removed.push(Change::Removed { key: key.clone() });
+                        continue;
+                    }
+                },
             };
             // Additions go to the end, so the keys kept in place must be a
             // prefix of `other`, in `self`'s order; a kept key that breaks
             // this is moved (removed, then added again at its place).
-            if others.get(next) == Some(&key) {
+            if others
+                .get(next)
+                .is_some_and(|(k, _)| Arc::ptr_eq(k, shared_key) || ***k == *key)
+            {
                 next += 1;
-                if before != after {
+                // Registries cloned from one another share unchanged
+                // deployments: a pointer comparison settles most of them.
+                if !Arc::ptr_eq(before, after) && before != after {
                     updated.push(Change::Updated {
                         key: key.clone(),
-                        before: before.clone(),
-                        after: after.clone(),
+                        before: (**before).clone(),
+                        after: (**after).clone(),
                     });
                 }
             } else {
@@ -223,13 +238,11 @@ impl<P: IdentityPolicy> Registry<P> {
         let mut changes = removed;
         changes.extend(moved.iter().map(|k| Change::Removed { key: (*k).clone() }));
         changes.extend(updated);
-        for key in &others[next..] {
-            if let Some(d) = other.get(key) {
-                changes.push(Change::Added {
-                    key: (*key).clone(),
-                    deployment: d.clone(),
-                });
-            }
+        for (key, d) in &others[next..] {
+            changes.push(Change::Added {
+                key: (***key).clone(),
+                deployment: (***d).clone(),
+            });
         }
         Changes(changes)
     }

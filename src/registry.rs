@@ -1,6 +1,7 @@
 //! [`Registry`]: deployments keyed by [`ModelKey`] under one identity policy.
 
 use std::fmt;
+use std::sync::Arc;
 
 use indexmap::{IndexMap, IndexSet};
 
@@ -53,9 +54,12 @@ pub(crate) type FixedState = foldhash::fast::FixedState;
 #[derive(Clone)]
 pub struct Registry<P = Policy> {
     policy: P,
-    entries: IndexMap<ModelKey, Deployment, FixedState>,
+    /// Keys and deployments are shared (`Arc`) with clones of the registry
+    /// and with selectors built from it: cloning a registry or building a
+    /// selector copies pointers, not strings.
+    entries: IndexMap<Arc<ModelKey>, Arc<Deployment>, FixedState>,
     /// model name → keys of its deployments, in registry order.
-    by_model: IndexMap<String, IndexSet<ModelKey, FixedState>, FixedState>,
+    by_model: IndexMap<String, IndexSet<Arc<ModelKey>, FixedState>, FixedState>,
 }
 
 /// Deployments that would share one key under another policy.
@@ -194,7 +198,7 @@ impl<P: IdentityPolicy> Registry<P> {
                 key: Box::new(key),
             });
         }
-        self.add_new(key.clone(), deployment);
+        self.add_new(key.clone(), Arc::new(deployment));
         Ok(key)
     }
 
@@ -218,9 +222,15 @@ impl<P: IdentityPolicy> Registry<P> {
     /// # Ok::<(), modelfleet::Error>(())
     /// ```
     pub fn upsert(&mut self, deployment: Deployment) -> Option<Deployment> {
+        self.upsert_shared(Arc::new(deployment)).map(unshare)
+    }
+
+    /// [`upsert`](Self::upsert) of a shared deployment.
+    pub(crate) fn upsert_shared(&mut self, deployment: Arc<Deployment>) -> Option<Arc<Deployment>> {
         let key = self.policy.key(&deployment);
-        match self.entries.get_mut(&key) {
-            Some(slot) => {
+        match self.entries.get_full_mut(&key) {
+            Some((_, stored_key, slot)) => {
+                let stored_key = Arc::clone(stored_key);
                 let previous = std::mem::replace(slot, deployment);
                 if previous.model() != slot.model() {
                     // A custom policy may key two model names alike; keep the
@@ -231,8 +241,8 @@ impl<P: IdentityPolicy> Registry<P> {
                     // new model's group at that position, not at the end.
                     let entries = &self.entries;
                     let group = self.by_model.entry(model).or_default();
-                    group.insert(key);
-                    group.sort_by_cached_key(|k| entries.get_index_of(k));
+                    group.insert(stored_key);
+                    group.sort_by_cached_key(|k| entries.get_index_of(&**k));
                 }
                 Some(previous)
             }
@@ -243,13 +253,13 @@ impl<P: IdentityPolicy> Registry<P> {
         }
     }
 
-    fn add_new(&mut self, key: ModelKey, deployment: Deployment) {
-        self.index(deployment.model().to_owned(), key.clone());
+    fn add_new(&mut self, key: ModelKey, deployment: Arc<Deployment>) {
+        let key = Arc::new(key);
+        self.by_model
+            .entry(deployment.model().to_owned())
+            .or_default()
+            .insert(Arc::clone(&key));
         self.entries.insert(key, deployment);
-    }
-
-    fn index(&mut self, model: String, key: ModelKey) {
-        self.by_model.entry(model).or_default().insert(key);
     }
 
     fn unindex(&mut self, model: &str, key: &ModelKey) {
@@ -276,7 +286,7 @@ impl<P: IdentityPolicy> Registry<P> {
     pub fn remove(&mut self, key: &ModelKey) -> Option<Deployment> {
         let d = self.entries.shift_remove(key)?;
         self.unindex(d.model(), key);
-        Some(d)
+        Some(unshare(d))
     }
 
     /// The registry under another policy.
@@ -310,7 +320,7 @@ impl<P: IdentityPolicy> Registry<P> {
         }
         let mut out = Registry::with_capacity(policy, self.len());
         for d in self.entries.values() {
-            out.upsert(d.clone());
+            out.upsert_shared(Arc::clone(d));
         }
         Ok(out)
     }
@@ -334,7 +344,10 @@ impl<P: IdentityPolicy> Registry<P> {
     pub fn collisions<Q: IdentityPolicy + ?Sized>(&self, policy: &Q) -> Vec<Collision> {
         let mut groups: IndexMap<ModelKey, Vec<ModelKey>, FixedState> = IndexMap::default();
         for (key, d) in &self.entries {
-            groups.entry(policy.key(d)).or_default().push(key.clone());
+            groups
+                .entry(policy.key(d))
+                .or_default()
+                .push((**key).clone());
         }
         groups
             .into_iter()
@@ -373,6 +386,18 @@ impl<P> Registry<P> {
     /// # Ok::<(), modelfleet::Error>(())
     /// ```
     pub fn get(&self, key: &ModelKey) -> Option<&Deployment> {
+        self.entries.get(key).map(|d| &**d)
+    }
+
+    /// The entries as stored, shared with clones and selectors.
+    pub(crate) fn shared_entries(
+        &self,
+    ) -> impl ExactSizeIterator<Item = (&Arc<ModelKey>, &Arc<Deployment>)> + '_ {
+        self.entries.iter()
+    }
+
+    /// The stored deployment under `key`, shared.
+    pub(crate) fn get_shared(&self, key: &ModelKey) -> Option<&Arc<Deployment>> {
         self.entries.get(key)
     }
 
@@ -426,7 +451,7 @@ impl<P> Registry<P> {
     /// # Ok::<(), modelfleet::Error>(())
     /// ```
     pub fn keys(&self) -> impl ExactSizeIterator<Item = &ModelKey> + DoubleEndedIterator + '_ {
-        self.entries.keys()
+        self.entries.keys().map(|k| &**k)
     }
 
     /// All deployments in registry order.
@@ -440,7 +465,7 @@ impl<P> Registry<P> {
     pub fn deployments(
         &self,
     ) -> impl ExactSizeIterator<Item = &Deployment> + DoubleEndedIterator + '_ {
-        self.entries.values()
+        self.entries.values().map(|d| &**d)
     }
 
     /// The model names that have deployments, in order of first appearance.
@@ -477,7 +502,8 @@ impl<P> Registry<P> {
             .get(model)
             .into_iter()
             .flatten()
-            .filter_map(|k| self.entries.get_key_value(k))
+            .filter_map(|k| self.entries.get_key_value(&**k))
+            .map(|(k, d)| (&**k, &**d))
     }
 
     /// The deployments of one model at one provider, in registry order.
@@ -500,6 +526,11 @@ impl<P> Registry<P> {
     }
 }
 
+/// The deployment itself if nothing else shares it, else a copy.
+fn unshare(d: Arc<Deployment>) -> Deployment {
+    Arc::try_unwrap(d).unwrap_or_else(|shared| (*shared).clone())
+}
+
 impl<P: fmt::Debug> fmt::Debug for Registry<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registry")
@@ -509,7 +540,7 @@ impl<P: fmt::Debug> fmt::Debug for Registry<P> {
     }
 }
 
-struct DebugEntries<'a>(&'a IndexMap<ModelKey, Deployment, FixedState>);
+struct DebugEntries<'a>(&'a IndexMap<Arc<ModelKey>, Arc<Deployment>, FixedState>);
 
 impl fmt::Debug for DebugEntries<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -554,12 +585,12 @@ impl<P: IdentityPolicy> Extend<Deployment> for Registry<P> {
 
 /// Iterator over a registry's `(key, deployment)` pairs, from [`Registry::iter`].
 #[derive(Clone, Debug)]
-pub struct Iter<'a>(indexmap::map::Iter<'a, ModelKey, Deployment>);
+pub struct Iter<'a>(indexmap::map::Iter<'a, Arc<ModelKey>, Arc<Deployment>>);
 
 impl<'a> Iterator for Iter<'a> {
     type Item = (&'a ModelKey, &'a Deployment);
     fn next(&mut self) -> Option<Self::Item> {
-        self.0.next()
+        self.0.next().map(|(k, d)| (&**k, &**d))
     }
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.0.size_hint()
@@ -568,7 +599,7 @@ impl<'a> Iterator for Iter<'a> {
 
 impl DoubleEndedIterator for Iter<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        self.0.next_back()
+        self.0.next_back().map(|(k, d)| (&**k, &**d))
     }
 }
 
@@ -601,11 +632,11 @@ mod serde_impl {
         }
     }
 
-    struct Deployments<'a>(&'a IndexMap<ModelKey, Deployment, FixedState>);
+    struct Deployments<'a>(&'a IndexMap<Arc<ModelKey>, Arc<Deployment>, FixedState>);
 
     impl Serialize for Deployments<'_> {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.collect_seq(self.0.values())
+            s.collect_seq(self.0.values().map(|d| &**d))
         }
     }
 

@@ -91,8 +91,10 @@ use state::{DeploymentState, GroupView, nanos};
 /// One deployment as the selector holds it.
 #[derive(Debug)]
 pub(crate) struct Slot {
-    pub(crate) key: ModelKey,
-    pub(crate) deployment: Deployment,
+    /// Shared with the registry the selector was built from.
+    pub(crate) key: Arc<ModelKey>,
+    /// Shared with the registry the selector was built from.
+    pub(crate) deployment: Arc<Deployment>,
     /// Shared with later selector versions that keep this deployment.
     pub(crate) state: Arc<CachePadded<DeploymentState>>,
     /// Index of the model's group.
@@ -185,7 +187,7 @@ struct Shared {
     slots: Box<[Arc<Slot>]>,
     groups: Box<[Group]>,
     models: IndexMap<Box<str>, u32, FixedState>,
-    by_key: IndexMap<ModelKey, u32, FixedState>,
+    by_key: IndexMap<Arc<ModelKey>, u32, FixedState>,
     chooser: Chooser,
     seed: u64,
     latency_decay: Duration,
@@ -402,34 +404,44 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
     pub fn build(self) -> Selector {
         let reg = self.registry;
         let uses_ring = self.chooser.get().uses_ring();
-        let slots: Vec<Slot> = reg
-            .iter()
-            .map(|(k, d)| {
-                let kept = self.previous.and_then(|p| p.kept_state(k, d));
-                let is_new = kept.is_none();
-                let state = kept.unwrap_or_default();
-                if let (true, Some(at)) = (is_new, self.started_at) {
-                    state.started_at(nanos(at));
+        // One pass in registry order: slots share the registry's keys and
+        // deployments, and models are grouped in order of first appearance.
+        let mut models: IndexMap<Box<str>, u32, FixedState> = IndexMap::default();
+        let mut members_of: Vec<Vec<u32>> = Vec::new();
+        let mut slots: Vec<Slot> = Vec::with_capacity(reg.len());
+        for (i, (k, d)) in reg.shared_entries().enumerate() {
+            let gi = match models.get(d.model()) {
+                Some(&gi) => gi,
+                None => {
+                    let gi = members_of.len() as u32;
+                    models.insert(d.model().into(), gi);
+                    members_of.push(Vec::new());
+                    gi
                 }
-                Slot {
-                    key: k.clone(),
-                    deployment: d.clone(),
-                    state,
-                    group: 0,
-                    tier: None,
-                }
-            })
-            .collect();
-        let mut slots = slots;
-        let by_key: IndexMap<ModelKey, u32, FixedState> = slots
+            };
+            members_of[gi as usize].push(i as u32);
+            let kept = self.previous.and_then(|p| p.kept_state(i, k, d));
+            let is_new = kept.is_none();
+            let state = kept.unwrap_or_default();
+            if let (true, Some(at)) = (is_new, self.started_at) {
+                state.started_at(nanos(at));
+            }
+            slots.push(Slot {
+                key: Arc::clone(k),
+                deployment: Arc::clone(d),
+                state,
+                group: gi,
+                tier: None,
+            });
+        }
+        let by_key: IndexMap<Arc<ModelKey>, u32, FixedState> = slots
             .iter()
             .enumerate()
-            .map(|(i, s)| (s.key.clone(), i as u32))
+            .map(|(i, s)| (Arc::clone(&s.key), i as u32))
             .collect();
-        let mut models: IndexMap<Box<str>, u32, FixedState> = IndexMap::default();
-        let mut groups = Vec::new();
-        for model in reg.models() {
-            let all: Box<[u32]> = reg.of_model(model).map(|(k, _)| by_key[k]).collect();
+        let mut groups = Vec::with_capacity(members_of.len());
+        for all in members_of {
+            let all: Box<[u32]> = all.into_boxed_slice();
             let mut priorities: Vec<u32> = all
                 .iter()
                 .map(|&i| slots[i as usize].deployment.priority())
@@ -474,10 +486,6 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                     })
                 })
                 .collect::<Box<[Tier]>>();
-            let gi = groups.len() as u32;
-            for &i in &all {
-                slots[i as usize].group = gi;
-            }
             let ramp = self.health.slow_start.map_or(0, |s| nanos(s.window));
             for (ti, tier) in tiers.iter().enumerate() {
                 for &i in &tier.members {
@@ -489,7 +497,6 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                         .fetch_max(slot.state.busy_until(ramp), Ordering::Relaxed);
                 }
             }
-            models.insert(model.into(), gi);
             groups.push(Group { all, tiers });
         }
         let slots: Box<[Arc<Slot>]> = slots.into_iter().map(Arc::new).collect();
@@ -726,12 +733,19 @@ impl Selector {
     }
 
     /// The state a rebuilt selector keeps for `deployment` under `key`.
+    /// `position` is the deployment's place in the new registry: when this
+    /// selector holds the very same key there (registry versions derived
+    /// from one another share keys), no lookup is needed.
     fn kept_state(
         &self,
-        key: &ModelKey,
+        position: usize,
+        key: &Arc<ModelKey>,
         deployment: &Deployment,
     ) -> Option<Arc<CachePadded<DeploymentState>>> {
-        let slot = self.slot(key)?;
+        let slot = match self.shared.slots.get(position) {
+            Some(s) if Arc::ptr_eq(&s.key, key) => &**s,
+            _ => self.slot(key)?,
+        };
         (slot.deployment.endpoint() == deployment.endpoint()).then(|| Arc::clone(&slot.state))
     }
 
@@ -1038,7 +1052,7 @@ impl Selector {
             .map(|slot| {
                 let st = &slot.state;
                 HealthSnapshot {
-                    key: slot.key.clone(),
+                    key: (*slot.key).clone(),
                     state: st.state_at(t, h.slow_start.as_ref()),
                     available_at: st.out_at(t).map(|(_, u)| Duration::from_nanos(u)),
                     ejections: st.ejections_at(t, h.ejection.map(|e| e.interval)),
@@ -1085,7 +1099,7 @@ impl Selector {
             .map(|&i| {
                 let slot = &self.shared.slots[i as usize];
                 Verdict {
-                    key: slot.key.clone(),
+                    key: (*slot.key).clone(),
                     priority: slot.deployment.priority(),
                     removed: filter.passes(slot).err(),
                     in_flight: slot.state.in_flight(),
