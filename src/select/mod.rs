@@ -101,6 +101,9 @@ pub(crate) struct Slot {
     group: u32,
     /// Index of its tier in the group; `None` when drained (weight 0).
     tier: Option<u32>,
+    /// Whether picks count toward an `rpm` limit (read on every pick; kept
+    /// here so the hot path does not reach into the deployment).
+    rpm_limited: bool,
 }
 
 /// The members of one priority tier with weight > 0, and tables built once.
@@ -432,6 +435,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                 state,
                 group: gi,
                 tier: None,
+                rpm_limited: d.limits().rpm.is_some(),
             });
         }
         let by_key: IndexMap<Arc<ModelKey>, u32, FixedState> = slots
@@ -913,7 +917,7 @@ impl Selector {
         if self.shared.counted {
             slot.state.acquire();
         }
-        if slot.deployment.limits().rpm.is_some() {
+        if slot.rpm_limited {
             slot.state.count_pick(now);
         }
         (slot, tier.priority)
