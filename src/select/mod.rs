@@ -101,9 +101,12 @@ pub(crate) struct Slot {
     group: u32,
     /// Index of its tier in the group; `None` when drained (weight 0).
     tier: Option<u32>,
-    /// Whether picks count toward an `rpm` limit (read on every pick; kept
-    /// here so the hot path does not reach into the deployment).
+    /// Whether picks count toward an `rpm` limit.
     rpm_limited: bool,
+    /// The deployment's weight. This and `rpm_limited` are read on every
+    /// pick; kept here so the hot path does not reach through the shared
+    /// deployment pointer (one more cache miss per candidate).
+    pub(crate) weight: u32,
 }
 
 /// The members of one priority tier with weight > 0, and tables built once.
@@ -436,6 +439,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                 group: gi,
                 tier: None,
                 rpm_limited: d.limits().rpm.is_some(),
+                weight: d.weight(),
             });
         }
         let by_key: IndexMap<Arc<ModelKey>, u32, FixedState> = slots

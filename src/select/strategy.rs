@@ -109,7 +109,7 @@ impl fmt::Debug for Candidates<'_> {
 impl<'a> Candidates<'a> {
     fn candidate(&self, position: usize) -> Candidate<'a> {
         let slot = &self.slots[self.tier.members[position] as usize];
-        let weight = u64::from(slot.deployment.weight());
+        let weight = u64::from(slot.weight);
         let effective = match (self.slow, self.filter) {
             (Some(slow), Some(f)) => {
                 let factor = slot.state.slow_factor(f.now, slow);
@@ -255,7 +255,7 @@ impl<'a> Candidate<'a> {
 
     /// The selection weight (at least 1: drained deployments are never candidates).
     pub fn weight(&self) -> u32 {
-        self.slot.deployment.weight()
+        self.slot.weight
     }
 
     /// The weight the weighted strategies use: the weight itself, or during
