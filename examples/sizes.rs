@@ -66,30 +66,32 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("size_of::<ModelKey>()   = {key_inline} bytes");
     println!("typical deployment: {d} (policy {policy})");
 
-    // A registry entry: the IndexMap bucket (hash + key + deployment) and
-    // its slot in the hash table (8-byte index + 1 control byte, at most 7/8
-    // full), plus the per-model index: another bucket (hash + key) and slot.
-    let slot = (size_of::<usize>() + 1) * 8 / 7;
-    let inline = (size_of::<usize>() + key_inline + deployment_inline + slot)
-        + (size_of::<usize>() + key_inline + slot);
+    // A registry entry: the IndexMap bucket (hash + two pointers: the key
+    // and the deployment are shared behind `Arc`s) and its slot in the hash
+    // table (8-byte index + 1 control byte, at most 7/8 full), plus the
+    // per-model index: another bucket (hash + key pointer) and slot.
+    let ptr = size_of::<usize>();
+    let slot = (ptr + 1) * 8 / 7;
+    let inline = (ptr + 2 * ptr + slot) + (ptr + ptr + slot);
 
-    // Heap strings: the deployment's provider, model and endpoint, and the
-    // same three in each of the two copies of its key.
+    // Heap: the two `Arc` allocations (two counters + the value), and the
+    // strings: the deployment's provider, model and endpoint, and the same
+    // three in its key (stored once, shared by both maps).
+    let arcs = malloc_chunk(2 * ptr + key_inline) + malloc_chunk(2 * ptr + deployment_inline);
     let endpoint_len = d.endpoint().map_or(0, |u| u.as_str().len());
     let deployment_strings = [d.provider().len(), d.model().len(), endpoint_len];
     let strings: Vec<usize> = deployment_strings
         .into_iter()
         .chain(key_strings(&key))
-        .chain(key_strings(&key))
         .collect();
     let heap_bytes: usize = strings.iter().sum();
-    let heap_malloc: usize = strings.iter().map(|&n| malloc_chunk(n)).sum();
+    let heap_malloc: usize = strings.iter().map(|&n| malloc_chunk(n)).sum::<usize>() + arcs;
 
     println!();
     println!("estimate per deployment under {policy}:");
     println!("  inline (map buckets + hash slots): {inline} bytes");
     println!(
-        "  heap strings: {heap_bytes} bytes in {} allocations, {heap_malloc} bytes as glibc malloc chunks",
+        "  heap: the key and deployment allocations ({arcs} bytes) and {heap_bytes} bytes of strings in {} allocations; {heap_malloc} bytes as glibc malloc chunks",
         strings.iter().filter(|&&n| n > 0).count()
     );
     println!(
