@@ -85,7 +85,7 @@ impl fmt::Display for Change {
 /// store it. Deployments serialize without their credential references.
 ///
 /// ```
-/// use modelfleet::{Deployment, Policy, Registry};
+/// use modelfleet::{Change, Deployment, Policy, Registry};
 ///
 /// let mut a = Registry::new(Policy::NAME_ENDPOINT);
 /// a.insert(Deployment::builder("openai", "gpt-4").endpoint("http://a/v1").build()?)?;
@@ -93,6 +93,11 @@ impl fmt::Display for Change {
 /// b.insert(Deployment::builder("openai", "gpt-4").endpoint("http://b/v1").build()?)?;
 /// let changes = a.diff(&b);
 /// assert_eq!(changes.to_string(), "+ openai/gpt-4@http://b/v1");
+/// assert_eq!(changes.len(), 1);
+/// assert!(!changes.is_empty());
+/// assert!(matches!(changes.as_slice(), [Change::Added { .. }]));
+/// assert_eq!(changes.iter().map(|c| c.key().to_string()).collect::<Vec<_>>(), ["openai/gpt-4@http://b/v1"]);
+/// assert!(b.diff(&b).is_empty());
 /// # Ok::<(), modelfleet::Error>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -102,21 +107,29 @@ pub struct Changes(Vec<Change>);
 
 impl Changes {
     /// The changes, in the order they apply.
+    ///
+    /// See [`Changes`] for an example.
     pub fn as_slice(&self) -> &[Change] {
         &self.0
     }
 
     /// The number of changes.
+    ///
+    /// See [`Changes`] for an example.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
     /// Whether there is no change.
+    ///
+    /// See [`Changes`] for an example.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     /// The changes, in the order they apply.
+    ///
+    /// See [`Changes`] for an example.
     pub fn iter(&self) -> std::slice::Iter<'_, Change> {
         self.0.iter()
     }

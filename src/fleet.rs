@@ -253,6 +253,24 @@ impl<P: IdentityPolicy + Clone> Fleet<P> {
 /// One thread's view of a [`Fleet`], from [`Fleet::handle`].
 ///
 /// `Send` but not `Sync`: move it into the thread that uses it.
+///
+/// ```
+/// use modelfleet::{Deployment, Fleet, Policy, Registry, Request};
+///
+/// let mut reg = Registry::new(Policy::NAME_ENDPOINT);
+/// reg.insert(Deployment::builder("openai", "gpt-4").endpoint("http://a/v1").build()?)?;
+/// let fleet = Fleet::new(reg, |b| b);
+/// std::thread::scope(|s| {
+///     for _ in 0..2 {
+///         let handle = fleet.handle();
+///         s.spawn(move || {
+///             let pick = handle.select(&Request::new("gpt-4")).unwrap();
+///             assert_eq!(pick.key().to_string(), "openai/gpt-4@http://a/v1");
+///         });
+///     }
+/// });
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
 pub struct FleetHandle<'f, P = Policy> {
     fleet: &'f Fleet<P>,
     number: u64,
@@ -305,6 +323,20 @@ impl<'f, P: IdentityPolicy + Clone> FleetHandle<'f, P> {
 
 /// A deployment picked from a [`Fleet`]: valid across version swaps, holding
 /// one in-flight slot until dropped or completed. `Send`.
+///
+/// ```
+/// use modelfleet::{Deployment, Fleet, Registry, Request};
+///
+/// let reg: Registry = [Deployment::builder("openai", "gpt-4").priority(1).build()?].into_iter().collect();
+/// let fleet = Fleet::new(reg, |b| b);
+/// let pick = fleet.select(&Request::new("gpt-4"))?;
+/// assert_eq!(pick.key().to_string(), "openai/gpt-4@");
+/// assert_eq!(pick.deployment().model(), "gpt-4");
+/// assert_eq!(pick.priority(), 1);
+/// assert_eq!(fleet.selector().in_flight(pick.key()), Some(1));
+/// drop(pick); // releases its in-flight slot
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
 pub struct FleetPick<'f> {
     current: &'f ArcSwap<Selector>,
     slot: Arc<Slot>,
@@ -324,16 +356,22 @@ impl fmt::Debug for FleetPick<'_> {
 
 impl FleetPick<'_> {
     /// The chosen deployment's key.
+    ///
+    /// See [`FleetPick`] for an example.
     pub fn key(&self) -> &ModelKey {
         &self.slot.key
     }
 
     /// The chosen deployment.
+    ///
+    /// See [`FleetPick`] for an example.
     pub fn deployment(&self) -> &Deployment {
         &self.slot.deployment
     }
 
     /// The priority tier it came from.
+    ///
+    /// See [`FleetPick`] for an example.
     pub fn priority(&self) -> u32 {
         self.priority
     }
@@ -364,6 +402,19 @@ impl FleetPick<'_> {
     /// Completes the pick as a success that took `latency`, at `now`.
     ///
     /// See [`Pick::succeed`](crate::Pick::succeed).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use modelfleet::{Deployment, Fleet, Registry, Request};
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let fleet = Fleet::new(reg, |b| b);
+    /// let pick = fleet.select(&Request::new("gpt-4"))?;
+    /// let key = pick.key().clone();
+    /// pick.succeed(Duration::from_millis(90), Duration::from_secs(1));
+    /// assert_eq!(fleet.selector().latency(&key), Some(Duration::from_millis(90)));
+    /// assert_eq!(fleet.selector().in_flight(&key), Some(0));
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
     pub fn succeed(self, latency: Duration, now: Duration) {
         self.complete(Report::success(now, latency));
     }

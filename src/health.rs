@@ -123,6 +123,12 @@ pub(crate) const KINDS: usize = 10;
 
 impl FailureKind {
     /// Every kind (rate limited without `Retry-After`), in index order.
+    ///
+    /// ```
+    /// use modelfleet::health::FailureKind;
+    /// assert_eq!(FailureKind::ALL.len(), 10);
+    /// assert_eq!(FailureKind::ALL[1], FailureKind::Timeout);
+    /// ```
     pub const ALL: [FailureKind; KINDS] = [
         FailureKind::RateLimited { retry_after: None },
         FailureKind::Timeout,
@@ -251,12 +257,16 @@ impl Outcome {
 ///
 /// ```
 /// use std::time::Duration;
-/// use modelfleet::health::{FailureKind, Report};
+/// use modelfleet::health::{FailureKind, Outcome, Report};
 /// let ms = Duration::from_millis;
 /// let ok = Report::success(ms(1_000), ms(240)).tokens(1_850);
 /// let limited = Report::failure(ms(1_500), FailureKind::RateLimited { retry_after: Some(ms(5_000)) });
+/// let slow_fail = Report::new(ms(2_000), Outcome::Failure { kind: FailureKind::Timeout, latency: Some(ms(30_000)) });
 /// assert_eq!(ok.token_count(), 1_850);
+/// assert_eq!(ok.outcome(), Outcome::Success { latency: ms(240) });
 /// assert_eq!(limited.time(), ms(1_500));
+/// assert_eq!(limited.token_count(), 0);
+/// assert!(!slow_fail.outcome().is_success());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Report {
@@ -267,6 +277,8 @@ pub struct Report {
 
 impl Report {
     /// A report of `outcome` at `at`.
+    ///
+    /// See [`Report`] for an example.
     pub fn new(at: Duration, outcome: Outcome) -> Self {
         Self {
             at,
@@ -276,11 +288,15 @@ impl Report {
     }
 
     /// A success at `at` that took `latency`.
+    ///
+    /// See [`Report`] for an example.
     pub fn success(at: Duration, latency: Duration) -> Self {
         Self::new(at, Outcome::Success { latency })
     }
 
     /// A failure of `kind` at `at`.
+    ///
+    /// See [`Report`] for an example.
     pub fn failure(at: Duration, kind: FailureKind) -> Self {
         Self::new(
             at,
@@ -292,6 +308,8 @@ impl Report {
     }
 
     /// The tokens the request used (prompt + completion), for `tpm` limits.
+    ///
+    /// See [`Report`] for an example.
     #[must_use]
     pub fn tokens(mut self, tokens: u64) -> Self {
         self.tokens = tokens;
@@ -299,16 +317,22 @@ impl Report {
     }
 
     /// When it happened.
+    ///
+    /// See [`Report`] for an example.
     pub fn time(&self) -> Duration {
         self.at
     }
 
     /// What happened.
+    ///
+    /// See [`Report`] for an example.
     pub fn outcome(&self) -> Outcome {
         self.outcome
     }
 
     /// The tokens it used.
+    ///
+    /// See [`Report`] for an example.
     pub fn token_count(&self) -> u64 {
         self.tokens
     }
@@ -321,6 +345,8 @@ impl Report {
 /// use modelfleet::health::CooldownRule;
 /// let rule = CooldownRule::new(3, Duration::from_secs(60), Duration::from_secs(30))?;
 /// assert_eq!(rule.failures(), 3);
+/// assert_eq!(rule.window(), Duration::from_secs(60));
+/// assert_eq!(rule.cooldown(), Duration::from_secs(30));
 /// assert!(CooldownRule::new(0, Duration::from_secs(60), Duration::from_secs(30)).is_err());
 /// # Ok::<(), modelfleet::Error>(())
 /// ```
@@ -333,6 +359,14 @@ pub struct CooldownRule {
 
 /// The largest `failures` a [`CooldownRule`] may ask for: each deployment
 /// remembers the times of its last this-many counted failures.
+///
+/// ```
+/// use std::time::Duration;
+/// use modelfleet::health::{CooldownRule, MAX_RULE_FAILURES};
+/// let s = Duration::from_secs;
+/// assert!(CooldownRule::new(MAX_RULE_FAILURES, s(60), s(30)).is_ok());
+/// assert!(CooldownRule::new(MAX_RULE_FAILURES + 1, s(60), s(30)).is_err());
+/// ```
 pub const MAX_RULE_FAILURES: u32 = 8;
 
 impl CooldownRule {
@@ -342,6 +376,8 @@ impl CooldownRule {
     ///
     /// [`Error::InvalidHealth`] if `failures` is 0 or above
     /// [`MAX_RULE_FAILURES`], or `cooldown` is zero.
+    ///
+    /// See [`CooldownRule`] for an example.
     pub fn new(failures: u32, window: Duration, cooldown: Duration) -> Result<Self, Error> {
         if failures == 0 || failures > MAX_RULE_FAILURES {
             return Err(Error::InvalidHealth {
@@ -372,16 +408,22 @@ impl CooldownRule {
     }
 
     /// How many failures trigger it.
+    ///
+    /// See [`CooldownRule`] for an example.
     pub fn failures(&self) -> u32 {
         self.failures
     }
 
     /// Within how long.
+    ///
+    /// See [`CooldownRule`] for an example.
     pub fn window(&self) -> Duration {
         self.window
     }
 
     /// How long it cools.
+    ///
+    /// See [`CooldownRule`] for an example.
     pub fn cooldown(&self) -> Duration {
         self.cooldown
     }
@@ -406,6 +448,17 @@ pub enum RetryAfter {
 
 /// A failure-rate rule: above `ratio` failures among at least
 /// `min_requests` completed requests in the rolling minute, cool for `cooldown`.
+///
+/// ```
+/// use std::time::Duration;
+/// use modelfleet::health::{FailureRate, HealthPolicy};
+/// let mut p = HealthPolicy::default();
+/// p.cooldowns.failure_rate = Some(FailureRate { min_requests: 20, ratio: 0.5, cooldown: Duration::from_secs(30) });
+/// p.validate()?;
+/// p.cooldowns.failure_rate = Some(FailureRate { min_requests: 20, ratio: 1.5, cooldown: Duration::from_secs(30) });
+/// assert!(p.validate().is_err());
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FailureRate {
     /// The smallest number of completed requests for the rule to apply.
@@ -424,6 +477,9 @@ pub struct FailureRate {
 /// let mut c = Cooldowns::default();
 /// c.set_rule(FailureKind::BadRequest, Some(CooldownRule::new(5, Duration::from_secs(10), Duration::from_secs(5))?));
 /// assert!(c.rule(FailureKind::BadRequest).is_some());
+/// assert!(c.counts(FailureKind::BadRequest)); // a kind with a rule counts
+/// c.set_counted(FailureKind::BadRequest, false);
+/// assert!(c.rule(FailureKind::BadRequest).is_none()); // and loses its rule when it does not
 /// # Ok::<(), modelfleet::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
@@ -442,12 +498,16 @@ pub struct Cooldowns {
 
 impl Cooldowns {
     /// The rule for `kind`.
+    ///
+    /// See [`Cooldowns`] for an example.
     pub fn rule(&self, kind: FailureKind) -> Option<&CooldownRule> {
         self.rules[kind.index()].as_ref()
     }
 
     /// Sets the rule for `kind` (`None`: that kind never cools); a kind
     /// with a rule is counted.
+    ///
+    /// See [`Cooldowns`] for an example.
     pub fn set_rule(&mut self, kind: FailureKind, rule: Option<CooldownRule>) {
         self.rules[kind.index()] = rule;
         if rule.is_some() {
@@ -456,12 +516,16 @@ impl Cooldowns {
     }
 
     /// Whether failures of `kind` count (toward rules and the failure rate).
+    ///
+    /// See [`Cooldowns`] for an example.
     pub fn counts(&self, kind: FailureKind) -> bool {
         self.counted[kind.index()]
     }
 
     /// Sets whether failures of `kind` count; a kind that does not count
     /// loses its rule.
+    ///
+    /// See [`Cooldowns`] for an example.
     pub fn set_counted(&mut self, kind: FailureKind, counted: bool) {
         self.counted[kind.index()] = counted;
         if !counted {
@@ -509,6 +573,17 @@ impl Default for Cooldowns {
 }
 
 /// Envoy-style outlier ejection.
+///
+/// ```
+/// use std::time::Duration;
+/// use modelfleet::health::{Ejection, HealthPolicy};
+/// let mut p = HealthPolicy::default();
+/// assert_eq!(p.ejection, Some(Ejection::default()));
+/// p.ejection = Some(Ejection { consecutive_failures: 3, max_percent: 50, ..Ejection::default() });
+/// p.validate()?;
+/// assert_eq!(p.ejection.unwrap().base, Duration::from_secs(30));
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Ejection {
     /// Server-side failures in a row that eject (Envoy `consecutive_5xx`: 5).
@@ -538,6 +613,15 @@ impl Default for Ejection {
 }
 
 /// Envoy-style slow start.
+///
+/// ```
+/// use std::time::Duration;
+/// use modelfleet::health::{HealthPolicy, SlowStart};
+/// let mut p = HealthPolicy::default();
+/// p.slow_start = Some(SlowStart { window: Duration::from_secs(60), aggression: 1.0, min_percent: 10.0 });
+/// p.validate()?;
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SlowStart {
     /// How long the ramp lasts.
@@ -595,6 +679,19 @@ pub enum Unhealthy {
 /// Everything the selector does with outcome reports.
 ///
 /// See the [module docs](self) for the state machine and the presets.
+///
+/// ```
+/// use std::time::Duration;
+/// use modelfleet::health::{HealthPolicy, Unhealthy};
+/// use modelfleet::{Deployment, Registry, Selector};
+///
+/// let mut p = HealthPolicy::litellm();
+/// p.unhealthy = Unhealthy::Panic { threshold_percent: 50 };
+/// p.failure_penalty = Some(Duration::from_secs(2));
+/// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+/// let selector = Selector::builder(&reg).health(p).try_build()?;
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct HealthPolicy {
@@ -812,6 +909,8 @@ pub enum State {
 
 impl State {
     /// The state's name.
+    ///
+    /// See [`State`] for an example.
     pub const fn as_str(self) -> &'static str {
         match self {
             State::Healthy => "healthy",
@@ -830,6 +929,24 @@ impl fmt::Display for State {
 
 /// A read-only view of one deployment's health, from
 /// [`Selector::health`](crate::Selector::health), for dashboards and logs.
+///
+/// ```
+/// use std::time::Duration;
+/// use modelfleet::health::{FailureKind, Report, State};
+/// use modelfleet::{Deployment, Registry, Request, Selector};
+///
+/// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+/// let s = Selector::new(&reg, modelfleet::select::RoundRobin);
+/// let pick = s.select(&Request::new("gpt-4"))?;
+/// let key = pick.key().clone();
+/// pick.complete(Report::failure(Duration::from_secs(1), FailureKind::Timeout));
+/// let snapshot = &s.health(Duration::from_secs(1))[0];
+/// assert_eq!(snapshot.key, key);
+/// assert_eq!(snapshot.state, State::Healthy); // one timeout does not cool it
+/// assert_eq!(snapshot.consecutive_failures, 1);
+/// assert_eq!(snapshot.in_flight, 0);
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]

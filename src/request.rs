@@ -26,19 +26,35 @@ use crate::ModelKey;
 /// Deployments of weight 0 (drained) never pass.
 ///
 /// ```
-/// use modelfleet::{Request, TagMatch, VersionPreference};
+/// use std::time::Duration;
+/// use modelfleet::{ModelKey, Request, TagMatch, VersionPreference};
 ///
+/// let tried = ModelKey::new("openai", "gpt-4")?;
 /// let req = Request::new("gpt-4")
+///     .provider("openai")
 ///     .label("region", "eu")
 ///     .tag("canary")
 ///     .version("^1.2".parse().unwrap())
 ///     .version_preference(VersionPreference::Newest)
 ///     .affinity("user-42")
+///     .exclude(tried.clone())
 ///     .tokens(1200)
-///     .fallback("gpt-4o-mini");
+///     .fallback("gpt-4o-mini")
+///     .at(Duration::from_secs(60));
 /// assert_eq!(req.model(), "gpt-4");
+/// assert_eq!(req.required_provider(), Some("openai"));
+/// assert_eq!(req.required_labels(), [("region".to_owned(), "eu".to_owned())]);
+/// assert_eq!(req.requested_tags(), ["canary"]);
 /// assert_eq!(req.tag_match_mode(), TagMatch::Any);
+/// assert_eq!(req.version_req().unwrap().to_string(), "^1.2");
+/// assert_eq!(req.version_preference_mode(), VersionPreference::Newest);
+/// assert_eq!(req.affinity_key(), Some("user-42"));
+/// assert_eq!(req.excluded(), [tried]);
+/// assert_eq!(req.token_estimate(), Some(1200));
+/// assert_eq!(req.fallbacks(), ["gpt-4o-mini"]);
+/// assert_eq!(req.time(), Some(Duration::from_secs(60)));
 /// assert!(!req.is_plain());
+/// # Ok::<(), modelfleet::Error>(())
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Request {
@@ -106,6 +122,11 @@ impl Request {
     }
 
     /// Only deployments of this provider.
+    ///
+    /// ```
+    /// let req = modelfleet::Request::new("gpt-4").provider("azure");
+    /// assert_eq!(req.required_provider(), Some("azure"));
+    /// ```
     #[must_use]
     pub fn provider(mut self, provider: &str) -> Self {
         self.provider = Some(provider.to_owned());
@@ -113,6 +134,11 @@ impl Request {
     }
 
     /// Only deployments with this label value (all required labels must match).
+    ///
+    /// ```
+    /// let req = modelfleet::Request::new("gpt-4").label("region", "eu").label("tier", "gold");
+    /// assert_eq!(req.required_labels().len(), 2);
+    /// ```
     #[must_use]
     pub fn label(mut self, key: &str, value: &str) -> Self {
         self.labels.push((key.to_owned(), value.to_owned()));
@@ -120,6 +146,11 @@ impl Request {
     }
 
     /// Adds a requested tag; see [`TagMatch`] for how tags match.
+    ///
+    /// ```
+    /// let req = modelfleet::Request::new("gpt-4").tag("canary");
+    /// assert_eq!(req.requested_tags(), ["canary"]);
+    /// ```
     #[must_use]
     pub fn tag(mut self, tag: &str) -> Self {
         self.tags.push(tag.to_owned());
@@ -127,6 +158,12 @@ impl Request {
     }
 
     /// How the requested tags match (default [`TagMatch::Any`]).
+    ///
+    /// ```
+    /// use modelfleet::{Request, TagMatch};
+    /// let req = Request::new("gpt-4").tag("a").tag("b").tag_match(TagMatch::All);
+    /// assert_eq!(req.tag_match_mode(), TagMatch::All);
+    /// ```
     #[must_use]
     pub fn tag_match(mut self, mode: TagMatch) -> Self {
         self.tag_match = mode;
@@ -135,6 +172,11 @@ impl Request {
 
     /// Only deployments whose version matches `req` (deployments without a
     /// version never match).
+    ///
+    /// ```
+    /// let req = modelfleet::Request::new("gpt-4").version("^1.2".parse().unwrap());
+    /// assert!(req.version_req().unwrap().matches(&"1.4.0".parse().unwrap()));
+    /// ```
     #[must_use]
     pub fn version(mut self, req: VersionReq) -> Self {
         self.version = Some(req);
@@ -142,6 +184,12 @@ impl Request {
     }
 
     /// Which matching versions are acceptable (default [`VersionPreference::Any`]).
+    ///
+    /// ```
+    /// use modelfleet::{Request, VersionPreference};
+    /// let req = Request::new("gpt-4").version_preference(VersionPreference::Newest);
+    /// assert!(!req.is_plain());
+    /// ```
     #[must_use]
     pub fn version_preference(mut self, preference: VersionPreference) -> Self {
         self.version_preference = preference;
@@ -149,6 +197,12 @@ impl Request {
     }
 
     /// The affinity key for sticky sessions (a user, session or episode id).
+    ///
+    /// ```
+    /// let req = modelfleet::Request::new("gpt-4").affinity("user-42");
+    /// assert_eq!(req.affinity_key(), Some("user-42"));
+    /// assert!(req.is_plain()); // affinity steers the pick, it filters nothing
+    /// ```
     #[must_use]
     pub fn affinity(mut self, key: &str) -> Self {
         self.affinity = Some(key.to_owned());
@@ -156,6 +210,14 @@ impl Request {
     }
 
     /// Skips this deployment (e.g. one already tried).
+    ///
+    /// ```
+    /// use modelfleet::{ModelKey, Request};
+    /// let tried = ModelKey::new("openai", "gpt-4")?;
+    /// let req = Request::new("gpt-4").exclude(tried.clone());
+    /// assert_eq!(req.excluded(), [tried]);
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
     #[must_use]
     pub fn exclude(mut self, key: ModelKey) -> Self {
         self.exclude.push(key);
@@ -164,6 +226,11 @@ impl Request {
 
     /// The estimated number of tokens; deployments with a smaller known
     /// context window are skipped.
+    ///
+    /// ```
+    /// let req = modelfleet::Request::new("gpt-4").tokens(1200);
+    /// assert_eq!(req.token_estimate(), Some(1200));
+    /// ```
     #[must_use]
     pub fn tokens(mut self, tokens: u32) -> Self {
         self.tokens = Some(tokens);
@@ -172,6 +239,11 @@ impl Request {
 
     /// Adds a model to fall back to, in order, once no deployment of the
     /// requested model is left in an [attempt plan](crate::Selector::plan).
+    ///
+    /// ```
+    /// let req = modelfleet::Request::new("gpt-4").fallback("gpt-4o").fallback("gpt-4o-mini");
+    /// assert_eq!(req.fallbacks(), ["gpt-4o", "gpt-4o-mini"]);
+    /// ```
     #[must_use]
     pub fn fallback(mut self, model: &str) -> Self {
         self.fallbacks.push(model.to_owned());
@@ -182,6 +254,12 @@ impl Request {
     /// the same clock as your [reports](crate::health::Report)): health and
     /// rolling-minute limits are judged at this time. Without it, the
     /// selector uses the latest report time it has seen.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let req = modelfleet::Request::new("gpt-4").at(Duration::from_secs(60));
+    /// assert_eq!(req.time(), Some(Duration::from_secs(60)));
+    /// ```
     #[must_use]
     pub fn at(mut self, now: Duration) -> Self {
         self.at = Some(now);
@@ -189,72 +267,96 @@ impl Request {
     }
 
     /// The requested model.
+    ///
+    /// See [`Request`] for an example.
     #[must_use]
     pub fn model(&self) -> &str {
         &self.model
     }
 
     /// The required provider.
+    ///
+    /// See [`Request`] for an example.
     #[must_use]
     pub fn required_provider(&self) -> Option<&str> {
         self.provider.as_deref()
     }
 
     /// The required labels.
+    ///
+    /// See [`Request`] for an example.
     #[must_use]
     pub fn required_labels(&self) -> &[(String, String)] {
         &self.labels
     }
 
     /// The requested tags.
+    ///
+    /// See [`Request`] for an example.
     #[must_use]
     pub fn requested_tags(&self) -> &[String] {
         &self.tags
     }
 
     /// How the requested tags match.
+    ///
+    /// See [`Request`] for an example.
     #[must_use]
     pub fn tag_match_mode(&self) -> TagMatch {
         self.tag_match
     }
 
     /// The version requirement.
+    ///
+    /// See [`Request`] for an example.
     #[must_use]
     pub fn version_req(&self) -> Option<&VersionReq> {
         self.version.as_ref()
     }
 
     /// Which matching versions are acceptable.
+    ///
+    /// See [`Request`] for an example.
     #[must_use]
     pub fn version_preference_mode(&self) -> VersionPreference {
         self.version_preference
     }
 
     /// The affinity key.
+    ///
+    /// See [`Request`] for an example.
     #[must_use]
     pub fn affinity_key(&self) -> Option<&str> {
         self.affinity.as_deref()
     }
 
     /// The excluded deployments.
+    ///
+    /// See [`Request`] for an example.
     #[must_use]
     pub fn excluded(&self) -> &[ModelKey] {
         &self.exclude
     }
 
     /// The estimated token count.
+    ///
+    /// See [`Request`] for an example.
     #[must_use]
     pub fn token_estimate(&self) -> Option<u32> {
         self.tokens
     }
 
     /// The request's time, if set.
+    ///
+    /// See [`Request`] for an example.
     #[must_use]
     pub fn time(&self) -> Option<Duration> {
         self.at
     }
 
     /// The fallback models, in order.
+    ///
+    /// See [`Request`] for an example.
     #[must_use]
     pub fn fallbacks(&self) -> &[String] {
         &self.fallbacks
@@ -262,6 +364,12 @@ impl Request {
 
     /// Whether the request has no filter beyond the model name: the
     /// selector's fast path.
+    ///
+    /// ```
+    /// use modelfleet::Request;
+    /// assert!(Request::new("gpt-4").fallback("gpt-4o").is_plain());
+    /// assert!(!Request::new("gpt-4").label("region", "eu").is_plain());
+    /// ```
     #[must_use]
     pub fn is_plain(&self) -> bool {
         self.provider.is_none()

@@ -49,6 +49,12 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in the order the filters run.
+    ///
+    /// ```
+    /// use modelfleet::select::Reason;
+    /// assert_eq!(Reason::ALL[0], Reason::Drained);
+    /// assert!(Reason::ALL.contains(&Reason::TpmLimit));
+    /// ```
     pub const ALL: [Reason; 13] = [
         Reason::Drained,
         Reason::Provider,
@@ -137,8 +143,11 @@ impl fmt::Display for Reason {
 /// let mut r = Removed::default();
 /// r.add(Reason::Labels);
 /// r.add(Reason::Labels);
+/// r.add(Reason::Drained);
 /// assert_eq!(r.count(Reason::Labels), 2);
-/// assert_eq!(r.to_string(), "labels removed 2");
+/// assert_eq!(r.total(), 3);
+/// assert_eq!(r.iter().collect::<Vec<_>>(), [(Reason::Drained, 1), (Reason::Labels, 2)]);
+/// assert_eq!(r.to_string(), "drained removed 1, labels removed 2");
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Removed {
@@ -147,12 +156,16 @@ pub struct Removed {
 
 impl Removed {
     /// Counts one more candidate removed for `reason`.
+    ///
+    /// See [`Removed`] for an example.
     pub fn add(&mut self, reason: Reason) {
         let i = Reason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
         self.counts[i] = self.counts[i].saturating_add(1);
     }
 
     /// How many candidates `reason` removed.
+    ///
+    /// See [`Removed`] for an example.
     pub fn count(&self, reason: Reason) -> u32 {
         Reason::ALL
             .iter()
@@ -161,11 +174,15 @@ impl Removed {
     }
 
     /// All candidates removed.
+    ///
+    /// See [`Removed`] for an example.
     pub fn total(&self) -> u32 {
         self.counts.iter().sum()
     }
 
     /// The non-zero counts, in filter order.
+    ///
+    /// See [`Removed`] for an example.
     pub fn iter(&self) -> impl Iterator<Item = (Reason, u32)> + '_ {
         Reason::ALL
             .iter()

@@ -342,18 +342,63 @@ impl<P> fmt::Debug for SelectorBuilder<'_, P> {
 
 impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
     /// A built-in strategy (default: [`WeightedRoundRobin`]).
+    ///
+    /// ```
+    /// use modelfleet::{Deployment, Registry, Selector};
+    /// use modelfleet::select::LeastOutstanding;
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let s = Selector::builder(&reg).strategy(LeastOutstanding).build();
+    /// assert_eq!(s.strategy_name(), "least_outstanding");
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
     pub fn strategy(mut self, strategy: impl Into<BuiltinStrategy>) -> Self {
         self.chooser = Chooser::Builtin(strategy.into());
         self
     }
 
     /// Your own strategy.
+    ///
+    /// ```
+    /// use modelfleet::select::{Candidate, Candidates, Context, Strategy};
+    /// use modelfleet::{Deployment, Registry, Request, Selector};
+    ///
+    /// #[derive(Debug)]
+    /// struct First;
+    /// impl Strategy for First {
+    ///     fn choose<'a>(&self, c: &Candidates<'a>, _: &Context<'_>) -> Option<Candidate<'a>> {
+    ///         c.iter().next()
+    ///     }
+    ///     fn name(&self) -> &str {
+    ///         "first"
+    ///     }
+    /// }
+    ///
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let s = Selector::builder(&reg).custom_strategy(Box::new(First)).build();
+    /// assert_eq!(s.select(&Request::new("gpt-4"))?.strategy(), "first");
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
     pub fn custom_strategy(mut self, strategy: Box<dyn Strategy>) -> Self {
         self.chooser = Chooser::Custom(Arc::from(strategy));
         self
     }
 
     /// The seed of the random source (default 0). Same seed, same picks.
+    ///
+    /// ```
+    /// use modelfleet::{Deployment, Registry, Request, Selector};
+    /// use modelfleet::select::WeightedRandom;
+    /// let reg: Registry = (1..=3)
+    ///     .map(|i| Deployment::builder("openai", "gpt-4").endpoint(&format!("http://n{i}/v1")).build())
+    ///     .collect::<Result<_, _>>()?;
+    /// let a = Selector::builder(&reg).strategy(WeightedRandom).seed(42).build();
+    /// let b = Selector::builder(&reg).strategy(WeightedRandom).seed(42).build();
+    /// for _ in 0..10 {
+    ///     let req = Request::new("gpt-4");
+    ///     assert_eq!(a.select(&req)?.key(), b.select(&req)?.key());
+    /// }
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
         self
@@ -361,6 +406,19 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
 
     /// The time constant of the peak-EWMA latency estimate (default 10 s,
     /// as tower's): a faster sample counts with weight `1 - exp(-Δt/τ)`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use modelfleet::{Deployment, Registry, Selector};
+    /// use modelfleet::select::Latency;
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let s = Selector::builder(&reg)
+    ///     .strategy(Latency::default())
+    ///     .latency_decay(Duration::from_secs(30))
+    ///     .build();
+    /// assert_eq!(s.strategy_name(), "latency");
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
     pub fn latency_decay(mut self, tau: Duration) -> Self {
         self.latency_decay = tau;
         self
@@ -368,12 +426,31 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
 
     /// What the selector does with outcome reports (default
     /// [`HealthPolicy::default`]); see [`health`](crate::health).
+    ///
+    /// ```
+    /// use modelfleet::health::HealthPolicy;
+    /// use modelfleet::{Deployment, Registry, Selector};
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let s = Selector::builder(&reg).health(HealthPolicy::litellm()).try_build()?;
+    /// assert_eq!(s.len(), 1);
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
     pub fn health(mut self, policy: HealthPolicy) -> Self {
         self.health = policy;
         self
     }
 
     /// Whether picks are counted in flight (default [`InFlight::Counted`]).
+    ///
+    /// ```
+    /// use modelfleet::select::{InFlight, RoundRobin};
+    /// use modelfleet::{Deployment, Registry, Request, Selector};
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let s = Selector::builder(&reg).strategy(RoundRobin).in_flight(InFlight::Uncounted).build();
+    /// let pick = s.select(&Request::new("gpt-4"))?;
+    /// assert_eq!(s.in_flight(pick.key()), Some(0));
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
     pub fn in_flight(mut self, in_flight: InFlight) -> Self {
         self.in_flight = in_flight;
         self
@@ -383,6 +460,19 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
     /// with a [slow start](crate::health::SlowStart), its weight ramps up
     /// from there. Without a [previous](Selector::rebuild) selector every
     /// deployment is new.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use modelfleet::health::{HealthPolicy, SlowStart, State};
+    /// use modelfleet::{Deployment, Registry, Selector};
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let mut policy = HealthPolicy::default();
+    /// policy.slow_start = Some(SlowStart { window: Duration::from_secs(60), aggression: 1.0, min_percent: 10.0 });
+    /// let s = Selector::builder(&reg).health(policy).started_at(Duration::from_secs(100)).build();
+    /// assert_eq!(s.health(Duration::from_secs(130))[0].state, State::SlowStart);
+    /// assert_eq!(s.health(Duration::from_secs(160))[0].state, State::Healthy);
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
     pub fn started_at(mut self, now: Duration) -> Self {
         self.started_at = Some(now);
         self
@@ -396,6 +486,17 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
     ///
     /// [`Error::InvalidHealth`] if the [health policy](Self::health) does not
     /// [validate](HealthPolicy::validate).
+    ///
+    /// ```
+    /// use modelfleet::health::{HealthPolicy, Unhealthy};
+    /// use modelfleet::{Deployment, Error, Registry, Selector};
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let mut policy = HealthPolicy::default();
+    /// policy.unhealthy = Unhealthy::Panic { threshold_percent: 0 };
+    /// let err = Selector::builder(&reg).health(policy).try_build().unwrap_err();
+    /// assert!(matches!(err, Error::InvalidHealth { .. }));
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
     pub fn try_build(self) -> Result<Selector, Error> {
         self.health.validate()?;
         Ok(self.build())
@@ -407,6 +508,15 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
     /// health policy that does not [validate](HealthPolicy::validate) is
     /// used as given (out-of-range values are clamped where they are used);
     /// use [`try_build`](Self::try_build) to reject it instead.
+    ///
+    /// ```
+    /// use modelfleet::{Deployment, Registry, Request, Selector};
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let s = Selector::builder(&reg).build();
+    /// assert_eq!(s.strategy_name(), "weighted_round_robin");
+    /// assert_eq!(s.select(&Request::new("gpt-4"))?.deployment().model(), "gpt-4");
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
     pub fn build(self) -> Selector {
         let reg = self.registry;
         let uses_ring = self.chooser.get().uses_ring();
@@ -1180,6 +1290,8 @@ impl Selector {
 /// let s = Selector::new(&reg, modelfleet::select::RoundRobin);
 /// let pick = s.select(&Request::new("gpt-4"))?;
 /// assert_eq!(pick.key().to_string(), "openai/gpt-4@");
+/// assert_eq!(pick.deployment().provider(), "openai");
+/// assert_eq!(pick.priority(), 0);
 /// assert_eq!(pick.strategy(), "round_robin");
 /// # Ok::<(), modelfleet::Error>(())
 /// ```
@@ -1201,21 +1313,29 @@ impl fmt::Debug for Pick<'_> {
 
 impl<'s> Pick<'s> {
     /// The chosen deployment's key.
+    ///
+    /// See [`Pick`] for an example.
     pub fn key(&self) -> &'s ModelKey {
         &self.slot.key
     }
 
     /// The chosen deployment.
+    ///
+    /// See [`Pick`] for an example.
     pub fn deployment(&self) -> &'s Deployment {
         &self.slot.deployment
     }
 
     /// The priority tier it came from.
+    ///
+    /// See [`Pick`] for an example.
     pub fn priority(&self) -> u32 {
         self.priority
     }
 
     /// The name of the strategy that chose it.
+    ///
+    /// See [`Pick`] for an example.
     pub fn strategy(&self) -> &'s str {
         self.selector.shared.chooser.get().name()
     }
@@ -1258,6 +1378,23 @@ impl Drop for Pick<'_> {
 }
 
 /// What [`Selector::explain`] found.
+///
+/// ```
+/// use modelfleet::{Deployment, Policy, Registry, Request, Selector};
+/// use modelfleet::select::{Reason, RoundRobin};
+///
+/// let mut reg = Registry::new(Policy::NAME_TAG);
+/// reg.insert(Deployment::builder("openai", "gpt-4").tag("a").context_window(8_192).build()?)?;
+/// reg.insert(Deployment::builder("openai", "gpt-4").tag("b").priority(1).build()?)?;
+/// let why = Selector::new(&reg, RoundRobin).explain(&Request::new("gpt-4").tokens(20_000))?;
+/// assert_eq!(why.model(), "gpt-4");
+/// assert_eq!(why.strategy(), "round_robin");
+/// assert_eq!(why.candidates().len(), 2);
+/// assert_eq!(why.tier(), Some(1));
+/// assert_eq!(why.removed().count(Reason::ContextWindow), 1);
+/// assert_eq!(why.removed().total(), 1);
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Explanation {
@@ -1269,26 +1406,36 @@ pub struct Explanation {
 
 impl Explanation {
     /// The requested model.
+    ///
+    /// See [`Explanation`] for an example.
     pub fn model(&self) -> &str {
         &self.model
     }
 
     /// The strategy that would choose.
+    ///
+    /// See [`Explanation`] for an example.
     pub fn strategy(&self) -> &str {
         &self.strategy
     }
 
     /// Every deployment of the model, in registry order, with its verdict.
+    ///
+    /// See [`Explanation`] for an example.
     pub fn candidates(&self) -> &[Verdict] {
         &self.candidates
     }
 
     /// The tier a pick would come from; `None` if nothing is eligible.
+    ///
+    /// See [`Explanation`] for an example.
     pub fn tier(&self) -> Option<u32> {
         self.tier
     }
 
     /// How many candidates each filter removed.
+    ///
+    /// See [`Explanation`] for an example.
     pub fn removed(&self) -> Removed {
         let mut r = Removed::default();
         for v in &self.candidates {
@@ -1316,6 +1463,24 @@ impl fmt::Display for Explanation {
 }
 
 /// One deployment in an [`Explanation`].
+///
+/// ```
+/// use modelfleet::{Deployment, Policy, Registry, Request, Selector};
+/// use modelfleet::select::{Reason, RoundRobin};
+///
+/// let mut reg = Registry::new(Policy::NAME_TAG);
+/// reg.insert(Deployment::builder("openai", "gpt-4").tag("a").priority(2).build()?)?;
+/// let s = Selector::new(&reg, RoundRobin);
+/// let held = s.select(&Request::new("gpt-4"))?;
+/// let why = s.explain(&Request::new("gpt-4").tag("b"))?;
+/// let verdict = &why.candidates()[0];
+/// assert_eq!(verdict.key().to_string(), "openai/gpt-4#a");
+/// assert_eq!(verdict.priority(), 2);
+/// assert_eq!(verdict.removed(), Some(Reason::Tags));
+/// assert_eq!(verdict.in_flight(), 1);
+/// drop(held);
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Verdict {
@@ -1327,27 +1492,50 @@ pub struct Verdict {
 
 impl Verdict {
     /// The deployment's key.
+    ///
+    /// See [`Verdict`] for an example.
     pub fn key(&self) -> &ModelKey {
         &self.key
     }
 
     /// Its priority tier.
+    ///
+    /// See [`Verdict`] for an example.
     pub fn priority(&self) -> u32 {
         self.priority
     }
 
     /// Why it is not a candidate; `None` if it passed every filter.
+    ///
+    /// See [`Verdict`] for an example.
     pub fn removed(&self) -> Option<Reason> {
         self.removed
     }
 
     /// Its picks in flight when explained.
+    ///
+    /// See [`Verdict`] for an example.
     pub fn in_flight(&self) -> u32 {
         self.in_flight
     }
 }
 
 /// The attempt plan of [`Selector::plan`]: picks in the order to try them.
+///
+/// ```
+/// use modelfleet::{Deployment, Policy, Registry, Request, Selector};
+///
+/// let mut reg = Registry::new(Policy::NAME_ENDPOINT);
+/// reg.insert(Deployment::builder("openai", "gpt-4").endpoint("http://a/v1").build()?)?;
+/// reg.insert(Deployment::builder("openai", "gpt-4").endpoint("http://b/v1").build()?)?;
+/// let s = Selector::new(&reg, modelfleet::select::RoundRobin);
+/// let mut plan = s.plan(&Request::new("gpt-4"));
+/// let first = plan.next().unwrap().key().clone();
+/// let second = plan.next().unwrap().key().clone();
+/// assert_ne!(first, second); // never the same deployment twice
+/// assert!(plan.next().is_none());
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
 pub struct Plan<'s> {
     selector: &'s Selector,
     request: Request,

@@ -48,18 +48,27 @@ use crate::{Deployment, Error, ModelKey};
 /// let selector = Selector::builder(&reg).custom_strategy(Box::new(LargestWindow)).build();
 /// let pick = selector.select(&Request::new("gpt-4"))?;
 /// assert_eq!(pick.deployment().tag(), Some("l"));
+/// assert_eq!(pick.strategy(), "custom"); // the default name
+/// assert!(!LargestWindow.uses_ring());
+/// assert!(LargestWindow.reads_load());
 /// # Ok::<(), modelfleet::Error>(())
 /// ```
 pub trait Strategy: fmt::Debug + Send + Sync {
     /// Chooses one of `candidates`.
+    ///
+    /// See [`Strategy`] for an example.
     fn choose<'a>(&self, candidates: &Candidates<'a>, ctx: &Context<'_>) -> Option<Candidate<'a>>;
 
     /// The strategy's name, shown in [`Pick`](crate::Pick)s and explanations.
+    ///
+    /// See [`Strategy`] for an example.
     fn name(&self) -> &str {
         "custom"
     }
 
     /// Whether the selector should build a [`Ring`] per tier for this strategy.
+    ///
+    /// See [`Strategy`] for an example.
     fn uses_ring(&self) -> bool {
         false
     }
@@ -68,6 +77,8 @@ pub trait Strategy: fmt::Debug + Send + Sync {
     /// selector counts picks in flight even when told not to
     /// ([`InFlight::Uncounted`](crate::select::InFlight::Uncounted)). The
     /// default, `true`, is the safe answer for a strategy you write.
+    ///
+    /// See [`Strategy`] for an example.
     fn reads_load(&self) -> bool {
         true
     }
@@ -81,7 +92,40 @@ pub trait Strategy: fmt::Debug + Send + Sync {
 /// [`at_weight`](Self::at_weight) in O(1) or O(log n). With filters, each of
 /// those walks the tier: O(n).
 ///
-/// See [`Strategy`] for an example.
+/// ```
+/// use modelfleet::select::{Candidate, Candidates, Context, Strategy};
+/// use modelfleet::{Deployment, Policy, Registry, Request, Selector};
+///
+/// #[derive(Debug)]
+/// struct Inspect;
+///
+/// impl Strategy for Inspect {
+///     fn choose<'a>(&self, c: &Candidates<'a>, _ctx: &Context<'_>) -> Option<Candidate<'a>> {
+///         // Tier 0 holds "a" (weight 1) and "b" (weight 3); the request's tag removes "a".
+///         assert_eq!(c.priority(), 0);
+///         assert!(!c.is_complete());
+///         assert_eq!(c.tier_len(), 2);
+///         assert_eq!(c.len(), 1);
+///         assert!(!c.is_empty());
+///         assert!(c.get(0).is_none());
+///         let b = c.get(1)?;
+///         assert_eq!(c.nth(0)?.key(), b.key());
+///         assert_eq!(c.iter().count(), 1);
+///         assert_eq!(c.total_weight(), 3);
+///         assert_eq!(c.at_weight(2)?.key(), b.key());
+///         assert!(c.ring().is_none());
+///         Some(b)
+///     }
+/// }
+///
+/// let mut reg = Registry::new(Policy::NAME_TAG);
+/// reg.insert(Deployment::builder("openai", "gpt-4").tag("a").build()?)?;
+/// reg.insert(Deployment::builder("openai", "gpt-4").tag("b").weight(3).build()?)?;
+/// let selector = Selector::builder(&reg).custom_strategy(Box::new(Inspect)).build();
+/// let pick = selector.select(&Request::new("gpt-4").tag("b"))?;
+/// assert_eq!(pick.deployment().tag(), Some("b"));
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
 #[derive(Clone, Copy)]
 pub struct Candidates<'a> {
     pub(crate) slots: &'a [Arc<Slot>],
@@ -136,22 +180,30 @@ impl<'a> Candidates<'a> {
     }
 
     /// Whether every member of the tier is a candidate (no filter removed any).
+    ///
+    /// See [`Candidates`] for an example.
     pub fn is_complete(&self) -> bool {
         self.filter.is_none()
     }
 
     /// The priority of the tier.
+    ///
+    /// See [`Candidates`] for an example.
     pub fn priority(&self) -> u32 {
         self.tier.priority
     }
 
     /// The number of members of the tier, eligible or not: the bound of
     /// [`get`](Self::get)'s positions.
+    ///
+    /// See [`Candidates`] for an example.
     pub fn tier_len(&self) -> usize {
         self.tier.members.len()
     }
 
     /// The candidates in registry order.
+    ///
+    /// See [`Candidates`] for an example.
     pub fn iter(&self) -> impl Iterator<Item = Candidate<'a>> + '_ {
         (0..self.tier.members.len())
             .filter(|&p| self.eligible(p))
@@ -159,6 +211,8 @@ impl<'a> Candidates<'a> {
     }
 
     /// The number of candidates. O(1) when [complete](Self::is_complete), else O(n).
+    ///
+    /// See [`Candidates`] for an example.
     pub fn len(&self) -> usize {
         match self.filter {
             None => self.tier.members.len(),
@@ -167,17 +221,23 @@ impl<'a> Candidates<'a> {
     }
 
     /// Whether there is no candidate.
+    ///
+    /// See [`Candidates`] for an example.
     pub fn is_empty(&self) -> bool {
         self.iter().next().is_none()
     }
 
     /// The member at tier position `position`, if it is a candidate.
+    ///
+    /// See [`Candidates`] for an example.
     pub fn get(&self, position: usize) -> Option<Candidate<'a>> {
         (position < self.tier.members.len() && self.eligible(position))
             .then(|| self.candidate(position))
     }
 
     /// The `n`-th candidate in registry order. O(1) when complete, else O(n).
+    ///
+    /// See [`Candidates`] for an example.
     pub fn nth(&self, n: usize) -> Option<Candidate<'a>> {
         match self.filter {
             None => (n < self.tier.members.len()).then(|| self.candidate(n)),
@@ -187,6 +247,8 @@ impl<'a> Candidates<'a> {
 
     /// The sum of the candidates' [effective weights](Candidate::effective_weight).
     /// O(1) when complete, else O(n).
+    ///
+    /// See [`Candidates`] for an example.
     pub fn total_weight(&self) -> u64 {
         match self.filter {
             None => self.tier.total,
@@ -197,6 +259,8 @@ impl<'a> Candidates<'a> {
     /// The candidate whose share of the weight line `[0, total_weight)`
     /// holds `point`: candidates own consecutive ranges as long as their
     /// effective weights, in registry order. O(log n) when complete, else O(n).
+    ///
+    /// See [`Candidates`] for an example.
     pub fn at_weight(&self, point: u64) -> Option<Candidate<'a>> {
         match self.filter {
             None => {
@@ -214,12 +278,41 @@ impl<'a> Candidates<'a> {
     }
 
     /// The tier's hash ring, when the strategy [uses one](Strategy::uses_ring).
+    ///
+    /// See [`Candidates`] for an example.
     pub fn ring(&self) -> Option<&'a Ring> {
         self.tier.ring.as_ref()
     }
 }
 
 /// One eligible deployment, as a strategy sees it.
+///
+/// ```
+/// use modelfleet::select::{Candidate, Candidates, Context, Strategy};
+/// use modelfleet::{Deployment, Registry, Request, Selector};
+///
+/// #[derive(Debug)]
+/// struct Inspect;
+///
+/// impl Strategy for Inspect {
+///     fn choose<'a>(&self, c: &Candidates<'a>, _ctx: &Context<'_>) -> Option<Candidate<'a>> {
+///         let first = c.nth(0)?;
+///         assert_eq!(first.position(), 0);
+///         assert_eq!(first.key().to_string(), "openai/gpt-4@");
+///         assert_eq!(first.deployment().model(), "gpt-4");
+///         assert_eq!(first.weight(), 2);
+///         assert_eq!(first.effective_weight(), 2); // no slow start
+///         assert_eq!(first.in_flight(), 0);
+///         assert_eq!(first.latency(), None); // nothing completed yet
+///         Some(first)
+///     }
+/// }
+///
+/// let reg: Registry = [Deployment::builder("openai", "gpt-4").weight(2).build()?].into_iter().collect();
+/// let selector = Selector::builder(&reg).custom_strategy(Box::new(Inspect)).build();
+/// selector.select(&Request::new("gpt-4"))?;
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
 #[derive(Clone, Copy)]
 pub struct Candidate<'a> {
     position: usize,
@@ -239,21 +332,29 @@ impl fmt::Debug for Candidate<'_> {
 
 impl<'a> Candidate<'a> {
     /// The position in the tier (registry order among the tier's members).
+    ///
+    /// See [`Candidate`] for an example.
     pub fn position(&self) -> usize {
         self.position
     }
 
     /// The deployment's key.
+    ///
+    /// See [`Candidate`] for an example.
     pub fn key(&self) -> &'a ModelKey {
         &self.slot.key
     }
 
     /// The deployment.
+    ///
+    /// See [`Candidate`] for an example.
     pub fn deployment(&self) -> &'a Deployment {
         &self.slot.deployment
     }
 
     /// The selection weight (at least 1: drained deployments are never candidates).
+    ///
+    /// See [`Candidate`] for an example.
     pub fn weight(&self) -> u32 {
         self.slot.weight
     }
@@ -261,16 +362,22 @@ impl<'a> Candidate<'a> {
     /// The weight the weighted strategies use: the weight itself, or during
     /// [slow start](crate::health::SlowStart) of any member of the tier,
     /// `weight × 1000 × factor` (at least 1) for every candidate.
+    ///
+    /// See [`Candidate`] for an example.
     pub fn effective_weight(&self) -> u64 {
         self.effective
     }
 
     /// Picks of this deployment still in flight (across every selector handle).
+    ///
+    /// See [`Candidate`] for an example.
     pub fn in_flight(&self) -> u32 {
         self.slot.state.in_flight()
     }
 
     /// The peak-EWMA latency estimate, `None` before the first completed pick.
+    ///
+    /// See [`Candidate`] for an example.
     pub fn latency(&self) -> Option<Duration> {
         self.slot.state.latency()
     }
@@ -280,6 +387,32 @@ impl<'a> Candidate<'a> {
 ///
 /// Randomness and the cursor belong to the selector *handle* (see
 /// [`Selector`](crate::Selector)): one handle, one seed, one sequence.
+///
+/// ```
+/// use modelfleet::select::{Candidate, Candidates, Context, Strategy};
+/// use modelfleet::{Deployment, Registry, Request, Selector};
+///
+/// #[derive(Debug)]
+/// struct Inspect;
+///
+/// impl Strategy for Inspect {
+///     fn choose<'a>(&self, c: &Candidates<'a>, ctx: &Context<'_>) -> Option<Candidate<'a>> {
+///         assert_eq!(ctx.affinity(), Some("user-42"));
+///         assert_eq!(ctx.affinity_hash(), ctx.affinity_hash()); // stable
+///         let _bits: u64 = ctx.random();
+///         assert!(ctx.random_below(10) < 10);
+///         assert!(ctx.sampler().below(3) < 3);
+///         let turn = ctx.next_turn();
+///         assert_eq!(ctx.next_turn(), turn + 1);
+///         c.nth(0)
+///     }
+/// }
+///
+/// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+/// let selector = Selector::builder(&reg).custom_strategy(Box::new(Inspect)).build();
+/// selector.select(&Request::new("gpt-4").affinity("user-42"))?;
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
 pub struct Context<'a> {
     pub(crate) rng: &'a Rng,
     pub(crate) cursor: &'a AtomicU64,
@@ -296,11 +429,15 @@ impl fmt::Debug for Context<'_> {
 
 impl Context<'_> {
     /// 64 random bits from the handle's seeded source.
+    ///
+    /// See [`Context`] for an example.
     pub fn random(&self) -> u64 {
         self.rng.next_u64()
     }
 
     /// A uniform random number in `0..n` (`n` ≥ 1).
+    ///
+    /// See [`Context`] for an example.
     pub fn random_below(&self, n: u64) -> u64 {
         below(self.rng.next_u64(), n.max(1))
     }
@@ -308,6 +445,8 @@ impl Context<'_> {
     /// A small generator seeded from one draw of the handle's source, for
     /// strategies that need many random numbers per pick (tie-breaking over
     /// a whole tier): one atomic step here, plain arithmetic after.
+    ///
+    /// See [`Context`] for an example.
     pub fn sampler(&self) -> Sampler {
         Sampler(self.rng.next_u64())
     }
@@ -315,17 +454,23 @@ impl Context<'_> {
     /// The next turn of this model's rotation on this handle: 0, 1, 2, …
     /// (the first value depends on the seed, so handles do not all start on
     /// the same deployment).
+    ///
+    /// See [`Context`] for an example.
     pub fn next_turn(&self) -> u64 {
         self.cursor.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The request's affinity key.
+    ///
+    /// See [`Context`] for an example.
     pub fn affinity(&self) -> Option<&str> {
         self.affinity
     }
 
     /// The stable 64-bit hash of the affinity key (xxh3, seed 0): the same on
     /// every platform, run and crate version.
+    ///
+    /// See [`Context`] for an example.
     pub fn affinity_hash(&self) -> Option<u64> {
         self.affinity
             .map(|a| xxhash_rust::xxh3::xxh3_64(a.as_bytes()))
@@ -339,6 +484,7 @@ impl Context<'_> {
 /// let mut a = Sampler::new(7);
 /// let mut b = Sampler::new(7);
 /// assert_eq!(a.below(10), b.below(10));
+/// assert_eq!(a.next_u64(), b.next_u64());
 /// assert!(a.below(3) < 3);
 /// ```
 #[derive(Clone, Debug)]
@@ -346,17 +492,23 @@ pub struct Sampler(u64);
 
 impl Sampler {
     /// A generator from `seed`.
+    ///
+    /// See [`Sampler`] for an example.
     pub fn new(seed: u64) -> Self {
         Self(seed)
     }
 
     /// 64 random bits.
+    ///
+    /// See [`Sampler`] for an example.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         mix(self.0)
     }
 
     /// A uniform number in `0..n` (`n` ≥ 1).
+    ///
+    /// See [`Sampler`] for an example.
     pub fn below(&mut self, n: u64) -> u64 {
         below(self.next_u64(), n.max(1))
     }
@@ -373,6 +525,37 @@ impl Sampler {
 /// scaled down (at least one point each), which moves points of every member
 /// when the total crosses the cap; keep weights small (they are ratios) to
 /// stay below it.
+///
+/// ```
+/// use modelfleet::select::{Candidate, Candidates, Context, Strategy};
+/// use modelfleet::{Deployment, Policy, Registry, Request, Selector};
+///
+/// /// Consistent hashing without bounded load, by hand.
+/// #[derive(Debug)]
+/// struct OnRing;
+///
+/// impl Strategy for OnRing {
+///     fn choose<'a>(&self, c: &Candidates<'a>, ctx: &Context<'_>) -> Option<Candidate<'a>> {
+///         let ring = c.ring()?;
+///         assert_eq!(ring.len(), 2 * 160); // two members of weight 1
+///         assert!(!ring.is_empty());
+///         ring.successors(ctx.affinity_hash()?).find_map(|p| c.get(p))
+///     }
+///
+///     fn uses_ring(&self) -> bool {
+///         true
+///     }
+/// }
+///
+/// let mut reg = Registry::new(Policy::NAME_TAG);
+/// reg.insert(Deployment::builder("openai", "gpt-4").tag("a").build()?)?;
+/// reg.insert(Deployment::builder("openai", "gpt-4").tag("b").build()?)?;
+/// let selector = Selector::builder(&reg).custom_strategy(Box::new(OnRing)).build();
+/// let req = Request::new("gpt-4").affinity("user-42");
+/// let first = selector.select(&req)?.key().clone();
+/// assert_eq!(selector.select(&req)?.key(), &first);
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Ring {
     points: Box<[(u64, u32)]>,
@@ -413,11 +596,15 @@ impl Ring {
     }
 
     /// The number of points.
+    ///
+    /// See [`Ring`] for an example.
     pub fn len(&self) -> usize {
         self.points.len()
     }
 
     /// Whether the ring has no points.
+    ///
+    /// See [`Ring`] for an example.
     pub fn is_empty(&self) -> bool {
         self.points.is_empty()
     }
@@ -425,6 +612,8 @@ impl Ring {
     /// Tier positions of the points at or after `hash`, clockwise, once
     /// around the circle (a member appears once per point it owns).
     /// Finding the start is O(log points).
+    ///
+    /// See [`Ring`] for an example.
     pub fn successors(&self, hash: u64) -> impl Iterator<Item = usize> + '_ {
         let start = self.points.partition_point(|&(h, _)| h < hash);
         self.points[start..]
@@ -477,6 +666,14 @@ const NAMES: &str = "round_robin, weighted_round_robin, weighted_random, least_o
 
 impl BuiltinStrategy {
     /// Every built-in strategy with its default settings.
+    ///
+    /// ```
+    /// use modelfleet::select::BuiltinStrategy;
+    /// let names: Vec<String> = BuiltinStrategy::all().iter().map(|s| s.to_string()).collect();
+    /// assert_eq!(names.len(), 7);
+    /// assert_eq!(names[0], "round_robin");
+    /// assert!(names.contains(&"consistent_hash".to_owned()));
+    /// ```
     pub fn all() -> [BuiltinStrategy; 7] {
         [
             RoundRobin.into(),
