@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, Cache};
 
 use crate::health::{HealthSnapshot, Report};
-use crate::select::{Local, Slot};
+use crate::select::Slot;
 use crate::{
     Changes, Deployment, Error, IdentityPolicy, ModelKey, Policy, Registry, Request, Selector,
     SelectorBuilder,
@@ -109,9 +109,9 @@ impl<P: IdentityPolicy + Clone> Fleet<P> {
         let (slot, priority) = current.choose(current.local(), request)?;
         Ok(FleetPick {
             current: &self.current,
-            slot: Arc::clone(slot),
+            version: arc_swap::Guard::into_inner(current),
+            slot,
             priority,
-            counted: current.counts_in_flight(),
         })
     }
 
@@ -126,7 +126,7 @@ impl<P: IdentityPolicy + Clone> Fleet<P> {
         FleetHandle {
             fleet: self,
             number: self.handles.fetch_add(1, Ordering::Relaxed) + (1 << 32),
-            cache: RefCell::new(None),
+            cache: RefCell::new((Cache::new(&self.current), None)),
         }
     }
 
@@ -274,9 +274,19 @@ impl<P: IdentityPolicy + Clone> Fleet<P> {
 pub struct FleetHandle<'f, P = Policy> {
     fleet: &'f Fleet<P>,
     number: u64,
-    /// The version this handle's cursors were made for, and the cursors.
-    cache: RefCell<Option<(Arc<Selector>, Local)>>,
+    /// The fleet's current version (checked with one relaxed load per
+    /// select), and this handle's own handle of it: its cursors, random
+    /// source and in-flight stripe. Picks hold a clone of the latter, whose
+    /// count only this handle's thread writes.
+    cache: RefCell<HandleCache<'f>>,
 }
+
+/// What a [`FleetHandle`] keeps between selects: the fleet's version as of
+/// the last select, and this handle's own handle of it.
+type HandleCache<'f> = (
+    Cache<&'f ArcSwap<Selector>, Arc<Selector>>,
+    Option<Arc<Selector>>,
+);
 
 impl<P> fmt::Debug for FleetHandle<'_, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -297,26 +307,19 @@ impl<'f, P: IdentityPolicy + Clone> FleetHandle<'f, P> {
     ///
     /// See [`Fleet`] for an example.
     pub fn select(&self, request: &Request) -> Result<FleetPick<'f>, Error> {
-        let current = self.fleet.current.load();
         let mut cache = self.cache.borrow_mut();
-        // Checked in place: the cached handle state spans cache lines, and
-        // moving it out and back on every call would cost more than the pick.
-        if let Some((old_version, old_local)) = cache
-            .as_ref()
-            .filter(|(version, _)| !Arc::ptr_eq(version, &current))
-        {
-            let local = current.new_local(self.number);
-            current.carry_local(&local, old_version, old_local);
-            *cache = Some((Arc::clone(&current), local));
-        }
-        let (version, local) =
-            cache.get_or_insert_with(|| (Arc::clone(&current), current.new_local(self.number)));
-        let (slot, priority) = version.choose(local, request)?;
+        let (fleet, mine) = &mut *cache;
+        let current = fleet.load();
+        let version = match mine {
+            Some(v) if v.same_version(current) => v,
+            _ => mine.insert(Arc::new(current.handle_of(self.number, mine.as_deref()))),
+        };
+        let (slot, priority) = version.choose(version.local(), request)?;
         Ok(FleetPick {
             current: &self.fleet.current,
-            slot: Arc::clone(slot),
+            version: Arc::clone(version),
+            slot,
             priority,
-            counted: version.counts_in_flight(),
         })
     }
 }
@@ -339,34 +342,41 @@ impl<'f, P: IdentityPolicy + Clone> FleetHandle<'f, P> {
 /// ```
 pub struct FleetPick<'f> {
     current: &'f ArcSwap<Selector>,
-    slot: Arc<Slot>,
+    /// The handle (of the version it came from) that picked it: keeps the
+    /// deployment alive across swaps, and says whether and on which stripe
+    /// it was counted in flight.
+    version: Arc<Selector>,
+    /// Index of the deployment in `version`.
+    slot: usize,
     priority: u32,
-    /// Whether the version it came from counted it in flight.
-    counted: bool,
 }
 
 impl fmt::Debug for FleetPick<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FleetPick")
-            .field("key", &self.slot.key)
+            .field("key", &self.slot().key)
             .field("priority", &self.priority)
             .finish()
     }
 }
 
 impl FleetPick<'_> {
+    fn slot(&self) -> &Slot {
+        self.version.slot_at(self.slot)
+    }
+
     /// The chosen deployment's key.
     ///
     /// See [`FleetPick`] for an example.
     pub fn key(&self) -> &ModelKey {
-        &self.slot.key
+        &self.slot().key
     }
 
     /// The chosen deployment.
     ///
     /// See [`FleetPick`] for an example.
     pub fn deployment(&self) -> &Deployment {
-        &self.slot.deployment
+        &self.slot().deployment
     }
 
     /// The priority tier it came from.
@@ -394,7 +404,8 @@ impl FleetPick<'_> {
     /// ```
     pub fn complete(self, report: Report) {
         let current = self.current.load();
-        if let Some(slot) = current.same_slot(&self.slot.key, &self.slot.state) {
+        let picked = self.slot();
+        if let Some(slot) = current.same_slot(&picked.key, &picked.state) {
             current.apply(slot, &report);
         }
     }
@@ -422,8 +433,9 @@ impl FleetPick<'_> {
 
 impl Drop for FleetPick<'_> {
     fn drop(&mut self) {
-        if self.counted {
-            self.slot.state.release();
+        if self.version.counts_in_flight() {
+            let stripe = self.version.stripe();
+            self.slot().state.release(stripe);
         }
     }
 }

@@ -1015,9 +1015,9 @@ fn check_removal(weights: &[u32], salt: u32, removed: usize) -> Result<(), TestC
 
 #[derive(Clone, Debug)]
 enum Op {
-    /// Select request `req` on handle `clone` (the original or its clone)
-    /// and hold the pick.
-    Select { clone: bool, req: usize },
+    /// Select request `req` on handle number `handle` (0 = the original,
+    /// else one of its clones) and hold the pick.
+    Select { handle: usize, req: usize },
     /// Drop the held pick at this index (modulo the number held).
     Drop(usize),
     /// Complete the held pick at this index with a latency in ms.
@@ -1026,15 +1026,19 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (any::<bool>(), 0usize..6).prop_map(|(clone, req)| Op::Select { clone, req }),
+        4 => (0..HANDLES, 0usize..6).prop_map(|(handle, req)| Op::Select { handle, req }),
         2 => any::<usize>().prop_map(Op::Drop),
         1 => (any::<usize>(), 1u64..500).prop_map(|(i, ms)| Op::Succeed(i, ms)),
     ]
 }
 
-/// Runs `ops` on a selector and its clone; returns every pick's key (or
-/// error text) in order, and checks after each step that in-flight counts
-/// equal the number of held picks per key. With `explain`, every select is
+/// Handles in `run_ops`: more than the in-flight stripes (4), so that
+/// handles share stripes as well as use their own.
+const HANDLES: usize = 6;
+
+/// Runs `ops` on a selector and its clones; returns every pick's key (or
+/// error text) in order, and checks after each step that in-flight counts,
+/// read through every handle, equal the number of held picks per key. With `explain`, every select is
 /// preceded by an `explain` and an unused `plan` of the same request.
 fn run_ops(
     reg: &Registry,
@@ -1043,13 +1047,14 @@ fn run_ops(
     ops: &[Op],
     explain: bool,
 ) -> Result<Vec<String>, TestCaseError> {
-    let other = sel.clone();
+    let clones: Vec<Selector> = (1..HANDLES).map(|_| sel.clone()).collect();
+    let handles: Vec<&Selector> = std::iter::once(sel).chain(&clones).collect();
     let mut out = Vec::new();
     let mut held: Vec<Pick<'_>> = Vec::new();
     for (step, op) in ops.iter().enumerate() {
         match op {
-            Op::Select { clone, req } => {
-                let handle = if *clone { &other } else { sel };
+            Op::Select { handle, req } => {
+                let handle = handles[*handle];
                 let req = &requests[req % requests.len()];
                 if explain {
                     // Neither explaining nor making (not running) a plan
@@ -1084,14 +1089,16 @@ fn run_ops(
         }
         for k in reg.keys() {
             let want = expected.get(k).copied().unwrap_or(0);
-            prop_assert_eq!(sel.in_flight(k), Some(want), "step {}: {}", step, k);
-            prop_assert_eq!(
-                other.in_flight(k),
-                Some(want),
-                "clone, step {}: {}",
-                step,
-                k
-            );
+            for (h, handle) in handles.iter().enumerate() {
+                prop_assert_eq!(
+                    handle.in_flight(k),
+                    Some(want),
+                    "handle {}, step {}: {}",
+                    h,
+                    step,
+                    k
+                );
+            }
         }
     }
     drop(held);

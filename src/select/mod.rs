@@ -214,6 +214,9 @@ struct Shared {
 pub(crate) struct Local {
     rng: CachePadded<Rng>,
     cursors: Box<[CachePadded<AtomicU64>]>,
+    /// The in-flight stripe this handle counts on (its number modulo
+    /// [`state::STRIPES`]).
+    stripe: usize,
 }
 
 impl Local {
@@ -235,6 +238,9 @@ impl Local {
         Self {
             rng: CachePadded::new(Rng::new(s)),
             cursors,
+            // Truncation is fine: only the remainder matters.
+            #[allow(clippy::cast_possible_truncation)]
+            stripe: (handle % state::STRIPES as u64) as usize,
         }
     }
 }
@@ -839,15 +845,24 @@ impl Selector {
         &self.local
     }
 
-    /// Fresh per-handle state for handle `number`.
-    pub(crate) fn new_local(&self, number: u64) -> Local {
-        Local::new(self.shared.seed, number, &self.shared.models)
+    /// Handle `number` of this selector's version: its own cursors, random
+    /// source and in-flight stripe, over the same deployments and state.
+    /// Rotation positions are carried over (by model name) from `previous`,
+    /// the same handle on an older version.
+    pub(crate) fn handle_of(&self, number: u64, previous: Option<&Selector>) -> Selector {
+        let local = Local::new(self.shared.seed, number, &self.shared.models);
+        if let Some(old) = previous {
+            local.carry(&self.shared, &old.local, &old.shared);
+        }
+        Selector {
+            shared: Arc::clone(&self.shared),
+            local,
+        }
     }
 
-    /// Moves `old_local` (a handle of `old`) over to `local`, a handle of
-    /// this selector: rotation positions by model name.
-    pub(crate) fn carry_local(&self, local: &Local, old: &Selector, old_local: &Local) {
-        local.carry(&self.shared, old_local, &old.shared);
+    /// Whether `other` is a handle of the same version as this one.
+    pub(crate) fn same_version(&self, other: &Selector) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
     }
 
     /// The state a rebuilt selector keeps for `deployment` under `key`.
@@ -909,22 +924,19 @@ impl Selector {
     /// # Ok::<(), modelfleet::Error>(())
     /// ```
     pub fn select(&self, request: &Request) -> Result<Pick<'_>, Error> {
-        let (slot, priority) = self.choose(&self.local, request)?;
+        let (index, priority) = self.choose(&self.local, request)?;
         Ok(Pick {
             selector: self,
-            slot,
+            slot: &self.shared.slots[index],
             priority,
         })
     }
 
     /// The pipeline behind [`select`](Self::select), with the rotation
-    /// cursors and random source of `local` (a handle). Counts the chosen
-    /// deployment in flight.
-    pub(crate) fn choose<'s>(
-        &'s self,
-        local: &Local,
-        request: &Request,
-    ) -> Result<(&'s Arc<Slot>, u32), Error> {
+    /// cursors, random source and in-flight stripe of `local` (a handle).
+    /// Counts the chosen deployment in flight; returns its index in
+    /// [`slots`](Self::slot_at) and its priority.
+    pub(crate) fn choose(&self, local: &Local, request: &Request) -> Result<(usize, u32), Error> {
         let (gi, group) = self.group(request)?;
         let now = self.now(request);
         let ctx = Context {
@@ -944,7 +956,7 @@ impl Selector {
                 slow: None,
             };
             return match strategy.choose(&candidates, &ctx) {
-                Some(c) => Ok(self.pick(tier, c.position(), now)),
+                Some(c) => Ok(self.pick(tier, c.position(), now, local.stripe)),
                 None => Err(self.refused(group, request, now)),
             };
         }
@@ -964,7 +976,7 @@ impl Selector {
                 continue;
             }
             return match strategy.choose(&candidates, &ctx) {
-                Some(c) => Ok(self.pick(tier, c.position(), now)),
+                Some(c) => Ok(self.pick(tier, c.position(), now, local.stripe)),
                 None => Err(self.refused(group, request, now)),
             };
         }
@@ -1026,15 +1038,26 @@ impl Selector {
         eligible > 0 && healthy * 100 < u64::from(threshold_percent) * eligible
     }
 
-    fn pick<'s>(&'s self, tier: &'s Tier, position: usize, now: u64) -> (&'s Arc<Slot>, u32) {
-        let slot = &self.shared.slots[tier.members[position] as usize];
+    fn pick(&self, tier: &Tier, position: usize, now: u64, stripe: usize) -> (usize, u32) {
+        let index = tier.members[position] as usize;
+        let slot = &self.shared.slots[index];
         if self.shared.counted {
-            slot.state.acquire();
+            slot.state.acquire(stripe);
         }
         if slot.rpm_limited {
             slot.state.count_pick(now);
         }
-        (slot, tier.priority)
+        (index, tier.priority)
+    }
+
+    /// The deployment at `index` (as [`choose`](Self::choose) returns it).
+    pub(crate) fn slot_at(&self, index: usize) -> &Arc<Slot> {
+        &self.shared.slots[index]
+    }
+
+    /// The in-flight stripe of this handle.
+    pub(crate) fn stripe(&self) -> usize {
+        self.local.stripe
     }
 
     fn removed(&self, group: &Group, filter: &Filter<'_>) -> (Removed, Option<u64>) {
@@ -1372,7 +1395,7 @@ impl<'s> Pick<'s> {
 impl Drop for Pick<'_> {
     fn drop(&mut self) {
         if self.selector.shared.counted {
-            self.slot.state.release();
+            self.slot.state.release(self.selector.local.stripe);
         }
     }
 }

@@ -8,6 +8,8 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use crossbeam_utils::CachePadded;
+
 use crate::health::{
     FailureKind, HealthPolicy, MAX_RULE_FAILURES, Outcome, Report, RetryAfter, SlowStart, State,
 };
@@ -18,11 +20,20 @@ pub(crate) fn nanos(d: Duration) -> u64 {
 
 const MINUTE: u64 = 60_000_000_000;
 
+/// How many stripes an in-flight count is split over. Handles `h` and
+/// `h + 1` always count on different stripes; more threads than stripes
+/// share them (correct, just slower).
+pub(crate) const STRIPES: usize = 4;
+
 /// The live state of one deployment. Each lives on its own cache line (see
 /// `Slot`), so threads updating different deployments do not contend.
 #[derive(Debug, Default)]
 pub(crate) struct DeploymentState {
-    in_flight: AtomicU32,
+    /// Picks in flight, split over stripes on their own cache lines: a
+    /// handle counts on the stripe of its number, so two threads with their
+    /// own handles picking the same deployment write different lines. The
+    /// count is the sum of the stripes.
+    in_flight: [CachePadded<AtomicU32>; STRIPES],
     /// Peak-EWMA latency estimate in nanoseconds as f64 bits; 0 = unmeasured.
     latency_bits: AtomicU64,
     /// When the estimate was last updated, in nanoseconds of the caller's clock.
@@ -61,19 +72,23 @@ pub(crate) struct GroupView<'a> {
 }
 
 impl DeploymentState {
+    /// Picks in flight: the sum of the stripes.
     pub(crate) fn in_flight(&self) -> u32 {
-        self.in_flight.load(Relaxed)
+        self.in_flight
+            .iter()
+            .fold(0u32, |n, s| n.saturating_add(s.load(Relaxed)))
     }
 
-    pub(crate) fn acquire(&self) {
-        self.in_flight.fetch_add(1, Relaxed);
+    /// Counts one pick on `stripe` (taken modulo [`STRIPES`]).
+    pub(crate) fn acquire(&self, stripe: usize) {
+        self.in_flight[stripe % STRIPES].fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn release(&self) {
-        // Saturating: a count can never go below zero, whatever the caller does.
-        let _ = self
-            .in_flight
-            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+    /// Releases one pick counted on `stripe`: every release pairs with an
+    /// acquire on the same stripe, so a stripe never goes below zero.
+    pub(crate) fn release(&self, stripe: usize) {
+        let old = self.in_flight[stripe % STRIPES].fetch_sub(1, Relaxed);
+        debug_assert!(old > 0, "in-flight release without an acquire");
     }
 
     /// The latency estimate, `None` before the first measurement.
@@ -387,13 +402,19 @@ mod tests {
     }
 
     #[test]
-    fn in_flight_never_goes_negative() {
+    fn in_flight_is_the_sum_of_the_stripes() {
         let s = DeploymentState::default();
-        s.release();
         assert_eq!(s.in_flight(), 0);
-        s.acquire();
-        s.release();
-        s.release();
+        for stripe in 0..2 * STRIPES {
+            s.acquire(stripe);
+        }
+        assert_eq!(s.in_flight(), 2 * STRIPES as u32);
+        s.release(1);
+        s.release(1 + STRIPES);
+        assert_eq!(s.in_flight(), 2 * STRIPES as u32 - 2);
+        for stripe in (0..2 * STRIPES).filter(|&t| t % STRIPES != 1) {
+            s.release(stripe);
+        }
         assert_eq!(s.in_flight(), 0);
     }
 }
