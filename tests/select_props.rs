@@ -1190,3 +1190,209 @@ fn ring_points_per_weight() {
         assert_eq!(seen.load(Ordering::Relaxed), expected, "{weights:?}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// The candidate views (count, n-th, weights) on large filtered tiers
+
+/// What a strategy saw of its candidates: positions in order (through
+/// `nth`), `len`, `is_empty`, `total_weight`, and the owner of every point
+/// of the weight line (through `at_weight`), or of a sample of points.
+#[derive(Debug, Default, PartialEq)]
+struct Seen {
+    positions: Vec<usize>,
+    len: usize,
+    empty: bool,
+    total: u64,
+    owners: Vec<(u64, Option<usize>)>,
+}
+
+#[derive(Debug)]
+struct Views(Arc<std::sync::Mutex<Option<Seen>>>);
+
+impl modelfleet::select::Strategy for Views {
+    fn choose<'a>(&self, c: &Candidates<'a>, _ctx: &Context<'_>) -> Option<Candidate<'a>> {
+        let total = c.total_weight();
+        let step = (total / 997).max(1);
+        let seen = Seen {
+            positions: (0..=c.len())
+                .filter_map(|i| c.nth(i))
+                .map(|x| x.position())
+                .collect(),
+            len: c.len(),
+            empty: c.is_empty(),
+            total,
+            owners: (0..=total)
+                .step_by(step as usize)
+                .chain([total.saturating_sub(1)])
+                .map(|p| (p, c.at_weight(p).map(|x| x.position())))
+                .collect(),
+        };
+        *self.0.lock().unwrap() = Some(seen);
+        c.nth(0)
+    }
+}
+
+/// Deployment `i` of the large-tier fleet: its weight (0 = drained), zone
+/// label, tag, provider and context window, all from `i`'s seeded hash.
+fn large_member(
+    i: usize,
+    salt: u64,
+) -> (u32, &'static str, Option<&'static str>, &'static str, u32) {
+    let mut h = (i as u64 ^ salt).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    h ^= h >> 29;
+    let weight = (h % 5) as u32;
+    let zone = ["a", "b", "c"][(h >> 8) as usize % 3];
+    let tag = [Some("x"), Some("y"), None][(h >> 16) as usize % 3];
+    let provider = ["p", "q"][(h >> 24) as usize % 2];
+    let window = [8_000, 32_000][(h >> 32) as usize % 2];
+    (weight, zone, tag, provider, window)
+}
+
+fn large_registry(n: usize, salt: u64) -> Registry {
+    let mut reg = Registry::new(Policy::NAME_ENDPOINT);
+    for i in 0..n {
+        let (weight, zone, tag, provider, window) = large_member(i, salt);
+        let mut b = Deployment::builder(provider, "m")
+            .endpoint(&format!("http://n{i}/v1"))
+            .weight(weight)
+            .label("zone", zone)
+            .context_window(window);
+        if let Some(t) = tag {
+            b = b.tag(t);
+        }
+        reg.insert(b.build().unwrap()).unwrap();
+    }
+    reg
+}
+
+/// The request filters of the large-tier test, chosen by bits of `f`.
+fn large_request(reg: &Registry, f: u32, excluded: &[usize]) -> Request {
+    let mut r = Request::new("m");
+    if f & 1 != 0 {
+        r = r.label("zone", "a");
+    }
+    if f & 2 != 0 {
+        r = r.tag("x").tag("y");
+    }
+    if f & 4 != 0 {
+        r = r.tag("x").tag_match(TagMatch::All);
+    }
+    if f & 8 != 0 {
+        r = r.provider("q");
+    }
+    if f & 16 != 0 {
+        r = r.tokens(16_000);
+    }
+    let keys: Vec<&ModelKey> = reg.keys().collect();
+    for &e in excluded {
+        r = r.exclude(keys[e % keys.len()].clone());
+    }
+    r
+}
+
+/// Checks the views a strategy gets against the candidates computed by hand
+/// (members of weight > 0 in registry order, each filter applied to its
+/// fields), for one fleet of `n` and one request.
+fn check_views(n: usize, salt: u64, f: u32, excluded: &[usize]) -> Result<(), TestCaseError> {
+    let reg = large_registry(n, salt);
+    let req = large_request(&reg, f, excluded);
+    let excluded: BTreeSet<ModelKey> = req.excluded().iter().cloned().collect();
+    let mut eligible = Vec::new(); // (tier position, weight)
+    let mut position = 0;
+    for (i, (key, d)) in reg.iter().enumerate() {
+        let (weight, zone, tag, provider, window) = large_member(i, salt);
+        assert_eq!(d.weight(), weight);
+        if weight == 0 {
+            continue;
+        }
+        // Tags x and y with "all" (bits 2 and 4): no deployment has both.
+        let tags_ok = match (f & 2 != 0, f & 4 != 0) {
+            (false, false) => true,
+            (true, false) => matches!(tag, Some("x" | "y")),
+            (false, true) => tag == Some("x"),
+            (true, true) => false,
+        };
+        let ok = (f & 1 == 0 || zone == "a")
+            && tags_ok
+            && (f & 8 == 0 || provider == "q")
+            && (f & 16 == 0 || window >= 16_000)
+            && !excluded.contains(key);
+        if ok {
+            eligible.push((position, u64::from(weight)));
+        }
+        position += 1;
+    }
+    let total: u64 = eligible.iter().map(|e| e.1).sum();
+    let owner = |p: u64| {
+        let mut acc = 0;
+        eligible
+            .iter()
+            .find(|e| {
+                acc += e.1;
+                p < acc
+            })
+            .map(|e| e.0)
+    };
+    let slot = Arc::new(std::sync::Mutex::new(None));
+    let sel = Selector::builder(&reg)
+        .custom_strategy(Box::new(Views(Arc::clone(&slot))))
+        .build();
+    let result = sel.select(&req);
+    if eligible.is_empty() {
+        prop_assert!(
+            result.is_err(),
+            "a pick though no candidate: {:?}",
+            result.map(|p| p.key().clone())
+        );
+        return Ok(());
+    }
+    prop_assert!(result.is_ok(), "{:?}", result.err());
+    let seen = slot.lock().unwrap().take().expect("the strategy ran");
+    let step = (total / 997).max(1);
+    let want = Seen {
+        positions: eligible.iter().map(|e| e.0).collect(),
+        len: eligible.len(),
+        empty: false,
+        total,
+        owners: (0..=total)
+            .step_by(step as usize)
+            .chain([total.saturating_sub(1)])
+            .map(|p| (p, owner(p)))
+            .collect(),
+    };
+    prop_assert_eq!(seen, want);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Tiers of 1 to 300 members (masks of one to five words) under every
+    /// mix of label, tag (any/all), provider, context-window and exclusion
+    /// filters (exclusions alone leave whole words set, which are weighed
+    /// from the prefix sums): `len`, `nth`, `is_empty`, `total_weight` and `at_weight`
+    /// equal the hand-computed candidates.
+    #[test]
+    fn candidate_views_on_filtered_tiers(
+        n in 1usize..300,
+        salt in any::<u64>(),
+        f in 0u32..32,
+        excluded in prop::collection::vec(any::<usize>(), 0..4),
+    ) {
+        check_views(n, salt, f, &excluded)?;
+    }
+}
+
+/// The same on tiers around the index's limit (4,096 members): indexed
+/// below it, tested member by member above it.
+#[test]
+fn candidate_views_around_the_index_limit() {
+    let tier_len = |n: usize| (0..n).filter(|&i| large_member(i, 7).0 > 0).count();
+    let (below, above) = (4_900, 5_300);
+    assert!(tier_len(below) <= 4_096 && tier_len(above) > 4_096);
+    for n in [below, above] {
+        for f in [0, 1, 9, 17, 26] {
+            check_views(n, 7, f, &[3, 5]).unwrap();
+        }
+    }
+}

@@ -226,6 +226,10 @@ pub(crate) struct Filter<'a> {
     pub(crate) now: u64,
     /// Whether cooling and ejected deployments are removed (not in panic mode).
     pub(crate) check_health: bool,
+    /// Whether the request filters nothing ([`Request::is_plain`]): then a
+    /// tier member (weight > 0) passes every request filter, and only its
+    /// state is checked.
+    pub(crate) plain: bool,
 }
 
 impl<'a> Filter<'a> {
@@ -235,7 +239,58 @@ impl<'a> Filter<'a> {
         self.passes_state(slot)
     }
 
+    /// Tests a member of a tier (weight > 0), as [`passes`](Self::passes)
+    /// does, but for what is already known: with `indexed`, the provider,
+    /// label, tag and exclusion filters were applied by the tier's index;
+    /// without `check_state`, the tier is clear (no member is out or
+    /// limited). A plain request skips the request filters. The hot loop of
+    /// a filtered or disturbed pick, so it reads as little as it can.
+    #[inline]
+    pub(crate) fn passes_member(
+        &self,
+        slot: &Slot,
+        indexed: bool,
+        check_state: bool,
+    ) -> Result<(), Reason> {
+        debug_assert!(slot.weight > 0, "tier members have weight > 0");
+        if !self.plain {
+            if indexed {
+                self.passes_unindexed(slot)?;
+            } else {
+                self.passes_request(slot)?;
+            }
+        }
+        if check_state {
+            self.passes_state(slot)?;
+        }
+        Ok(())
+    }
+
+    /// The request filters the tier index does not answer: version
+    /// requirement, newest version, context window.
+    fn passes_unindexed(&self, slot: &Slot) -> Result<(), Reason> {
+        let d = &slot.deployment;
+        let r = self.request;
+        if let Some(req) = r.version_req()
+            && !d.version().is_some_and(|v| req.matches(v))
+        {
+            return Err(Reason::Version);
+        }
+        if let Some(newest) = self.newest
+            && d.version() != Some(newest)
+        {
+            return Err(Reason::NotNewest);
+        }
+        if let (Some(tokens), Some(window)) = (r.token_estimate(), d.context_window())
+            && window < tokens
+        {
+            return Err(Reason::ContextWindow);
+        }
+        Ok(())
+    }
+
     /// The deployment's health and limits at the request's time.
+    #[inline]
     pub(crate) fn passes_state(&self, slot: &Slot) -> Result<(), Reason> {
         if self.check_health {
             match slot.state.out_at(self.now) {
@@ -243,6 +298,9 @@ impl<'a> Filter<'a> {
                 Some(_) => return Err(Reason::Cooling),
                 None => {}
             }
+        }
+        if !slot.limited {
+            return Ok(());
         }
         let limits = slot.deployment.limits();
         if limits

@@ -50,6 +50,7 @@
 
 mod consistent_hash;
 mod filter;
+mod index;
 mod latency;
 mod least_outstanding;
 mod power_of_two;
@@ -85,6 +86,7 @@ use crate::{
     Deployment, Error, IdentityPolicy, Limits, ModelKey, Registry, Request, VersionPreference,
 };
 use filter::Filter;
+use index::{Mask, TierIndex};
 use rng::{Rng, mix};
 use state::{DeploymentState, GroupView, nanos};
 
@@ -101,8 +103,12 @@ pub(crate) struct Slot {
     group: u32,
     /// Index of its tier in the group; `None` when drained (weight 0).
     tier: Option<u32>,
+    /// Its position among the tier's members.
+    position: u32,
     /// Whether picks count toward an `rpm` limit.
     rpm_limited: bool,
+    /// Whether the deployment has any limit (`max_in_flight`, `rpm`, `tpm`).
+    pub(crate) limited: bool,
     /// The deployment's weight. This and `rpm_limited` are read on every
     /// pick; kept here so the hot path does not reach through the shared
     /// deployment pointer (one more cache miss per candidate).
@@ -121,6 +127,9 @@ pub(crate) struct Tier {
     /// The weighted-round-robin stride for `total`.
     pub(crate) stride: u64,
     pub(crate) ring: Option<Ring>,
+    /// Members by provider, label and tag, for filtered requests; `None`
+    /// for tiers too large to index.
+    index: Option<TierIndex>,
     /// Whether any member has limits (then every pick checks them).
     limited: bool,
     /// Until when (ns) some member may be cooling, ejected or ramping up;
@@ -554,7 +563,9 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                 state,
                 group: gi,
                 tier: None,
+                position: 0,
                 rpm_limited: d.limits().rpm.is_some(),
+                limited: *d.limits() != Limits::default(),
                 weight: d.weight(),
             });
         }
@@ -595,6 +606,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                         .collect();
                     let total = *cumulative.last().unwrap_or(&0);
                     let ring = uses_ring.then(|| Ring::build(&slots, &members));
+                    let index = TierIndex::build(&slots, &members);
                     let limited = members
                         .iter()
                         .any(|&i| *slots[i as usize].deployment.limits() != Limits::default());
@@ -605,6 +617,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                         cumulative,
                         total,
                         ring,
+                        index,
                         limited,
                         disturbed_until: AtomicU64::new(0),
                     })
@@ -612,9 +625,10 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                 .collect::<Box<[Tier]>>();
             let ramp = self.health.slow_start.map_or(0, |s| nanos(s.window));
             for (ti, tier) in tiers.iter().enumerate() {
-                for &i in &tier.members {
+                for (position, &i) in tier.members.iter().enumerate() {
                     let slot = &mut slots[i as usize];
                     slot.tier = Some(ti as u32);
+                    slot.position = position as u32;
                     // Carried-over cooldowns, ejections and slow starts keep
                     // the tier on the checked path until they are over.
                     tier.disturbed_until
@@ -949,12 +963,7 @@ impl Selector {
         if request.is_plain()
             && let Some(tier) = group.tiers.first().filter(|t| t.is_clear(now))
         {
-            let candidates = Candidates {
-                slots,
-                tier,
-                filter: None,
-                slow: None,
-            };
+            let candidates = Candidates::complete(slots, tier);
             return match strategy.choose(&candidates, &ctx) {
                 Some(c) => Ok(self.pick(tier, c.position(), now, local.stripe)),
                 None => Err(self.refused(group, request, now)),
@@ -965,12 +974,58 @@ impl Selector {
             filter.check_health = false;
         }
         let slow = self.shared.health.slow_start.as_ref();
-        for tier in &group.tiers {
-            let candidates = Candidates {
-                slots,
-                tier,
-                filter: Some(&filter),
-                slow: slow.filter(|_| !tier.is_clear(now)),
+        // Whether the request filters on fields the tier index answers, and
+        // on fields it does not (tested per member).
+        let indexable = request.required_provider().is_some()
+            || !request.required_labels().is_empty()
+            || !request.requested_tags().is_empty()
+            || !request.excluded().is_empty();
+        let unindexed = request.version_req().is_some()
+            || filter.newest.is_some()
+            || request.token_estimate().is_some();
+        let mut buffer: Mask;
+        for (ti, tier) in group.tiers.iter().enumerate() {
+            let clear = tier.is_clear(now);
+            let candidates = match &tier.index {
+                // Indexed tier: the candidates become a mask, narrowed by the
+                // index, then by one pass over the members it kept for what
+                // the index cannot answer (state, versions, context window).
+                Some(ix) => {
+                    let words;
+                    (buffer, words) = index::full(tier.members.len());
+                    let mask = &mut buffer[..words];
+                    if indexable {
+                        ix.narrow(request, mask);
+                        self.exclude(gi, ti, request, mask);
+                    }
+                    if !clear || unindexed {
+                        index::retain(mask, |p| {
+                            let slot = &slots[tier.members[p] as usize];
+                            filter.passes_member(slot, true, !clear).is_ok()
+                        });
+                    }
+                    Candidates {
+                        slots,
+                        tier,
+                        filter: Some(&filter),
+                        mask: Some(&*mask),
+                        residual: false,
+                        indexed: true,
+                        check_state: !clear,
+                        slow: slow.filter(|_| !clear),
+                    }
+                }
+                // A tier too large to index: every member is tested.
+                None => Candidates {
+                    slots,
+                    tier,
+                    filter: Some(&filter),
+                    mask: None,
+                    residual: true,
+                    indexed: !indexable,
+                    check_state: !clear,
+                    slow: slow.filter(|_| !clear),
+                },
             };
             if candidates.is_empty() {
                 continue;
@@ -981,6 +1036,20 @@ impl Selector {
             };
         }
         Err(self.nothing_left(group, &filter))
+    }
+
+    /// Clears from `mask` (over tier `ti` of group `gi`) the members the
+    /// request excludes.
+    fn exclude(&self, gi: usize, ti: usize, request: &Request, mask: &mut [u64]) {
+        for key in request.excluded() {
+            if let Some(&i) = self.shared.by_key.get(key) {
+                let slot = &self.shared.slots[i as usize];
+                if slot.group as usize == gi && slot.tier == Some(ti as u32) {
+                    let p = slot.position as usize;
+                    mask[p / 64] &= !(1 << (p % 64));
+                }
+            }
+        }
     }
 
     fn now(&self, request: &Request) -> u64 {
@@ -1004,6 +1073,7 @@ impl Selector {
             newest: None,
             now,
             check_health: true,
+            plain: request.is_plain(),
         };
         if request.version_preference_mode() == VersionPreference::Newest {
             filter.newest = group

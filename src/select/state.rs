@@ -8,7 +8,17 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crossbeam_utils::CachePadded;
+/// One stripe of an in-flight count, alone on a 64-byte cache line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Stripe(AtomicU32);
+
+impl std::ops::Deref for Stripe {
+    type Target = AtomicU32;
+    fn deref(&self) -> &AtomicU32 {
+        &self.0
+    }
+}
 
 use crate::health::{
     FailureKind, HealthPolicy, MAX_RULE_FAILURES, Outcome, Report, RetryAfter, SlowStart, State,
@@ -33,7 +43,7 @@ pub(crate) struct DeploymentState {
     /// handle counts on the stripe of its number, so two threads with their
     /// own handles picking the same deployment write different lines. The
     /// count is the sum of the stripes.
-    in_flight: [CachePadded<AtomicU32>; STRIPES],
+    in_flight: [Stripe; STRIPES],
     /// Peak-EWMA latency estimate in nanoseconds as f64 bits; 0 = unmeasured.
     latency_bits: AtomicU64,
     /// When the estimate was last updated, in nanoseconds of the caller's clock.

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::filter::Filter;
+use super::index;
 use super::rng::{Rng, below, mix};
 use super::{ConsistentHash, Latency, LeastOutstanding, PowerOfTwo, RoundRobin, Slot, Tier};
 use super::{WeightedRandom, WeightedRoundRobin};
@@ -130,7 +131,19 @@ pub trait Strategy: fmt::Debug + Send + Sync {
 pub struct Candidates<'a> {
     pub(crate) slots: &'a [Arc<Slot>],
     pub(crate) tier: &'a Tier,
+    /// `None`: every member is a candidate.
     pub(crate) filter: Option<&'a Filter<'a>>,
+    /// The members the tier index kept (provider, labels, tags,
+    /// exclusions); `None`: no index narrowed the tier.
+    pub(crate) mask: Option<&'a [u64]>,
+    /// Whether members (in the mask) must also pass
+    /// [`Filter::passes_member`]; if not, the mask is the whole answer and
+    /// counting, ranking and weighing work on its bits.
+    pub(crate) residual: bool,
+    /// Passed to [`Filter::passes_member`].
+    pub(crate) indexed: bool,
+    /// Passed to [`Filter::passes_member`].
+    pub(crate) check_state: bool,
     /// Slow start in force: effective weights are scaled by
     /// [`SLOW_START_SCALE`] and ramp with the slow-start factor.
     pub(crate) slow: Option<&'a SlowStart>,
@@ -151,6 +164,48 @@ impl fmt::Debug for Candidates<'_> {
 }
 
 impl<'a> Candidates<'a> {
+    /// Every member of `tier`, at full weight.
+    pub(crate) fn complete(slots: &'a [Arc<Slot>], tier: &'a Tier) -> Self {
+        Self {
+            slots,
+            tier,
+            filter: None,
+            mask: None,
+            residual: false,
+            indexed: true,
+            check_state: false,
+            slow: None,
+        }
+    }
+
+    /// The mask, when it alone says who is a candidate.
+    fn exact_mask(&self) -> Option<&'a [u64]> {
+        self.mask.filter(|_| !self.residual)
+    }
+
+    /// The effective weight of the member at `position`: from the tier's
+    /// prefix sums, unless slow start is in force.
+    fn weight_at(&self, position: usize) -> u64 {
+        if self.slow.is_some() {
+            return self.candidate(position).effective;
+        }
+        let c = &self.tier.cumulative;
+        c[position] - position.checked_sub(1).map_or(0, |p| c[p])
+    }
+
+    /// The summed effective weight of the members set in `word` (word `w`
+    /// of a mask).
+    fn word_weight(&self, w: usize, word: u64) -> u64 {
+        if word == u64::MAX && self.slow.is_none() {
+            let (first, last) = (w * 64, w * 64 + 63);
+            let c = &self.tier.cumulative;
+            return c[last] - first.checked_sub(1).map_or(0, |p| c[p]);
+        }
+        index::positions(&[word])
+            .map(|b| self.weight_at(w * 64 + b))
+            .sum()
+    }
+
     fn candidate(&self, position: usize) -> Candidate<'a> {
         let slot = &self.slots[self.tier.members[position] as usize];
         let weight = u64::from(slot.weight);
@@ -170,12 +225,20 @@ impl<'a> Candidates<'a> {
         }
     }
 
+    #[inline]
     fn eligible(&self, position: usize) -> bool {
+        if self.mask.is_some_and(|m| !index::has(m, position)) {
+            return false;
+        }
         match self.filter {
-            None => true,
-            Some(f) => f
-                .passes(&self.slots[self.tier.members[position] as usize])
+            Some(f) if self.residual => f
+                .passes_member(
+                    &self.slots[self.tier.members[position] as usize],
+                    self.indexed,
+                    self.check_state,
+                )
                 .is_ok(),
+            _ => true,
         }
     }
 
@@ -214,9 +277,10 @@ impl<'a> Candidates<'a> {
     ///
     /// See [`Candidates`] for an example.
     pub fn len(&self) -> usize {
-        match self.filter {
-            None => self.tier.members.len(),
-            Some(_) => self.iter().count(),
+        match (self.filter, self.exact_mask()) {
+            (None, _) => self.tier.members.len(),
+            (Some(_), Some(mask)) => index::count(mask),
+            (Some(_), None) => self.iter().count(),
         }
     }
 
@@ -224,7 +288,10 @@ impl<'a> Candidates<'a> {
     ///
     /// See [`Candidates`] for an example.
     pub fn is_empty(&self) -> bool {
-        self.iter().next().is_none()
+        match self.exact_mask() {
+            Some(mask) => mask.iter().all(|&w| w == 0),
+            None => self.iter().next().is_none(),
+        }
     }
 
     /// The member at tier position `position`, if it is a candidate.
@@ -239,9 +306,10 @@ impl<'a> Candidates<'a> {
     ///
     /// See [`Candidates`] for an example.
     pub fn nth(&self, n: usize) -> Option<Candidate<'a>> {
-        match self.filter {
-            None => (n < self.tier.members.len()).then(|| self.candidate(n)),
-            Some(_) => self.iter().nth(n),
+        match (self.filter, self.exact_mask()) {
+            (None, _) => (n < self.tier.members.len()).then(|| self.candidate(n)),
+            (Some(_), Some(mask)) => index::nth(mask, n).map(|p| self.candidate(p)),
+            (Some(_), None) => self.iter().nth(n),
         }
     }
 
@@ -250,9 +318,14 @@ impl<'a> Candidates<'a> {
     ///
     /// See [`Candidates`] for an example.
     pub fn total_weight(&self) -> u64 {
-        match self.filter {
-            None => self.tier.total,
-            Some(_) => self.iter().map(|c| c.effective).sum(),
+        match (self.filter, self.exact_mask()) {
+            (None, _) => self.tier.total,
+            (Some(_), Some(mask)) => mask
+                .iter()
+                .enumerate()
+                .map(|(w, &word)| self.word_weight(w, word))
+                .sum(),
+            (Some(_), None) => self.iter().map(|c| c.effective).sum(),
         }
     }
 
@@ -262,12 +335,29 @@ impl<'a> Candidates<'a> {
     ///
     /// See [`Candidates`] for an example.
     pub fn at_weight(&self, point: u64) -> Option<Candidate<'a>> {
-        match self.filter {
-            None => {
+        match (self.filter, self.exact_mask()) {
+            (None, _) => {
                 let p = self.tier.cumulative.partition_point(|&c| c <= point);
                 (p < self.tier.members.len()).then(|| self.candidate(p))
             }
-            Some(_) => {
+            (Some(_), Some(mask)) => {
+                let mut acc = 0u64;
+                for (w, &word) in mask.iter().enumerate() {
+                    let sum = self.word_weight(w, word);
+                    if point >= acc + sum {
+                        acc += sum;
+                        continue;
+                    }
+                    for b in index::positions(&[word]) {
+                        acc += self.weight_at(w * 64 + b);
+                        if point < acc {
+                            return Some(self.candidate(w * 64 + b));
+                        }
+                    }
+                }
+                None
+            }
+            (Some(_), None) => {
                 let mut acc = 0u64;
                 self.iter().find(|c| {
                     acc += c.effective;
