@@ -28,9 +28,10 @@ use crate::{
 /// - readers never block on the writer and never see half an update: each
 ///   `select` runs entirely on one version;
 /// - once `install` returns, no `select` picks a removed deployment;
-/// - a pick taken from an old version stays valid: it holds its own
-///   deployment, and its in-flight count is shared with the new version
-///   when the deployment stayed;
+/// - a pick taken from an old version stays valid: it keeps the version it
+///   came from alive (through its handle's reference to it: a counter only
+///   that handle's thread writes), and its in-flight count is shared with
+///   the new version when the deployment stayed;
 /// - writers are serialized among themselves.
 ///
 /// ```
@@ -115,11 +116,14 @@ impl<P: IdentityPolicy + Clone> Fleet<P> {
         })
     }
 
-    /// A handle for one thread: its own rotation cursors and random source
-    /// (seeded from the fleet's seed and the handle's number) over the
-    /// fleet's shared state, so threads with their own handle never write
-    /// the same cache line on the hot path. It follows every installed
-    /// version, keeping its rotation position per model.
+    /// A handle for one thread: its own rotation cursors, random source
+    /// (seeded from the fleet's seed and the handle's number) and in-flight
+    /// stripe over the fleet's shared state, so threads with their own
+    /// handle never write the same cache line on the hot path. It notices a
+    /// new version with one relaxed load per select (an
+    /// [`arc_swap::Cache`]) and follows it, keeping its rotation position
+    /// per model. Until its next select (or its drop), a handle keeps the
+    /// last version it used alive.
     ///
     /// See [`Fleet`] for an example.
     pub fn handle(&self) -> FleetHandle<'_, P> {
@@ -299,7 +303,7 @@ impl<P> fmt::Debug for FleetHandle<'_, P> {
 impl<'f, P: IdentityPolicy + Clone> FleetHandle<'f, P> {
     /// Picks a deployment for `request` with this handle's cursors and
     /// random source. No lock; allocates only on the first call after a new
-    /// version was installed (to size the cursors).
+    /// version was installed (its handle of that version).
     ///
     /// # Errors
     ///

@@ -85,12 +85,14 @@
 //! - **read-only per version**: deployments, keys, tiers, cumulative weights,
 //!   hash rings — built once by [`SelectorBuilder::build`] or
 //!   [`Selector::rebuild`];
-//! - **shared, per deployment**: in-flight count, latency estimate, health and
-//!   usage windows — atomics, one cache line per deployment, kept across
-//!   versions for every deployment that stays;
-//! - **per handle**: rotation cursors and the seeded random source — each
-//!   `selector.clone()` or [`Fleet::handle`] has its own, so exact rotation
-//!   and exact weighted windows hold per handle;
+//! - **shared, per deployment**: latency estimate, health and usage windows
+//!   — atomics on one cache line per deployment — and the in-flight count,
+//!   split over four cache-line stripes, one per handle number modulo four;
+//!   all kept across versions for every deployment that stays;
+//! - **per handle**: rotation cursors, the seeded random source and the
+//!   in-flight stripe — each `selector.clone()` or [`Fleet::handle`] has its
+//!   own, so exact rotation and exact weighted windows hold per handle, and
+//!   threads with their own handles write no common cache line on a pick;
 //! - **per fleet**: the current version, behind an atomic pointer swap
 //!   ([`arc_swap`]): a writer builds the next version off the request path
 //!   and swaps it in; readers never block and each `select` sees one

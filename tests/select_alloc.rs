@@ -1,6 +1,7 @@
 //! `select` allocates nothing after warm-up, and neither does dropping the
 //! `Pick`, for every built-in strategy: on the plain path (with an affinity
-//! key for consistent hashing) and with request filters.
+//! key for consistent hashing) and with request filters; and neither do a
+//! `FleetHandle` or a `Fleet` once the handle has seen the current version.
 //!
 //! A counting global allocator wraps the system allocator. It counts only
 //! on the thread that turned counting on, and all checks live in ONE test
@@ -23,7 +24,7 @@ use modelfleet::select::{RoundRobin, WeightedRoundRobin};
 use std::time::Duration;
 
 use modelfleet::health::{FailureKind, HealthPolicy, Report};
-use modelfleet::{Deployment, Policy, Registry, Request, Selector, VersionPreference};
+use modelfleet::{Deployment, Fleet, Policy, Registry, Request, Selector, VersionPreference};
 
 /// Calls of `alloc`, `alloc_zeroed` and `realloc` on a counting thread.
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
@@ -267,4 +268,21 @@ fn select_and_drop_allocate_nothing() {
         (0, 0),
         "heap calls (alloc, dealloc) with health reports"
     );
+
+    // A fleet handle, once it has made its handle of the current version:
+    // select, hold, drop; and the fleet's own select.
+    let fleet = Fleet::new(reg.clone(), |b| b.strategy(WeightedRoundRobin).seed(5));
+    let handle = fleet.handle();
+    drop(handle.select(&plain[0]).unwrap());
+    drop(fleet.select(&plain[0]).unwrap());
+    let mut held = Vec::with_capacity(ROUNDS);
+    let (calls, ()) = heap_calls(|| {
+        for i in 0..ROUNDS {
+            let request = if i % 2 == 0 { &plain[0] } else { &labelled[0] };
+            held.push(handle.select(request).unwrap());
+            drop(fleet.select(request).unwrap());
+        }
+        held.clear();
+    });
+    assert_eq!(calls, (0, 0), "heap calls (alloc, dealloc) on a fleet");
 }

@@ -29,7 +29,8 @@ use crate::Error;
 /// A request without an affinity key is served by
 /// [`WeightedRandom`](super::WeightedRandom).
 ///
-/// Cost: O(log points) to find the start, plus the points skipped;
+/// Cost: O(1) on average to find the start (a bucket index over the ring),
+/// plus the points skipped;
 /// bounded load adds an O(n) pass to sum the in-flight counts.
 ///
 /// ```

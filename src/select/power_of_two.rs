@@ -32,7 +32,8 @@ pub enum Load {
 /// counters, so it stays O(1) at any fleet size. Ties go to the first draw,
 /// which is itself random. One candidate: it is picked.
 ///
-/// Cost: O(1) per pick without request filters, O(n) with.
+/// Cost: O(1) per pick without request filters; with filters, O(n/64) bit
+/// counting over the candidate mask (see the [cost model](super#cost)).
 ///
 /// ```
 /// use modelfleet::{Deployment, Policy, Registry, Request, Selector};

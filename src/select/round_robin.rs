@@ -11,7 +11,8 @@ use super::strategy::{Candidate, Candidates, Context, Strategy};
 /// give each thread its own handle and each rotates exactly; threads sharing
 /// one handle still share the load evenly, but interleave their turns.
 ///
-/// Cost: O(1) per pick without request filters, O(n) with.
+/// Cost: O(1) per pick without request filters; with filters, O(n/64) bit
+/// counting over the candidate mask (see the [cost model](super#cost)).
 ///
 /// Use it when deployments are alike and you want the plainest even spread.
 ///

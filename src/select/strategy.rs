@@ -90,8 +90,11 @@ pub trait Strategy: fmt::Debug + Send + Sync {
 /// When the request has no filters, every member of the tier is a candidate
 /// and the selector's precomputed tables answer [`len`](Self::len),
 /// [`total_weight`](Self::total_weight), [`nth`](Self::nth) and
-/// [`at_weight`](Self::at_weight) in O(1) or O(log n). With filters, each of
-/// those walks the tier: O(n).
+/// [`at_weight`](Self::at_weight) in O(1) or O(log n). With filters, on a
+/// tier of up to 4,096 members, the candidates are a bit mask: `len`,
+/// `is_empty`, `nth` and `get` cost O(n / 64) or less, `total_weight` and
+/// `at_weight` O(k) for k candidates; on larger tiers each walks the tier
+/// (O(n)). See the [module docs](super#cost).
 ///
 /// ```
 /// use modelfleet::select::{Candidate, Candidates, Context, Strategy};
@@ -273,7 +276,8 @@ impl<'a> Candidates<'a> {
             .map(|p| self.candidate(p))
     }
 
-    /// The number of candidates. O(1) when [complete](Self::is_complete), else O(n).
+    /// The number of candidates. O(1) when [complete](Self::is_complete),
+    /// else O(n / 64) (O(n) on tiers of more than 4,096 members).
     ///
     /// See [`Candidates`] for an example.
     pub fn len(&self) -> usize {
@@ -302,7 +306,8 @@ impl<'a> Candidates<'a> {
             .then(|| self.candidate(position))
     }
 
-    /// The `n`-th candidate in registry order. O(1) when complete, else O(n).
+    /// The `n`-th candidate in registry order. O(1) when complete, else
+    /// O(n / 64) (O(n) on tiers of more than 4,096 members).
     ///
     /// See [`Candidates`] for an example.
     pub fn nth(&self, n: usize) -> Option<Candidate<'a>> {
@@ -314,7 +319,8 @@ impl<'a> Candidates<'a> {
     }
 
     /// The sum of the candidates' [effective weights](Candidate::effective_weight).
-    /// O(1) when complete, else O(n).
+    /// O(1) when complete, else O(k) for k candidates (O(n) on tiers of
+    /// more than 4,096 members).
     ///
     /// See [`Candidates`] for an example.
     pub fn total_weight(&self) -> u64 {
@@ -331,7 +337,8 @@ impl<'a> Candidates<'a> {
 
     /// The candidate whose share of the weight line `[0, total_weight)`
     /// holds `point`: candidates own consecutive ranges as long as their
-    /// effective weights, in registry order. O(log n) when complete, else O(n).
+    /// effective weights, in registry order. O(log n) when complete, else
+    /// O(k) for k candidates (O(n) on tiers of more than 4,096 members).
     ///
     /// See [`Candidates`] for an example.
     pub fn at_weight(&self, point: u64) -> Option<Candidate<'a>> {
@@ -777,13 +784,19 @@ impl Ring {
 ///
 /// | name | picks | cost per pick (no filters / filters) |
 /// |---|---|---|
-/// | `round_robin` | each candidate in turn | O(1) / O(n) |
-/// | `weighted_round_robin` | exactly `w_i` of every `Σw` consecutive picks, interleaved | O(log n) / O(n) |
-/// | `weighted_random` | candidate i with probability `w_i/Σw` | O(log n) / O(n) |
+/// | `round_robin` | each candidate in turn | O(1) / O(n/64) |
+/// | `weighted_round_robin` | exactly `w_i` of every `Σw` consecutive picks, interleaved | O(log n) / O(k) |
+/// | `weighted_random` | candidate i with probability `w_i/Σw` | O(log n) / O(k) |
 /// | `least_outstanding` | fewest picks in flight, ties at random | O(n) |
-/// | `power_of_two` | the less loaded of two random candidates | O(1) / O(n) |
+/// | `power_of_two` | the less loaded of two random candidates | O(1) / O(n/64) |
 /// | `latency` | lowest latency estimate, within a buffer | O(n) |
-/// | `consistent_hash` | the same deployment for the same affinity key | O(log n) / O(log n + skipped) |
+/// | `consistent_hash` | the same deployment for the same affinity key | O(1) / O(1 + skipped points) |
+///
+/// With filters (or while a member of the tier is cooling, ejected, ramping
+/// up or limited), k is the number of candidates and building the
+/// candidates costs O(n/64), plus one O(k) pass when health, limits,
+/// versions or context windows must be tested; tiers of more than 4,096
+/// members cost O(n) (see the [module docs](super#cost)).
 ///
 /// ```
 /// use modelfleet::select::BuiltinStrategy;

@@ -10,7 +10,8 @@ use super::strategy::{Candidate, Candidates, Context, Strategy};
 /// `rand`'s `WeightedIndex`, without a per-pick allocation or lock.
 ///
 /// Cost: O(log n) per pick without request filters (binary search over
-/// precomputed cumulative weights), O(n) with.
+/// precomputed cumulative weights); with filters, O(k) over the k
+/// candidates' weights (see the [cost model](super#cost)).
 ///
 /// Use it when many independent routers should spread load by weight
 /// without coordinating; prefer [`WeightedRoundRobin`](super::WeightedRoundRobin)

@@ -29,7 +29,8 @@ use super::strategy::{Candidate, Candidates, Context, Strategy};
 /// windows.
 ///
 /// Cost: O(log n) per pick without request filters (binary search over
-/// precomputed cumulative weights), O(n) with.
+/// precomputed cumulative weights); with filters, O(k) over the k
+/// candidates' weights (see the [cost model](super#cost)).
 ///
 /// ```
 /// use modelfleet::{Deployment, Policy, Registry, Request, Selector};
