@@ -56,6 +56,7 @@ use modelfleet::select::{
 };
 use modelfleet::{
     Change, Deployment, Error, Fleet, FleetHandle, FleetPick, ModelKey, Policy, Registry, Request,
+    Selector,
 };
 
 fn s(secs: u64) -> Duration {
@@ -841,4 +842,49 @@ fn handle_requests_without_time_follow_report_time() {
         .map(|_| handle.select(&Request::new("gpt-4")).unwrap().key().clone())
         .collect();
     assert!(picked.contains(&a), "a never picked again: {picked:?}");
+}
+
+/// A report can land on the old version after the new one was built: a
+/// `FleetPick::complete` that loaded the old version just before the swap,
+/// or a caller still holding the old `Selector`. The deployment's state is
+/// shared, and so must be the news that its tier is no longer all healthy:
+/// the new version must not pick it while it cools, though nothing was
+/// reported to the new version itself.
+#[test]
+fn report_on_the_old_version_after_rebuild_reaches_the_new_one() {
+    for priority_moves in [false, true] {
+        let (a, b) = (key("10.0.0.1"), key("10.0.0.2"));
+        let v1 = registry(&[node("10.0.0.1"), node("10.0.0.2")]);
+        let old = Selector::builder(&v1)
+            .strategy(RoundRobin)
+            .health(HealthPolicy::dify())
+            .build();
+        // v2: the same two deployments (a possibly moved to another
+        // priority with b), plus a third in a backup tier.
+        let moved = |d: Deployment| {
+            if priority_moves {
+                d.to_builder().priority(3).build().unwrap()
+            } else {
+                d
+            }
+        };
+        let v2 = registry(&[
+            moved(node("10.0.0.1")),
+            moved(node("10.0.0.2")),
+            node("10.0.0.3").to_builder().priority(7).build().unwrap(),
+        ]);
+        let new = old.rebuild(&v2, s(0));
+        // After the rebuild, a is rate limited through the old version.
+        assert!(old.report(&a, rate_limited(s(1))));
+        let at = Request::new("gpt-4").at(s(2));
+        for _ in 0..8 {
+            let pick = new.select(&at).unwrap();
+            assert_eq!(pick.key(), &b, "priority moves: {priority_moves}");
+        }
+        let health = new.health(s(2));
+        assert_eq!(
+            health.iter().find(|h| h.key == a).unwrap().state,
+            State::Cooling
+        );
+    }
 }

@@ -155,10 +155,19 @@ pub(crate) struct Tier {
     index: Option<TierIndex>,
     /// Whether any member has limits (then every pick checks them).
     limited: bool,
-    /// Until when (ns) some member may be cooling, ejected or ramping up;
-    /// before that time picks check health. Raised by reports, never lowered.
-    disturbed_until: AtomicU64,
+    /// The model's [`Group::disturbed_until`].
+    disturbed_until: Disturbed,
 }
+
+/// Until when (ns) some deployment of a model may be cooling, ejected or
+/// ramping up: before that time its picks check health. Raised by reports,
+/// never lowered.
+///
+/// One per model name, shared by every version of a selector built with
+/// [`Selector::rebuild`]: a report applied through an older version (a
+/// pick completed just as a new version was swapped in) reaches the shared
+/// deployment state, and through this the new version's fast path too.
+type Disturbed = Arc<CachePadded<AtomicU64>>;
 
 impl Tier {
     /// Whether every member is a healthy candidate at full weight at `now`.
@@ -173,6 +182,8 @@ struct Group {
     all: Box<[u32]>,
     /// Non-empty tiers, lowest priority first.
     tiers: Box<[Tier]>,
+    /// See [`Disturbed`]; each tier holds a clone.
+    disturbed_until: Disturbed,
 }
 
 /// Whether a selector counts picks in flight.
@@ -599,8 +610,18 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
             .map(|(i, s)| (Arc::clone(&s.key), i as u32))
             .collect();
         let mut groups = Vec::with_capacity(members_of.len());
-        for all in members_of {
+        for (gi, all) in members_of.into_iter().enumerate() {
             let all: Box<[u32]> = all.into_boxed_slice();
+            // The model's flag is carried over from the previous version,
+            // so reports still applied through it reach this one.
+            let disturbed_until: Disturbed = self
+                .previous
+                .and_then(|p| {
+                    let (model, _) = models.get_index(gi)?;
+                    let &old = p.shared.models.get(model)?;
+                    Some(Arc::clone(&p.shared.groups[old as usize].disturbed_until))
+                })
+                .unwrap_or_default();
             let mut priorities: Vec<u32> = all
                 .iter()
                 .map(|&i| slots[i as usize].deployment.priority())
@@ -643,7 +664,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                         ring,
                         index,
                         limited,
-                        disturbed_until: AtomicU64::new(0),
+                        disturbed_until: Arc::clone(&disturbed_until),
                     })
                 })
                 .collect::<Box<[Tier]>>();
@@ -654,12 +675,15 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                     slot.tier = Some(ti as u32);
                     slot.position = position as u32;
                     // Carried-over cooldowns, ejections and slow starts keep
-                    // the tier on the checked path until they are over.
-                    tier.disturbed_until
-                        .fetch_max(slot.state.busy_until(ramp), Ordering::Relaxed);
+                    // the model on the checked path until they are over.
+                    disturbed_until.fetch_max(slot.state.busy_until(ramp), Ordering::Relaxed);
                 }
             }
-            groups.push(Group { all, tiers });
+            groups.push(Group {
+                all,
+                tiers,
+                disturbed_until,
+            });
         }
         let slots: Box<[Arc<Slot>]> = slots.into_iter().map(Arc::new).collect();
         let previous = self.previous;
@@ -1253,9 +1277,11 @@ impl Selector {
         let changed = slot
             .state
             .report(report, &shared.health, shared.latency_decay, &view);
-        if let (Some(changed), Some(ti)) = (changed, slot.tier) {
+        // Raised even for a drained deployment: in a newer version sharing
+        // this flag it may be a candidate again.
+        if let Some(changed) = changed {
             let ramp = shared.health.slow_start.map_or(0, |s| nanos(s.window));
-            group.tiers[ti as usize]
+            group
                 .disturbed_until
                 .fetch_max(changed.out_until.saturating_add(ramp), Ordering::Relaxed);
         }
