@@ -185,6 +185,23 @@ fn select(c: &mut Criterion) {
             );
         }
 
+        // The same filter when every deployment weighs the same: the weights
+        // of the candidates are then counted, not summed.
+        let equal: Registry = reg
+            .deployments()
+            .map(|d| d.to_builder().weight(1).build().expect("valid"))
+            .collect();
+        let s = Selector::builder(&equal)
+            .strategy(WeightedRoundRobin)
+            .seed(1)
+            .build();
+        bench_select(
+            &mut g,
+            "modelfleet/weighted_round_robin (label filter, keeps half, equal weights)",
+            &s,
+            &filtered,
+        );
+
         // Health: the default policy, nothing cooling (the fast path) next to
         // one deployment cooling (the tier is disturbed: every pick walks it).
         for strategy in [RoundRobin.into(), WeightedRoundRobin.into()] {

@@ -146,6 +146,9 @@ pub(crate) struct Tier {
     pub(crate) members: Box<[u32]>,
     /// Inclusive prefix sums of the members' weights.
     pub(crate) cumulative: Box<[u64]>,
+    /// The members' weight when they all have the same one: then the
+    /// weight of a set of candidates is their number times it.
+    pub(crate) uniform: Option<u64>,
     pub(crate) total: u64,
     /// The weighted-round-robin stride for `total`.
     pub(crate) stride: u64,
@@ -650,6 +653,11 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                         })
                         .collect();
                     let total = *cumulative.last().unwrap_or(&0);
+                    let first = slots[members[0] as usize].weight;
+                    let uniform = members
+                        .iter()
+                        .all(|&i| slots[i as usize].weight == first)
+                        .then_some(u64::from(first));
                     let ring = uses_ring.then(|| Ring::build(&slots, &members));
                     let index = TierIndex::build(&slots, &members);
                     let limited = members
@@ -660,6 +668,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                         stride: weighted_round_robin::stride(total),
                         members,
                         cumulative,
+                        uniform,
                         total,
                         ring,
                         index,

@@ -186,6 +186,12 @@ impl<'a> Candidates<'a> {
         self.mask.filter(|_| !self.residual)
     }
 
+    /// The weight every candidate has, when the tier's members share one
+    /// and slow start is not in force.
+    fn uniform(&self) -> Option<u64> {
+        self.tier.uniform.filter(|_| self.slow.is_none())
+    }
+
     /// The effective weight of the member at `position`: from the tier's
     /// prefix sums, unless slow start is in force.
     fn weight_at(&self, position: usize) -> u64 {
@@ -326,11 +332,14 @@ impl<'a> Candidates<'a> {
     pub fn total_weight(&self) -> u64 {
         match (self.filter, self.exact_mask()) {
             (None, _) => self.tier.total,
-            (Some(_), Some(mask)) => mask
-                .iter()
-                .enumerate()
-                .map(|(w, &word)| self.word_weight(w, word))
-                .sum(),
+            (Some(_), Some(mask)) => match self.uniform() {
+                Some(w) => index::count(mask) as u64 * w,
+                None => mask
+                    .iter()
+                    .enumerate()
+                    .map(|(w, &word)| self.word_weight(w, word))
+                    .sum(),
+            },
             (Some(_), None) => self.iter().map(|c| c.effective).sum(),
         }
     }
@@ -348,6 +357,10 @@ impl<'a> Candidates<'a> {
                 (p < self.tier.members.len()).then(|| self.candidate(p))
             }
             (Some(_), Some(mask)) => {
+                if let Some(w) = self.uniform() {
+                    let n = usize::try_from(point / w).ok()?;
+                    return index::nth(mask, n).map(|p| self.candidate(p));
+                }
                 let mut acc = 0u64;
                 for (w, &word) in mask.iter().enumerate() {
                     let sum = self.word_weight(w, word);
