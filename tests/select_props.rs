@@ -1242,8 +1242,8 @@ fn large_member(
     h ^= h >> 29;
     // One salt in three: every member weighs 3 (or is drained), which the
     // selector answers by counting instead of summing.
-    let weight = if salt % 3 == 0 {
-        3 * u32::from(h % 5 != 0)
+    let weight = if salt.is_multiple_of(3) {
+        3 * u32::from(!h.is_multiple_of(5))
     } else {
         (h % 5) as u32
     };
