@@ -29,9 +29,11 @@ use crate::{
 ///   `select` runs entirely on one version;
 /// - once `install` returns, no `select` picks a removed deployment;
 /// - a pick taken from an old version stays valid: it keeps the version it
-///   came from alive (through its handle's reference to it: a counter only
-///   that handle's thread writes), and its in-flight count is shared with
-///   the new version when the deployment stayed;
+///   came from alive (a [`FleetHandle`]'s pick through the handle's own
+///   reference to it, whose count no other handle writes; a pick of
+///   [`Fleet::select`] through the version's shared reference), and its
+///   in-flight count is shared with the new version when the deployment
+///   stayed;
 /// - writers are serialized among themselves.
 ///
 /// ```
@@ -89,10 +91,12 @@ impl<P: IdentityPolicy + Clone> Fleet<P> {
     }
 
     /// Picks a deployment for `request` on the fleet's shared handle. No
-    /// lock; one atomic increment of the chosen deployment's reference count.
+    /// lock; the pick holds a reference to the current version (one atomic
+    /// increment of its reference count, and a decrement on drop).
     ///
     /// Threads selecting at once through the shared handle contend on its
-    /// rotation cursor: give busy threads their own [`handle`](Self::handle).
+    /// rotation cursor and on that reference count: give busy threads their
+    /// own [`handle`](Self::handle).
     ///
     /// # Errors
     ///

@@ -1418,3 +1418,68 @@ fn disabled_policy_never_cools() {
     assert_eq!((h.state, h.available_at), (State::Healthy, None));
     assert_eq!(pick_key(&s, sec(2)), a);
 }
+
+/// Weighted round robin over a tier with slow start configured, while no
+/// candidate of that tier is ramping up: the picks are those of the plain
+/// weights (exact windows of Σw), whether the disturbance is a cooling
+/// deployment of a backup tier or a cooling member of the tier itself.
+#[test]
+fn weights_are_plain_while_no_candidate_ramps() {
+    let secs = Duration::from_secs;
+    let node = |ip: &str, weight: u32, priority: u32| {
+        Deployment::builder("openai", "gpt-4")
+            .endpoint(&format!("http://{ip}/v1"))
+            .weight(weight)
+            .priority(priority)
+            .build()
+            .unwrap()
+    };
+    let reg: Registry = [
+        node("10.0.0.1", 1, 0),
+        node("10.0.0.2", 2, 0),
+        node("10.0.0.3", 3, 0),
+        node("10.0.0.9", 1, 1),
+    ]
+    .into_iter()
+    .collect();
+    let mut policy = HealthPolicy::dify();
+    policy.slow_start = Some(SlowStart {
+        window: secs(30),
+        aggression: 1.0,
+        min_percent: 10.0,
+    });
+    let build = || {
+        Selector::builder(&reg)
+            .strategy(WeightedRoundRobin)
+            .health(policy.clone())
+            .seed(3)
+            .build()
+    };
+    let failed = |ip: &str| -> ModelKey { format!("openai/gpt-4@http://{ip}/v1").parse().unwrap() };
+    let picks = |s: &Selector| -> Vec<String> {
+        (0..24)
+            .map(|_| {
+                // Within the 10 s cooldown of the failures at 100 s.
+                let pick = s.select(&Request::new("gpt-4").at(secs(105))).unwrap();
+                pick.key().to_string()
+            })
+            .collect()
+    };
+
+    // A backup-tier failure leaves tier 0's sequence as it is.
+    let (quiet, disturbed) = (build(), build());
+    let error = Report::failure(secs(100), FailureKind::ConnectionError);
+    assert!(disturbed.report(&failed("10.0.0.9"), error));
+    assert_eq!(picks(&disturbed), picks(&quiet));
+
+    // A cooling member of tier 0: the other two keep exact windows of
+    // 1 + 2 = 3 picks (a scaled weight line would make them 3,000 long).
+    let s = build();
+    assert!(s.report(&failed("10.0.0.3"), error));
+    let seq = picks(&s);
+    assert!(seq.iter().all(|k| !k.contains("10.0.0.3")));
+    for window in seq.windows(3) {
+        let ones = window.iter().filter(|k| k.contains("10.0.0.1")).count();
+        assert_eq!(ones, 1, "{window:?}");
+    }
+}

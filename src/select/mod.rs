@@ -158,24 +158,34 @@ pub(crate) struct Tier {
     index: Option<TierIndex>,
     /// Whether any member has limits (then every pick checks them).
     limited: bool,
-    /// The model's [`Group::disturbed_until`].
+    /// The flag of the tier's (model, priority), from [`Group::flags`].
     disturbed_until: Disturbed,
+    /// The model's [`Group::model_flag`], watched as well when a member was
+    /// in another tier (or drained) in the previous version: a report still
+    /// applied through that version raised that tier's flag, not this one.
+    model_flag: Option<Disturbed>,
 }
 
-/// Until when (ns) some deployment of a model may be cooling, ejected or
-/// ramping up: before that time its picks check health. Raised by reports,
-/// never lowered.
+/// Until when (ns) some deployment of one priority of a model may be
+/// cooling, ejected or ramping up: before that time picks from that tier
+/// check health. Raised by reports, never lowered.
 ///
-/// One per model name, shared by every version of a selector built with
-/// [`Selector::rebuild`]: a report applied through an older version (a
-/// pick completed just as a new version was swapped in) reaches the shared
-/// deployment state, and through this the new version's fast path too.
+/// One per (model name, priority), shared by every version of a selector
+/// built with [`Selector::rebuild`]: a report applied through an older
+/// version (a pick completed just as a new version was swapped in) reaches
+/// the shared deployment state, and through this the new version's fast
+/// path too.
 type Disturbed = Arc<CachePadded<AtomicU64>>;
 
 impl Tier {
     /// Whether every member is a healthy candidate at full weight at `now`.
     fn is_clear(&self, now: u64) -> bool {
-        !self.limited && now >= self.disturbed_until.load(Ordering::Relaxed)
+        !self.limited
+            && now >= self.disturbed_until.load(Ordering::Relaxed)
+            && self
+                .model_flag
+                .as_ref()
+                .is_none_or(|f| now >= f.load(Ordering::Relaxed))
     }
 }
 
@@ -185,8 +195,21 @@ struct Group {
     all: Box<[u32]>,
     /// Non-empty tiers, lowest priority first.
     tiers: Box<[Tier]>,
-    /// See [`Disturbed`]; each tier holds a clone.
-    disturbed_until: Disturbed,
+    /// The [`Disturbed`] flag of every priority any deployment of the model
+    /// has (drained ones too), by priority ascending; each tier holds a
+    /// clone of its own.
+    flags: Box<[(u32, Disturbed)]>,
+    /// Raised with every priority's flag: what a tier watches when members
+    /// moved into it from another tier (see [`Tier::model_flag`]).
+    model_flag: Disturbed,
+}
+
+impl Group {
+    /// The flag of `priority`, if a deployment of the model has it.
+    fn flag(&self, priority: u32) -> Option<&Disturbed> {
+        let i = self.flags.binary_search_by_key(&priority, |f| f.0).ok()?;
+        Some(&self.flags[i].1)
+    }
 }
 
 /// Whether a selector counts picks in flight.
@@ -578,6 +601,8 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
         let mut models: IndexMap<Box<str>, u32, FixedState> = IndexMap::default();
         let mut members_of: Vec<Vec<u32>> = Vec::new();
         let mut slots: Vec<Slot> = Vec::with_capacity(reg.len());
+        // Per slot: kept from the previous version but from another tier.
+        let mut moved_in: Vec<bool> = Vec::with_capacity(reg.len());
         for (i, (k, d)) in reg.shared_entries().enumerate() {
             let gi = match models.get(d.model()) {
                 Some(&gi) => gi,
@@ -591,7 +616,8 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
             members_of[gi as usize].push(i as u32);
             let kept = self.previous.and_then(|p| p.kept_state(i, k, d));
             let is_new = kept.is_none();
-            let state = kept.unwrap_or_default();
+            moved_in.push(kept.as_ref().is_some_and(|k| k.1));
+            let state = kept.map(|k| k.0).unwrap_or_default();
             if let (true, Some(at)) = (is_new, self.started_at) {
                 state.started_at(nanos(at));
             }
@@ -615,25 +641,34 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
         let mut groups = Vec::with_capacity(members_of.len());
         for (gi, all) in members_of.into_iter().enumerate() {
             let all: Box<[u32]> = all.into_boxed_slice();
-            // The model's flag is carried over from the previous version,
-            // so reports still applied through it reach this one.
-            let disturbed_until: Disturbed = self
-                .previous
-                .and_then(|p| {
-                    let (model, _) = models.get_index(gi)?;
-                    let &old = p.shared.models.get(model)?;
-                    Some(Arc::clone(&p.shared.groups[old as usize].disturbed_until))
-                })
-                .unwrap_or_default();
             let mut priorities: Vec<u32> = all
                 .iter()
                 .map(|&i| slots[i as usize].deployment.priority())
                 .collect();
             priorities.sort_unstable();
             priorities.dedup();
-            let tiers = priorities
-                .into_iter()
-                .filter_map(|priority| {
+            // Each priority's flag is carried over from the previous
+            // version, so reports still applied through it reach this one.
+            let old_group = self.previous.and_then(|p| {
+                let (model, _) = models.get_index(gi)?;
+                let &old = p.shared.models.get(model)?;
+                Some(&p.shared.groups[old as usize])
+            });
+            let flags: Box<[(u32, Disturbed)]> = priorities
+                .iter()
+                .map(|&priority| {
+                    let flag = old_group
+                        .and_then(|g| g.flag(priority))
+                        .map_or_else(Disturbed::default, Arc::clone);
+                    (priority, flag)
+                })
+                .collect();
+            let model_flag: Disturbed =
+                old_group.map_or_else(Disturbed::default, |g| Arc::clone(&g.model_flag));
+            let tiers = flags
+                .iter()
+                .filter_map(|(priority, flag)| {
+                    let priority = *priority;
                     let members: Box<[u32]> = all
                         .iter()
                         .copied()
@@ -660,6 +695,10 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                         .then_some(u64::from(first));
                     let ring = uses_ring.then(|| Ring::build(&slots, &members));
                     let index = TierIndex::build(&slots, &members);
+                    let model_flag = members
+                        .iter()
+                        .any(|&i| moved_in[i as usize])
+                        .then(|| Arc::clone(&model_flag));
                     let limited = members
                         .iter()
                         .any(|&i| *slots[i as usize].deployment.limits() != Limits::default());
@@ -673,7 +712,8 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                         ring,
                         index,
                         limited,
-                        disturbed_until: Arc::clone(&disturbed_until),
+                        disturbed_until: Arc::clone(flag),
+                        model_flag,
                     })
                 })
                 .collect::<Box<[Tier]>>();
@@ -684,14 +724,16 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                     slot.tier = Some(ti as u32);
                     slot.position = position as u32;
                     // Carried-over cooldowns, ejections and slow starts keep
-                    // the model on the checked path until they are over.
-                    disturbed_until.fetch_max(slot.state.busy_until(ramp), Ordering::Relaxed);
+                    // the tier on the checked path until they are over.
+                    tier.disturbed_until
+                        .fetch_max(slot.state.busy_until(ramp), Ordering::Relaxed);
                 }
             }
             groups.push(Group {
                 all,
                 tiers,
-                disturbed_until,
+                flags,
+                model_flag,
             });
         }
         let slots: Box<[Arc<Slot>]> = slots.into_iter().map(Arc::new).collect();
@@ -945,12 +987,16 @@ impl Selector {
         position: usize,
         key: &Arc<ModelKey>,
         deployment: &Deployment,
-    ) -> Option<Arc<CachePadded<DeploymentState>>> {
+    ) -> Option<(Arc<CachePadded<DeploymentState>>, bool)> {
         let slot = match self.shared.slots.get(position) {
             Some(s) if Arc::ptr_eq(&s.key, key) => &**s,
             _ => self.slot(key)?,
         };
-        (slot.deployment.endpoint() == deployment.endpoint()).then(|| Arc::clone(&slot.state))
+        // Moved: in another tier here (or drained), so reports still applied
+        // through this version raise another tier's flag.
+        let moved = slot.tier.is_none() || slot.deployment.priority() != deployment.priority();
+        (slot.deployment.endpoint() == deployment.endpoint())
+            .then(|| (Arc::clone(&slot.state), moved))
     }
 
     fn slot(&self, key: &ModelKey) -> Option<&Slot> {
@@ -1043,7 +1089,9 @@ impl Selector {
         let mut buffer: Mask;
         for (ti, tier) in group.tiers.iter().enumerate() {
             let clear = tier.is_clear(now);
-            let candidates = match &tier.index {
+            let ramp_policy = slow.filter(|_| !clear);
+            let mut ramping = false;
+            let mut candidates = match &tier.index {
                 // Indexed tier: the candidates become a mask, narrowed by the
                 // index, then by one pass over the members it kept for what
                 // the index cannot answer (state, versions, context window).
@@ -1058,7 +1106,14 @@ impl Selector {
                     if !clear || unindexed {
                         index::retain(mask, |p| {
                             let slot = &slots[tier.members[p] as usize];
-                            filter.passes_member(slot, true, !clear).is_ok()
+                            let kept = filter.passes_member(slot, true, !clear).is_ok();
+                            if kept
+                                && !ramping
+                                && let Some(s) = ramp_policy
+                            {
+                                ramping = slot.state.slow_factor(now, s) < 1.0;
+                            }
+                            kept
                         });
                     }
                     Candidates {
@@ -1069,7 +1124,7 @@ impl Selector {
                         residual: false,
                         indexed: true,
                         check_state: !clear,
-                        slow: slow.filter(|_| !clear),
+                        slow: None,
                     }
                 }
                 // A tier too large to index: every member is tested.
@@ -1081,9 +1136,18 @@ impl Selector {
                     residual: true,
                     indexed: !indexable,
                     check_state: !clear,
-                    slow: slow.filter(|_| !clear),
+                    slow: None,
                 },
             };
+            // Weights are scaled for slow start only while a candidate is
+            // ramping up: otherwise they are the plain weights, and weighted
+            // round robin keeps its exact windows of Σw picks.
+            if let Some(s) = ramp_policy
+                && (ramping
+                    || candidates.mask.is_none() && candidates.iter().any(|c| c.ramping(now, s)))
+            {
+                candidates.slow = Some(s);
+            }
             if candidates.is_empty() {
                 continue;
             }
@@ -1286,13 +1350,15 @@ impl Selector {
         let changed = slot
             .state
             .report(report, &shared.health, shared.latency_decay, &view);
-        // Raised even for a drained deployment: in a newer version sharing
-        // this flag it may be a candidate again.
+        // Raised for a drained deployment too: in a newer version sharing
+        // its priority's flag it may be a candidate again.
         if let Some(changed) = changed {
             let ramp = shared.health.slow_start.map_or(0, |s| nanos(s.window));
-            group
-                .disturbed_until
-                .fetch_max(changed.out_until.saturating_add(ramp), Ordering::Relaxed);
+            let until = changed.out_until.saturating_add(ramp);
+            if let Some(flag) = group.flag(slot.deployment.priority()) {
+                flag.fetch_max(until, Ordering::Relaxed);
+            }
+            group.model_flag.fetch_max(until, Ordering::Relaxed);
         }
     }
 

@@ -462,6 +462,11 @@ impl<'a> Candidate<'a> {
         &self.slot.deployment
     }
 
+    /// Whether it is ramping up under `slow` at `now`.
+    pub(crate) fn ramping(&self, now: u64, slow: &SlowStart) -> bool {
+        self.slot.state.slow_factor(now, slow) < 1.0
+    }
+
     /// The selection weight (at least 1: drained deployments are never candidates).
     ///
     /// See [`Candidate`] for an example.
@@ -469,8 +474,8 @@ impl<'a> Candidate<'a> {
         self.slot.weight
     }
 
-    /// The weight the weighted strategies use: the weight itself, or during
-    /// [slow start](crate::health::SlowStart) of any member of the tier,
+    /// The weight the weighted strategies use: the weight itself, or while
+    /// any candidate of the tier is in [slow start](crate::health::SlowStart),
     /// `weight × 1000 × factor` (at least 1) for every candidate.
     ///
     /// See [`Candidate`] for an example.
