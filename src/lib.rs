@@ -87,8 +87,9 @@
 //!   [`Selector::rebuild`];
 //! - **shared, per deployment**: latency estimate, health and usage windows
 //!   — atomics on one cache line per deployment — and the in-flight count,
-//!   split over four cache-line stripes, one per handle number modulo four;
-//!   all kept across versions for every deployment that stays;
+//!   split over four cache-line stripes, one per handle number modulo four
+//!   (one for all handles when the strategy reads the load); all kept
+//!   across versions for every deployment that stays;
 //! - **per handle**: rotation cursors, the seeded random source and the
 //!   in-flight stripe — each `selector.clone()` or [`Fleet::handle`] has its
 //!   own, so exact rotation and exact weighted windows hold per handle, and

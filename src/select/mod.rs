@@ -54,7 +54,10 @@
 //!   and health (one cache line per deployment), and their in-flight counts,
 //!   each split over four stripes on their own cache lines: a handle counts
 //!   on the stripe of its number, so handles `h` and `h + 1` never write the
-//!   same line, and a count is the sum of its stripes;
+//!   same line, and a count is the sum of its stripes. With a strategy that
+//!   [reads the load](Strategy::reads_load) every handle counts on one
+//!   stripe instead, so that reading a candidate's load is one load, not
+//!   four (the threads read each other's writes either way);
 //! - **per handle**: the rotation cursors, the random source and the
 //!   in-flight stripe. A
 //!   [`clone`](Clone::clone) is a new handle over the same shared part with
@@ -132,6 +135,9 @@ pub(crate) struct Slot {
     rpm_limited: bool,
     /// Whether the deployment has any limit (`max_in_flight`, `rpm`, `tpm`).
     pub(crate) limited: bool,
+    /// Whether handles count in flight on their own stripes (see
+    /// [`Shared::striped`]).
+    pub(crate) striped: bool,
     /// The deployment's weight. This and `rpm_limited` are read on every
     /// pick; kept here so the hot path does not reach through the shared
     /// deployment pointer (one more cache miss per candidate).
@@ -217,7 +223,9 @@ impl Group {
 /// Counting costs two atomic writes per pick on the chosen deployment's
 /// counter (about 15 ns from one thread; see BENCHMARKS.md). Counters are
 /// striped by handle, so threads with their own handles do not write the
-/// same cache line; with more than four threads, handles share stripes.
+/// same cache line (with more than four threads, handles share stripes),
+/// unless the strategy reads the load: then each pick reads counters the
+/// other threads write, and one stripe serves every handle.
 /// Strategies that never read the load (round robin, weighted round robin,
 /// weighted random, latency, consistent hashing without bounded load) can
 /// skip it.
@@ -271,6 +279,13 @@ struct Shared {
     handles: AtomicU64,
     /// Whether picks are counted in flight.
     counted: bool,
+    /// Whether each handle counts on the stripe of its number, so threads
+    /// with their own handles write different cache lines. Not when the
+    /// strategy reads the load: then every handle counts on stripe 0, and
+    /// a strategy reads one counter per candidate instead of four (the
+    /// counters' lines move between the threads' cores either way, since
+    /// each thread reads what the others write).
+    striped: bool,
     in_flight: InFlight,
     /// The latest report time seen (ns): the time of a request that carries
     /// none. Written by reports only, on its own cache line.
@@ -284,17 +299,16 @@ struct Shared {
 pub(crate) struct Local {
     rng: CachePadded<Rng>,
     cursors: Box<[CachePadded<AtomicU64>]>,
-    /// The in-flight stripe this handle counts on (its number modulo
-    /// [`state::STRIPES`]).
+    /// The in-flight stripe this handle counts on: its number modulo
+    /// [`state::STRIPES`], or 0 when the selector is not
+    /// [striped](Shared::striped).
     stripe: usize,
 }
 
 impl Local {
-    pub(crate) fn new(
-        seed: u64,
-        handle: u64,
-        models: &IndexMap<Box<str>, u32, FixedState>,
-    ) -> Self {
+    /// Handle number `handle` of the selector whose shared part is `shared`.
+    fn new(shared: &Shared, handle: u64) -> Self {
+        let (seed, models) = (shared.seed, &shared.models);
         let s = mix(seed ^ mix(handle.wrapping_add(0x5EED)));
         // Each model's rotation starts at a seeded position derived from its
         // name, so it does not depend on the order models were added in.
@@ -310,7 +324,11 @@ impl Local {
             cursors,
             // Truncation is fine: only the remainder matters.
             #[allow(clippy::cast_possible_truncation)]
-            stripe: (handle % state::STRIPES as u64) as usize,
+            stripe: if shared.striped {
+                (handle % state::STRIPES as u64) as usize
+            } else {
+                0
+            },
         }
     }
 }
@@ -374,7 +392,7 @@ impl Clone for Selector {
     fn clone(&self) -> Self {
         let handle = self.shared.handles.fetch_add(1, Ordering::Relaxed);
         Self {
-            local: Local::new(self.shared.seed, handle, &self.shared.models),
+            local: Local::new(&self.shared, handle),
             shared: Arc::clone(&self.shared),
         }
     }
@@ -596,6 +614,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
     pub fn build(self) -> Selector {
         let reg = self.registry;
         let uses_ring = self.chooser.get().uses_ring();
+        let striped = !self.chooser.get().reads_load();
         // One pass in registry order: slots share the registry's keys and
         // deployments, and models are grouped in order of first appearance.
         let mut models: IndexMap<Box<str>, u32, FixedState> = IndexMap::default();
@@ -630,6 +649,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                 position: 0,
                 rpm_limited: d.limits().rpm.is_some(),
                 limited: *d.limits() != Limits::default(),
+                striped,
                 weight: d.weight(),
             });
         }
@@ -754,12 +774,13 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
             health: self.health,
             handles: AtomicU64::new(1),
             counted,
+            striped,
             in_flight: self.in_flight,
             latest: CachePadded::new(AtomicU64::new(
                 previous.map_or(0, |p| p.shared.latest.load(Ordering::Relaxed)),
             )),
         };
-        let local = Local::new(shared.seed, 0, &shared.models);
+        let local = Local::new(&shared, 0);
         if let Some(p) = previous {
             local.carry(&shared, &p.local, &p.shared);
             shared
@@ -963,7 +984,7 @@ impl Selector {
     /// Rotation positions are carried over (by model name) from `previous`,
     /// the same handle on an older version.
     pub(crate) fn handle_of(&self, number: u64, previous: Option<&Selector>) -> Selector {
-        let local = Local::new(self.shared.seed, number, &self.shared.models);
+        let local = Local::new(&self.shared, number);
         if let Some(old) = previous {
             local.carry(&self.shared, &old.local, &old.shared);
         }

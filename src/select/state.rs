@@ -39,11 +39,16 @@ pub(crate) const STRIPES: usize = 4;
 /// `Slot`), so threads updating different deployments do not contend.
 #[derive(Debug, Default)]
 pub(crate) struct DeploymentState {
-    /// Picks in flight, split over stripes on their own cache lines: a
-    /// handle counts on the stripe of its number, so two threads with their
-    /// own handles picking the same deployment write different lines. The
-    /// count is the sum of the stripes.
-    in_flight: [Stripe; STRIPES],
+    /// Picks in flight on stripe 0: a handle counts on the stripe of its
+    /// number, so two threads with their own handles picking the same
+    /// deployment write different lines. The count is the sum of the
+    /// stripes. Stripe 0 lives here, beside the health and latency a
+    /// load-reading strategy also reads (such strategies count every
+    /// handle on stripe 0).
+    in_flight: AtomicU32,
+    /// Stripes 1 to `STRIPES - 1`, each on its own cache line; boxed, so
+    /// that scans over many deployments' state do not stride over them.
+    stripes: Box<[Stripe; STRIPES - 1]>,
     /// Peak-EWMA latency estimate in nanoseconds as f64 bits; 0 = unmeasured.
     latency_bits: AtomicU64,
     /// When the estimate was last updated, in nanoseconds of the caller's clock.
@@ -82,22 +87,43 @@ pub(crate) struct GroupView<'a> {
 }
 
 impl DeploymentState {
+    /// Picks in flight as a load-reading strategy sees them: with
+    /// `striped` false every handle counts on stripe 0, so that stripe
+    /// alone is the count (one load instead of four).
+    pub(crate) fn load(&self, striped: bool) -> u32 {
+        if striped {
+            self.in_flight()
+        } else {
+            self.in_flight.load(Relaxed)
+        }
+    }
+
     /// Picks in flight: the sum of the stripes.
     pub(crate) fn in_flight(&self) -> u32 {
-        self.in_flight
+        self.stripes
             .iter()
-            .fold(0u32, |n, s| n.saturating_add(s.load(Relaxed)))
+            .fold(self.in_flight.load(Relaxed), |n, s| {
+                n.saturating_add(s.load(Relaxed))
+            })
+    }
+
+    /// The counter of `stripe` (taken modulo [`STRIPES`]).
+    fn stripe(&self, stripe: usize) -> &AtomicU32 {
+        match stripe % STRIPES {
+            0 => &self.in_flight,
+            s => &self.stripes[s - 1],
+        }
     }
 
     /// Counts one pick on `stripe` (taken modulo [`STRIPES`]).
     pub(crate) fn acquire(&self, stripe: usize) {
-        self.in_flight[stripe % STRIPES].fetch_add(1, Relaxed);
+        self.stripe(stripe).fetch_add(1, Relaxed);
     }
 
     /// Releases one pick counted on `stripe`: every release pairs with an
     /// acquire on the same stripe, so a stripe never goes below zero.
     pub(crate) fn release(&self, stripe: usize) {
-        let old = self.in_flight[stripe % STRIPES].fetch_sub(1, Relaxed);
+        let old = self.stripe(stripe).fetch_sub(1, Relaxed);
         debug_assert!(old > 0, "in-flight release without an acquire");
     }
 

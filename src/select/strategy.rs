@@ -277,8 +277,11 @@ impl<'a> Candidates<'a> {
     ///
     /// See [`Candidates`] for an example.
     pub fn iter(&self) -> impl Iterator<Item = Candidate<'a>> + '_ {
+        // Complete: no per-member test at all (the O(n) strategies walk
+        // every member, so this is their inner loop).
+        let complete = self.filter.is_none();
         (0..self.tier.members.len())
-            .filter(|&p| self.eligible(p))
+            .filter(move |&p| complete || self.eligible(p))
             .map(|p| self.candidate(p))
     }
 
@@ -487,7 +490,7 @@ impl<'a> Candidate<'a> {
     ///
     /// See [`Candidate`] for an example.
     pub fn in_flight(&self) -> u32 {
-        self.slot.state.in_flight()
+        self.slot.state.load(self.slot.striped)
     }
 
     /// The peak-EWMA latency estimate, `None` before the first completed pick.
