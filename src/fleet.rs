@@ -110,11 +110,13 @@ impl<P: IdentityPolicy + Clone> Fleet<P> {
     /// # Ok::<(), modelfleet::Error>(())
     /// ```
     pub fn select(&self, request: &Request) -> Result<FleetPick<'_>, Error> {
-        let current = self.current.load();
+        // A full reference at once: turning a short-term guard into one
+        // costs more than taking it.
+        let current = self.current.load_full();
         let (slot, priority) = current.choose(current.local(), request)?;
         Ok(FleetPick {
             current: &self.current,
-            version: arc_swap::Guard::into_inner(current),
+            version: current,
             slot,
             priority,
         })
