@@ -42,8 +42,8 @@
 //!
 //! Tiers of more than 4,096 members have no index: each member is tested
 //! through its deployment, in a few passes (O(n)). At 1,000 members a label
-//! filter costs about 110 ns with round robin and one cooling member about
-//! 3.4 µs (BENCHMARKS.md).
+//! filter costs about 125 ns with round robin and one cooling member about
+//! 3.7 µs (BENCHMARKS.md).
 //!
 //! # Threads and handles
 //!
