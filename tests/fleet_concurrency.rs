@@ -55,8 +55,8 @@ use modelfleet::select::{
     WeightedRandom, WeightedRoundRobin,
 };
 use modelfleet::{
-    Change, Deployment, Error, Fleet, FleetHandle, FleetPick, ModelKey, Policy, Registry, Request,
-    Selector,
+    Change, Deployment, Discriminators, Error, Fleet, FleetHandle, FleetPick, IdentityPolicy,
+    ModelKey, Policy, Registry, Request, Selector,
 };
 
 fn s(secs: u64) -> Duration {
@@ -887,4 +887,145 @@ fn report_on_the_old_version_after_rebuild_reaches_the_new_one() {
             State::Cooling
         );
     }
+}
+
+// ------------------------------------------- reports through older versions
+//
+// Every version's tiers skip health checks while their flag says nothing is
+// disturbed. A report applied through any older version (a pick held across
+// several rebuilds, or a sibling version built from the same one) must
+// raise the flag of the tier the deployment is in now.
+
+fn key_of(ip: &str) -> ModelKey {
+    format!("openai/gpt-4@http://{ip}/v1").parse().unwrap()
+}
+fn node_at(ip: &str, p: u32) -> Deployment {
+    Deployment::builder("openai", "gpt-4")
+        .endpoint(&format!("http://{ip}/v1"))
+        .priority(p)
+        .build()
+        .unwrap()
+}
+fn reg_of(n: &[Deployment]) -> Registry {
+    let mut r = Registry::new(Policy::NAME_ENDPOINT);
+    for d in n {
+        r.insert(d.clone()).unwrap();
+    }
+    r
+}
+fn failed_at(t: u64) -> Report {
+    Report::failure(s(t), FailureKind::ConnectionError)
+}
+
+/// A pick held from v1 across two rebuilds; the deployment moved priority
+/// in v2 and stays in v3. Its failure, reported through v1, must keep v3
+/// from picking it while it cools.
+#[test]
+fn report_through_v1_reaches_v3_after_a_move() {
+    let (a, d) = (key_of("a"), key_of("d"));
+    let v1r = reg_of(&[node_at("a", 0), node_at("d", 1)]);
+    let v1 = Selector::builder(&v1r)
+        .strategy(RoundRobin)
+        .health(HealthPolicy::dify())
+        .build();
+    let held = v1
+        .select(&Request::new("gpt-4").exclude(a.clone()).at(s(0)))
+        .unwrap();
+    assert_eq!(held.key(), &d);
+    let v23 = reg_of(&[node_at("a", 1), node_at("d", 0)]); // d moves to tier 0
+    let v2 = v1.rebuild(&v23, s(0));
+    let v3 = v2.rebuild(&v23, s(0));
+    held.complete(failed_at(1)); // d cools until 11 s
+    let at = Request::new("gpt-4").at(s(2));
+    assert_eq!(v2.select(&at).unwrap().key(), &a, "v2");
+    assert_eq!(v3.select(&at).unwrap().key(), &a, "v3 picked the cooling d");
+}
+
+/// Sibling versions: v2 and v3 both rebuilt from v1. A report through v2
+/// on a deployment that v2 moved to a new priority must reach v3.
+#[test]
+fn report_through_sibling_reaches_v3() {
+    let (a, d) = (key_of("a"), key_of("d"));
+    let base = reg_of(&[node_at("a", 0), node_at("d", 0)]);
+    let v1 = Selector::builder(&base)
+        .strategy(RoundRobin)
+        .health(HealthPolicy::dify())
+        .build();
+    let v2 = v1.rebuild(&reg_of(&[node_at("a", 0), node_at("d", 5)]), s(0));
+    let v3 = v1.rebuild(&base, s(0)); // e.g. a rollback from the base version
+    let held = v2
+        .select(&Request::new("gpt-4").exclude(a.clone()).at(s(0)))
+        .unwrap();
+    assert_eq!(held.key(), &d);
+    held.complete(failed_at(1));
+    let at = Request::new("gpt-4").at(s(2));
+    for _ in 0..4 {
+        assert_eq!(v3.select(&at).unwrap().key(), &a, "v3 picked the cooling d");
+    }
+}
+
+/// Priority disappears and reappears: v1 d@1, v2 d@0, v3 d@1, v4 d@1.
+#[test]
+fn priority_disappears_and_reappears() {
+    let (a, d) = (key_of("a"), key_of("d"));
+    let v1 = Selector::builder(&reg_of(&[node_at("a", 2), node_at("d", 1)]))
+        .strategy(RoundRobin)
+        .health(HealthPolicy::dify())
+        .build();
+    let held = v1.select(&Request::new("gpt-4").at(s(0))).unwrap();
+    assert_eq!(held.key(), &d);
+    let v2 = v1.rebuild(&reg_of(&[node_at("a", 2), node_at("d", 0)]), s(0));
+    let r = reg_of(&[node_at("a", 2), node_at("d", 1)]);
+    let v3 = v2.rebuild(&r, s(0));
+    let v4 = v3.rebuild(&r, s(0));
+    held.complete(failed_at(1));
+    let at = Request::new("gpt-4").at(s(2));
+    assert_eq!(v3.select(&at).unwrap().key(), &a, "v3");
+    assert_eq!(v4.select(&at).unwrap().key(), &a, "v4 picked the cooling d");
+}
+
+/// A custom identity policy whose key ignores the model name's case: the
+/// deployment keeps its state across a model rename but changes model group.
+#[derive(Debug)]
+struct Ci;
+impl IdentityPolicy for Ci {
+    fn key(&self, d: &Deployment) -> ModelKey {
+        ModelKey::new(d.provider(), &d.model().to_lowercase())
+            .and_then(|k| k.with_endpoint(d.endpoint()))
+            .unwrap_or_else(|_| ModelKey::for_deployment(d, Discriminators::ENDPOINT))
+    }
+}
+#[test]
+fn model_rename_keeps_state_and_health_checks() {
+    let mk = |m: &str, ip: &str, p: u32| {
+        Deployment::builder("openai", m)
+            .endpoint(&format!("http://{ip}/v1"))
+            .priority(p)
+            .build()
+            .unwrap()
+    };
+    let mut r1 = Registry::new(Ci);
+    r1.insert(mk("GPT-4", "d", 0)).unwrap();
+    r1.insert(mk("gpt-4", "a", 1)).unwrap();
+    let v1 = Selector::builder(&r1)
+        .strategy(RoundRobin)
+        .health(HealthPolicy::dify())
+        .build();
+    let held = v1.select(&Request::new("GPT-4").at(s(0))).unwrap();
+    let dk = held.key().clone();
+    let mut r2 = Registry::new(Ci);
+    r2.insert(mk("gpt-4", "d", 0)).unwrap();
+    r2.insert(mk("gpt-4", "a", 1)).unwrap();
+    let v2 = v1.rebuild(&r2, s(0));
+    held.complete(failed_at(1));
+    let h = v2.health(s(2));
+    assert_eq!(
+        h.iter().find(|x| x.key == dk).unwrap().state,
+        modelfleet::health::State::Cooling
+    );
+    assert_ne!(
+        v2.select(&Request::new("gpt-4").at(s(2))).unwrap().key(),
+        &dk,
+        "v2 picked the cooling d"
+    );
 }

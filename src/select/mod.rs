@@ -89,7 +89,7 @@ mod weighted_round_robin;
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
@@ -114,7 +114,7 @@ use crate::{
 use filter::Filter;
 use index::{Mask, TierIndex};
 use rng::{Rng, mix};
-use state::{DeploymentState, GroupView, nanos};
+use state::{DeploymentState, Disturbed, GroupView, nanos};
 
 /// One deployment as the selector holds it.
 #[derive(Debug)]
@@ -164,34 +164,23 @@ pub(crate) struct Tier {
     index: Option<TierIndex>,
     /// Whether any member has limits (then every pick checks them).
     limited: bool,
-    /// The flag of the tier's (model, priority), from [`Group::flags`].
+    /// Until when (ns) some member may be cooling, ejected or ramping up:
+    /// before that time picks from the tier check health. Raised by
+    /// reports, never lowered. The flag of the tier's (model, priority), from
+    /// [`Group::flags`].
+    ///
+    /// Reports reach it through whichever version they are applied: the
+    /// flag is carried over by [`Selector::rebuild`] to later versions
+    /// while the (model, priority) stays, and every deployment's shared
+    /// state tracks the flag of its tier in the version built last
+    /// ([`DeploymentState::track`]), which each report raises too.
     disturbed_until: Disturbed,
-    /// The model's [`Group::model_flag`], watched as well when a member was
-    /// in another tier (or drained) in the previous version: a report still
-    /// applied through that version raised that tier's flag, not this one.
-    model_flag: Option<Disturbed>,
 }
-
-/// Until when (ns) some deployment of one priority of a model may be
-/// cooling, ejected or ramping up: before that time picks from that tier
-/// check health. Raised by reports, never lowered.
-///
-/// One per (model name, priority), shared by every version of a selector
-/// built with [`Selector::rebuild`]: a report applied through an older
-/// version (a pick completed just as a new version was swapped in) reaches
-/// the shared deployment state, and through this the new version's fast
-/// path too.
-type Disturbed = Arc<CachePadded<AtomicU64>>;
 
 impl Tier {
     /// Whether every member is a healthy candidate at full weight at `now`.
     fn is_clear(&self, now: u64) -> bool {
-        !self.limited
-            && now >= self.disturbed_until.load(Ordering::Relaxed)
-            && self
-                .model_flag
-                .as_ref()
-                .is_none_or(|f| now >= f.load(Ordering::Relaxed))
+        !self.limited && now >= self.disturbed_until.load(Ordering::Relaxed)
     }
 }
 
@@ -201,13 +190,10 @@ struct Group {
     all: Box<[u32]>,
     /// Non-empty tiers, lowest priority first.
     tiers: Box<[Tier]>,
-    /// The [`Disturbed`] flag of every priority any deployment of the model
-    /// has (drained ones too), by priority ascending; each tier holds a
-    /// clone of its own.
+    /// The "disturbed until" flag of every priority any deployment of the
+    /// model has (drained ones too), by priority ascending; each tier holds
+    /// a clone of its own (see [`Tier::disturbed_until`]).
     flags: Box<[(u32, Disturbed)]>,
-    /// Raised with every priority's flag: what a tier watches when members
-    /// moved into it from another tier (see [`Tier::model_flag`]).
-    model_flag: Disturbed,
 }
 
 impl Group {
@@ -620,8 +606,6 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
         let mut models: IndexMap<Box<str>, u32, FixedState> = IndexMap::default();
         let mut members_of: Vec<Vec<u32>> = Vec::new();
         let mut slots: Vec<Slot> = Vec::with_capacity(reg.len());
-        // Per slot: kept from the previous version but from another tier.
-        let mut moved_in: Vec<bool> = Vec::with_capacity(reg.len());
         for (i, (k, d)) in reg.shared_entries().enumerate() {
             let gi = match models.get(d.model()) {
                 Some(&gi) => gi,
@@ -635,8 +619,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
             members_of[gi as usize].push(i as u32);
             let kept = self.previous.and_then(|p| p.kept_state(i, k, d));
             let is_new = kept.is_none();
-            moved_in.push(kept.as_ref().is_some_and(|k| k.1));
-            let state = kept.map(|k| k.0).unwrap_or_default();
+            let state = kept.unwrap_or_default();
             if let (true, Some(at)) = (is_new, self.started_at) {
                 state.started_at(nanos(at));
             }
@@ -683,8 +666,6 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                     (priority, flag)
                 })
                 .collect();
-            let model_flag: Disturbed =
-                old_group.map_or_else(Disturbed::default, |g| Arc::clone(&g.model_flag));
             let tiers = flags
                 .iter()
                 .filter_map(|(priority, flag)| {
@@ -715,10 +696,6 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                         .then_some(u64::from(first));
                     let ring = uses_ring.then(|| Ring::build(&slots, &members));
                     let index = TierIndex::build(&slots, &members);
-                    let model_flag = members
-                        .iter()
-                        .any(|&i| moved_in[i as usize])
-                        .then(|| Arc::clone(&model_flag));
                     let limited = members
                         .iter()
                         .any(|&i| *slots[i as usize].deployment.limits() != Limits::default());
@@ -733,10 +710,20 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                         index,
                         limited,
                         disturbed_until: Arc::clone(flag),
-                        model_flag,
                     })
                 })
                 .collect::<Box<[Tier]>>();
+            // Every deployment's shared state tracks its tier's flag in this
+            // version before the state is read below; `Selector::apply` is
+            // the other side of the fence.
+            for &i in all.iter() {
+                let state = &slots[i as usize].state;
+                let priority = slots[i as usize].deployment.priority();
+                if let Ok(f) = flags.binary_search_by_key(&priority, |f| f.0) {
+                    state.track(&flags[f].1);
+                }
+            }
+            fence(Ordering::SeqCst);
             let ramp = self.health.slow_start.map_or(0, |s| nanos(s.window));
             for (ti, tier) in tiers.iter().enumerate() {
                 for (position, &i) in tier.members.iter().enumerate() {
@@ -749,12 +736,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                         .fetch_max(slot.state.busy_until(ramp), Ordering::Relaxed);
                 }
             }
-            groups.push(Group {
-                all,
-                tiers,
-                flags,
-                model_flag,
-            });
+            groups.push(Group { all, tiers, flags });
         }
         let slots: Box<[Arc<Slot>]> = slots.into_iter().map(Arc::new).collect();
         let previous = self.previous;
@@ -1008,16 +990,12 @@ impl Selector {
         position: usize,
         key: &Arc<ModelKey>,
         deployment: &Deployment,
-    ) -> Option<(Arc<CachePadded<DeploymentState>>, bool)> {
+    ) -> Option<Arc<CachePadded<DeploymentState>>> {
         let slot = match self.shared.slots.get(position) {
             Some(s) if Arc::ptr_eq(&s.key, key) => &**s,
             _ => self.slot(key)?,
         };
-        // Moved: in another tier here (or drained), so reports still applied
-        // through this version raise another tier's flag.
-        let moved = slot.tier.is_none() || slot.deployment.priority() != deployment.priority();
-        (slot.deployment.endpoint() == deployment.endpoint())
-            .then(|| (Arc::clone(&slot.state), moved))
+        (slot.deployment.endpoint() == deployment.endpoint()).then(|| Arc::clone(&slot.state))
     }
 
     fn slot(&self, key: &ModelKey) -> Option<&Slot> {
@@ -1379,7 +1357,12 @@ impl Selector {
             if let Some(flag) = group.flag(slot.deployment.priority()) {
                 flag.fetch_max(until, Ordering::Relaxed);
             }
-            group.model_flag.fetch_max(until, Ordering::Relaxed);
+            // The state was written above; the build of a newer version
+            // makes its flag the tracked one, then reads the state. With a
+            // fence on both sides, either the build sees this report's
+            // state or this report sees the newer flag (or both).
+            fence(Ordering::SeqCst);
+            slot.state.raise_tracked(until);
         }
     }
 

@@ -5,8 +5,12 @@
 //! interleave (a count may be off by one in that instant); one thread's
 //! sequence of reports is applied exactly as specified.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use crossbeam_utils::CachePadded;
 
 /// One stripe of an in-flight count, alone on a 64-byte cache line.
 #[derive(Debug, Default)]
@@ -70,7 +74,16 @@ pub(crate) struct DeploymentState {
     recent: [AtomicU64; MAX_RULE_FAILURES as usize],
     recent_next: AtomicU32,
     window: MinuteWindow,
+    /// The "disturbed until" flag of the tier this deployment is in, in the
+    /// selector version built last: whichever version a report is applied
+    /// through, it raises this flag too, so the newest version's fast path
+    /// hears of it (see `Selector::apply`).
+    flag: ArcSwapOption<CachePadded<AtomicU64>>,
 }
+
+/// Until when (ns) some deployment of one (model, priority) may be cooling,
+/// ejected or ramping up; see `select::Tier`.
+pub(crate) type Disturbed = Arc<CachePadded<AtomicU64>>;
 
 /// What a report changed, for the tier's fast-path flag.
 pub(crate) struct Changed {
@@ -153,6 +166,22 @@ impl DeploymentState {
     /// Marks the deployment as new at `now`: slow start counts from there.
     pub(crate) fn started_at(&self, now: u64) {
         self.back_at.store(now.saturating_add(1), Relaxed);
+    }
+
+    /// Makes `flag` the one reports raise (a version being built, for a
+    /// deployment in its tier). Stores only when it changes.
+    pub(crate) fn track(&self, flag: &Disturbed) {
+        let current = self.flag.load();
+        if !current.as_ref().is_some_and(|c| Arc::ptr_eq(c, flag)) {
+            self.flag.store(Some(Arc::clone(flag)));
+        }
+    }
+
+    /// Raises the tracked flag to `until`.
+    pub(crate) fn raise_tracked(&self, until: u64) {
+        if let Some(flag) = &*self.flag.load() {
+            flag.fetch_max(until, Relaxed);
+        }
     }
 
     /// Until when (ns) the deployment may be cooling, ejected or ramping
