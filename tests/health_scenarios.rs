@@ -653,6 +653,23 @@ fn sec(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
+/// Deployments of `openai/gpt-4` at `http://{name}/v1`, one per name, in
+/// one tier with weight 1, and their keys.
+#[track_caller]
+fn nodes<const N: usize>(names: [&str; N]) -> (Registry, [ModelKey; N]) {
+    let mut reg = Registry::new(Policy::NAME_ENDPOINT);
+    let keys = names.map(|name| {
+        reg.insert(
+            Deployment::builder("openai", "gpt-4")
+                .endpoint(&format!("http://{name}/v1"))
+                .build()
+                .unwrap(),
+        )
+        .unwrap()
+    });
+    (reg, keys)
+}
+
 /// `a` in tier 0 with `limits` applied by `f`, `b` as its tier-1 backup.
 #[track_caller]
 fn primary_and_backup(
@@ -810,23 +827,7 @@ fn max_in_flight_everywhere_is_unavailable() {
 
 #[test]
 fn health_snapshot_serializes() {
-    let mut reg = Registry::new(Policy::NAME_ENDPOINT);
-    let a = reg
-        .insert(
-            Deployment::builder("openai", "gpt-4")
-                .endpoint("http://a/v1")
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-    let b = reg
-        .insert(
-            Deployment::builder("openai", "gpt-4")
-                .endpoint("http://b/v1")
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+    let (reg, [a, b]) = nodes(["a", "b"]);
     let s = Selector::builder(&reg)
         .strategy(RoundRobin)
         .health(HealthPolicy::dify())
@@ -877,22 +878,7 @@ fn health_snapshot_serializes() {
 
 #[test]
 fn report_for_an_unknown_key_changes_nothing() {
-    let mut reg = Registry::new(Policy::NAME_ENDPOINT);
-    let a = reg
-        .insert(
-            Deployment::builder("openai", "gpt-4")
-                .endpoint("http://a/v1")
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-    reg.insert(
-        Deployment::builder("openai", "gpt-4")
-            .endpoint("http://b/v1")
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let (reg, [a, _]) = nodes(["a", "b"]);
     let build = || {
         Selector::builder(&reg)
             .strategy(RoundRobin)
@@ -938,22 +924,7 @@ fn report_for_an_unknown_key_changes_nothing() {
 /// after an ejection: the state machine's `ejected → slow start → healthy`.
 #[test]
 fn slow_start_after_start_and_after_ejection() {
-    let mut reg = Registry::new(Policy::NAME_ENDPOINT);
-    let a = reg
-        .insert(
-            Deployment::builder("openai", "gpt-4")
-                .endpoint("http://a/v1")
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-    reg.insert(
-        Deployment::builder("openai", "gpt-4")
-            .endpoint("http://b/v1")
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let (reg, [a, _]) = nodes(["a", "b"]);
     let mut policy = HealthPolicy::default();
     policy.slow_start = Some(slow(1.0, 10.0));
     let s = Selector::builder(&reg)
@@ -1191,22 +1162,7 @@ fn failure_penalty_is_what_moves_latency_traffic() {
 /// ramp is over.
 #[test]
 fn slow_start_share_grows_window_by_window() {
-    let mut reg = Registry::new(Policy::NAME_ENDPOINT);
-    let a = reg
-        .insert(
-            Deployment::builder("openai", "gpt-4")
-                .endpoint("http://a/v1")
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-    reg.insert(
-        Deployment::builder("openai", "gpt-4")
-            .endpoint("http://b/v1")
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let (reg, [a, _]) = nodes(["a", "b"]);
     let mut policy = HealthPolicy::default();
     policy.slow_start = Some(SlowStart {
         window: sec(60),
@@ -1248,24 +1204,13 @@ fn slow_start_share_grows_window_by_window() {
 
 /// One deployment `a` (and a second one `b` when `two`) under `policy`.
 fn solo(policy: HealthPolicy, two: bool) -> (Registry, Selector, ModelKey) {
-    let mut reg = Registry::new(Policy::NAME_ENDPOINT);
-    let a = reg
-        .insert(
-            Deployment::builder("openai", "gpt-4")
-                .endpoint("http://a/v1")
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-    if two {
-        reg.insert(
-            Deployment::builder("openai", "gpt-4")
-                .endpoint("http://b/v1")
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-    }
+    let (reg, a) = if two {
+        let (reg, [a, _]) = nodes(["a", "b"]);
+        (reg, a)
+    } else {
+        let (reg, [a]) = nodes(["a"]);
+        (reg, a)
+    };
     let s = Selector::builder(&reg)
         .strategy(RoundRobin)
         .health(policy)
@@ -1397,15 +1342,7 @@ fn consecutive_failures_counts_every_counted_failure() {
 /// estimates and tpm usage".
 #[test]
 fn disabled_policy_never_cools() {
-    let mut reg = Registry::new(Policy::NAME_ENDPOINT);
-    let a = reg
-        .insert(
-            Deployment::builder("openai", "gpt-4")
-                .endpoint("http://a/v1")
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+    let (reg, [a]) = nodes(["a"]);
     let s = Selector::builder(&reg)
         .strategy(RoundRobin)
         .health(HealthPolicy::disabled())
