@@ -25,7 +25,8 @@
 //! precomputed, and per-deployment counters are atomics on their own cache
 //! lines. A request with no filter ([`Request::is_plain`]) on a tier where
 //! every member is healthy and unlimited uses the precomputed tables
-//! directly: O(1) or O(log n).
+//! directly: O(1), on average for the searches of a weight line or a hash
+//! ring (a bucket index narrows each to a few entries).
 //!
 //! Otherwise (request filters, or a member of the tier cooling, ejected,
 //! ramping up or limited) the candidates are a bit mask over the tier,
@@ -82,6 +83,7 @@ mod least_outstanding;
 mod power_of_two;
 mod rng;
 mod round_robin;
+mod search;
 mod state;
 mod strategy;
 mod weighted_random;
@@ -114,7 +116,12 @@ use crate::{
 use filter::Filter;
 use index::{Mask, TierIndex};
 use rng::{Rng, mix};
+use search::Sorted;
 use state::{DeploymentState, Disturbed, GroupView, nanos};
+
+/// Members per bucket of a tier's weight-line index, on average (see
+/// [`Sorted`]): about two bytes a member.
+const WEIGHTS_PER_BUCKET: usize = 2;
 
 /// One deployment as the selector holds it.
 #[derive(Debug)]
@@ -150,8 +157,9 @@ pub(crate) struct Tier {
     pub(crate) priority: u32,
     /// Slot indices, registry order.
     pub(crate) members: Box<[u32]>,
-    /// Inclusive prefix sums of the members' weights.
-    pub(crate) cumulative: Box<[u64]>,
+    /// Inclusive prefix sums of the members' weights, indexed for the
+    /// search of the member whose share of the weight line holds a point.
+    pub(crate) cumulative: Sorted,
     /// The members' weight when they all have the same one: then the
     /// weight of a set of candidates is their number times it.
     pub(crate) uniform: Option<u64>,
@@ -254,7 +262,7 @@ impl Chooser {
 }
 
 struct Shared {
-    slots: Box<[Arc<Slot>]>,
+    slots: Box<[Slot]>,
     groups: Box<[Group]>,
     models: IndexMap<Box<str>, u32, FixedState>,
     by_key: IndexMap<Arc<ModelKey>, u32, FixedState>,
@@ -689,6 +697,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                         })
                         .collect();
                     let total = *cumulative.last().unwrap_or(&0);
+                    let cumulative = Sorted::new(cumulative, WEIGHTS_PER_BUCKET);
                     let first = slots[members[0] as usize].weight;
                     let uniform = members
                         .iter()
@@ -738,7 +747,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
             }
             groups.push(Group { all, tiers, flags });
         }
-        let slots: Box<[Arc<Slot>]> = slots.into_iter().map(Arc::new).collect();
+        let slots: Box<[Slot]> = slots.into_boxed_slice();
         let previous = self.previous;
         let counted = self.in_flight == InFlight::Counted
             || self.chooser.get().reads_load()
@@ -992,7 +1001,7 @@ impl Selector {
         deployment: &Deployment,
     ) -> Option<Arc<CachePadded<DeploymentState>>> {
         let slot = match self.shared.slots.get(position) {
-            Some(s) if Arc::ptr_eq(&s.key, key) => &**s,
+            Some(s) if Arc::ptr_eq(&s.key, key) => s,
             _ => self.slot(key)?,
         };
         (slot.deployment.endpoint() == deployment.endpoint()).then(|| Arc::clone(&slot.state))
@@ -1000,7 +1009,7 @@ impl Selector {
 
     fn slot(&self, key: &ModelKey) -> Option<&Slot> {
         let i = *self.shared.by_key.get(key)?;
-        self.shared.slots.get(i as usize).map(|s| &**s)
+        self.shared.slots.get(i as usize)
     }
 
     /// Picks a deployment for `request`.
@@ -1241,7 +1250,7 @@ impl Selector {
     }
 
     /// The deployment at `index` (as [`choose`](Self::choose) returns it).
-    pub(crate) fn slot_at(&self, index: usize) -> &Arc<Slot> {
+    pub(crate) fn slot_at(&self, index: usize) -> &Slot {
         &self.shared.slots[index]
     }
 
@@ -1519,7 +1528,7 @@ impl Selector {
 /// ```
 pub struct Pick<'s> {
     selector: &'s Selector,
-    slot: &'s Arc<Slot>,
+    slot: &'s Slot,
     priority: u32,
 }
 

@@ -2,13 +2,13 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::filter::Filter;
 use super::index;
 use super::rng::{Rng, below, mix};
+use super::search::Sorted;
 use super::{ConsistentHash, Latency, LeastOutstanding, PowerOfTwo, RoundRobin, Slot, Tier};
 use super::{WeightedRandom, WeightedRoundRobin};
 use crate::health::SlowStart;
@@ -90,11 +90,11 @@ pub trait Strategy: fmt::Debug + Send + Sync {
 /// When the request has no filters, every member of the tier is a candidate
 /// and the selector's precomputed tables answer [`len`](Self::len),
 /// [`total_weight`](Self::total_weight), [`nth`](Self::nth) and
-/// [`at_weight`](Self::at_weight) in O(1) or O(log n). With filters, on a
-/// tier of up to 4,096 members, the candidates are a bit mask: `len`,
-/// `is_empty`, `nth` and `get` cost O(n / 64) or less, `total_weight` and
-/// `at_weight` O(k) for k candidates; on larger tiers each walks the tier
-/// (O(n)). See the [module docs](super#cost).
+/// [`at_weight`](Self::at_weight) in O(1) (`at_weight` on average). With
+/// filters, on a tier of up to 4,096 members, the candidates are a bit
+/// mask: `len`, `is_empty`, `nth` and `get` cost O(n / 64) or less,
+/// `total_weight` and `at_weight` O(k) for k candidates; on larger tiers
+/// each walks the tier (O(n)). See the [module docs](super#cost).
 ///
 /// ```
 /// use modelfleet::select::{Candidate, Candidates, Context, Strategy};
@@ -132,7 +132,7 @@ pub trait Strategy: fmt::Debug + Send + Sync {
 /// ```
 #[derive(Clone, Copy)]
 pub struct Candidates<'a> {
-    pub(crate) slots: &'a [Arc<Slot>],
+    pub(crate) slots: &'a [Slot],
     pub(crate) tier: &'a Tier,
     /// `None`: every member is a candidate.
     pub(crate) filter: Option<&'a Filter<'a>>,
@@ -168,7 +168,7 @@ impl fmt::Debug for Candidates<'_> {
 
 impl<'a> Candidates<'a> {
     /// Every member of `tier`, at full weight.
-    pub(crate) fn complete(slots: &'a [Arc<Slot>], tier: &'a Tier) -> Self {
+    pub(crate) fn complete(slots: &'a [Slot], tier: &'a Tier) -> Self {
         Self {
             slots,
             tier,
@@ -198,7 +198,7 @@ impl<'a> Candidates<'a> {
         if self.slow.is_some() {
             return self.candidate(position).effective;
         }
-        let c = &self.tier.cumulative;
+        let c = self.tier.cumulative.values();
         c[position] - position.checked_sub(1).map_or(0, |p| c[p])
     }
 
@@ -207,7 +207,7 @@ impl<'a> Candidates<'a> {
     fn word_weight(&self, w: usize, word: u64) -> u64 {
         if word == u64::MAX && self.slow.is_none() {
             let (first, last) = (w * 64, w * 64 + 63);
-            let c = &self.tier.cumulative;
+            let c = self.tier.cumulative.values();
             return c[last] - first.checked_sub(1).map_or(0, |p| c[p]);
         }
         index::positions(&[word])
@@ -215,6 +215,7 @@ impl<'a> Candidates<'a> {
             .sum()
     }
 
+    #[inline]
     fn candidate(&self, position: usize) -> Candidate<'a> {
         let slot = &self.slots[self.tier.members[position] as usize];
         let weight = u64::from(slot.weight);
@@ -289,11 +290,18 @@ impl<'a> Candidates<'a> {
     /// else O(n / 64) (O(n) on tiers of more than 4,096 members).
     ///
     /// See [`Candidates`] for an example.
+    #[inline]
     pub fn len(&self) -> usize {
-        match (self.filter, self.exact_mask()) {
-            (None, _) => self.tier.members.len(),
-            (Some(_), Some(mask)) => index::count(mask),
-            (Some(_), None) => self.iter().count(),
+        match self.filter {
+            None => self.tier.members.len(),
+            Some(_) => self.filtered_len(),
+        }
+    }
+
+    fn filtered_len(&self) -> usize {
+        match self.exact_mask() {
+            Some(mask) => index::count(mask),
+            None => self.iter().count(),
         }
     }
 
@@ -319,11 +327,18 @@ impl<'a> Candidates<'a> {
     /// O(n / 64) (O(n) on tiers of more than 4,096 members).
     ///
     /// See [`Candidates`] for an example.
+    #[inline]
     pub fn nth(&self, n: usize) -> Option<Candidate<'a>> {
-        match (self.filter, self.exact_mask()) {
-            (None, _) => (n < self.tier.members.len()).then(|| self.candidate(n)),
-            (Some(_), Some(mask)) => index::nth(mask, n).map(|p| self.candidate(p)),
-            (Some(_), None) => self.iter().nth(n),
+        match self.filter {
+            None => (n < self.tier.members.len()).then(|| self.candidate(n)),
+            Some(_) => self.filtered_nth(n),
+        }
+    }
+
+    fn filtered_nth(&self, n: usize) -> Option<Candidate<'a>> {
+        match self.exact_mask() {
+            Some(mask) => index::nth(mask, n).map(|p| self.candidate(p)),
+            None => self.iter().nth(n),
         }
     }
 
@@ -332,10 +347,17 @@ impl<'a> Candidates<'a> {
     /// more than 4,096 members).
     ///
     /// See [`Candidates`] for an example.
+    #[inline]
     pub fn total_weight(&self) -> u64 {
-        match (self.filter, self.exact_mask()) {
-            (None, _) => self.tier.total,
-            (Some(_), Some(mask)) => match self.uniform() {
+        match self.filter {
+            None => self.tier.total,
+            Some(_) => self.filtered_total_weight(),
+        }
+    }
+
+    fn filtered_total_weight(&self) -> u64 {
+        match self.exact_mask() {
+            Some(mask) => match self.uniform() {
                 Some(w) => index::count(mask) as u64 * w,
                 None => mask
                     .iter()
@@ -343,23 +365,36 @@ impl<'a> Candidates<'a> {
                     .map(|(w, &word)| self.word_weight(w, word))
                     .sum(),
             },
-            (Some(_), None) => self.iter().map(|c| c.effective).sum(),
+            None => self.iter().map(|c| c.effective).sum(),
         }
     }
 
     /// The candidate whose share of the weight line `[0, total_weight)`
     /// holds `point`: candidates own consecutive ranges as long as their
-    /// effective weights, in registry order. O(log n) when complete, else
-    /// O(k) for k candidates (O(n) on tiers of more than 4,096 members).
+    /// effective weights, in registry order. O(1) on average when complete
+    /// (a bucket index over the tier's cumulative weights; O(log n) at
+    /// worst), else O(k) for k candidates (O(n) on tiers of more than 4,096
+    /// members).
     ///
     /// See [`Candidates`] for an example.
+    #[inline]
     pub fn at_weight(&self, point: u64) -> Option<Candidate<'a>> {
-        match (self.filter, self.exact_mask()) {
-            (None, _) => {
-                let p = self.tier.cumulative.partition_point(|&c| c <= point);
-                (p < self.tier.members.len()).then(|| self.candidate(p))
+        match self.filter {
+            None => {
+                if point >= self.tier.total {
+                    return None;
+                }
+                // The first prefix sum above `point`.
+                let p = self.tier.cumulative.lower_bound(point + 1);
+                Some(self.candidate(p))
             }
-            (Some(_), Some(mask)) => {
+            Some(_) => self.filtered_at_weight(point),
+        }
+    }
+
+    fn filtered_at_weight(&self, point: u64) -> Option<Candidate<'a>> {
+        match self.exact_mask() {
+            Some(mask) => {
                 if let Some(w) = self.uniform() {
                     let n = usize::try_from(point / w).ok()?;
                     return index::nth(mask, n).map(|p| self.candidate(p));
@@ -380,7 +415,7 @@ impl<'a> Candidates<'a> {
                 }
                 None
             }
-            (Some(_), None) => {
+            None => {
                 let mut acc = 0u64;
                 self.iter().find(|c| {
                     acc += c.effective;
@@ -676,25 +711,17 @@ impl Sampler {
 /// ```
 #[derive(Clone)]
 pub struct Ring {
-    /// Point hashes, ascending.
-    hashes: Box<[u64]>,
+    /// Point hashes, ascending, with a bucket index: finding a key's point
+    /// costs about two cache misses instead of one per level of a binary
+    /// search over up to a million points.
+    hashes: Sorted,
     /// The tier position owning each point.
     owners: Box<[u32]>,
-    /// `index[b]` = the first point whose hash is at least `b << shift`
-    /// (`index[buckets]` = the number of points): a lookup searches only
-    /// the few points of its bucket instead of the whole ring, so finding
-    /// a key's point costs about two cache misses instead of one per level
-    /// of a binary search. Results are those of a search over all points.
-    index: Box<[u32]>,
-    shift: u32,
 }
 
 impl fmt::Debug for Ring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Ring")
-            .field("points", &self.hashes.len())
-            .field("buckets", &(self.index.len() - 1))
-            .finish()
+        f.debug_struct("Ring").field("points", &self.len()).finish()
     }
 }
 
@@ -735,55 +762,30 @@ impl Ring {
 
     /// A ring over `points` (hash, owner), sorted.
     fn from_sorted(points: &[(u64, u32)]) -> Self {
-        let hashes: Box<[u64]> = points.iter().map(|&(h, _)| h).collect();
-        let owners = points.iter().map(|&(_, p)| p).collect();
-        // A power of two of buckets, about POINTS_PER_BUCKET points each:
-        // bucket b holds the hashes whose top bits are b.
-        let bits = (hashes.len() / POINTS_PER_BUCKET)
-            .max(1)
-            .next_power_of_two()
-            .trailing_zeros();
-        let shift = 64 - bits;
-        let bucket = |h: u64| h.checked_shr(shift).unwrap_or(0);
-        let mut index = Vec::with_capacity((1usize << bits) + 1);
-        let mut next = 0usize;
-        for b in 0..1u64 << bits {
-            // The first point at or after bucket b's start.
-            while next < hashes.len() && bucket(hashes[next]) < b {
-                next += 1;
-            }
-            index.push(next as u32);
-        }
-        index.push(hashes.len() as u32);
         Self {
-            hashes,
-            owners,
-            index: index.into_boxed_slice(),
-            shift,
+            hashes: Sorted::new(points.iter().map(|&(h, _)| h).collect(), POINTS_PER_BUCKET),
+            owners: points.iter().map(|&(_, p)| p).collect(),
         }
     }
 
     /// The first point whose hash is at least `hash` (the number of points
-    /// if none): a search within `hash`'s bucket.
+    /// if none).
     fn first_at_or_after(&self, hash: u64) -> usize {
-        // A shift of 64 (a ring of one bucket) would overflow: bucket 0.
-        let b = hash.checked_shr(self.shift).unwrap_or(0) as usize;
-        let (lo, hi) = (self.index[b] as usize, self.index[b + 1] as usize);
-        lo + self.hashes[lo..hi].partition_point(|&h| h < hash)
+        self.hashes.lower_bound(hash)
     }
 
     /// The number of points.
     ///
     /// See [`Ring`] for an example.
     pub fn len(&self) -> usize {
-        self.hashes.len()
+        self.owners.len()
     }
 
     /// Whether the ring has no points.
     ///
     /// See [`Ring`] for an example.
     pub fn is_empty(&self) -> bool {
-        self.hashes.is_empty()
+        self.owners.is_empty()
     }
 
     /// Tier positions of the points at or after `hash`, clockwise, once
@@ -806,8 +808,8 @@ impl Ring {
 /// | name | picks | cost per pick (no filters / filters) |
 /// |---|---|---|
 /// | `round_robin` | each candidate in turn | O(1) / O(n/64) |
-/// | `weighted_round_robin` | exactly `w_i` of every `Σw` consecutive picks, interleaved | O(log n) / O(k) |
-/// | `weighted_random` | candidate i with probability `w_i/Σw` | O(log n) / O(k) |
+/// | `weighted_round_robin` | exactly `w_i` of every `Σw` consecutive picks, interleaved | O(1) on average / O(k) |
+/// | `weighted_random` | candidate i with probability `w_i/Σw` | O(1) on average / O(k) |
 /// | `least_outstanding` | fewest picks in flight, ties at random | O(n) |
 /// | `power_of_two` | the less loaded of two random candidates | O(1) / O(n/64) |
 /// | `latency` | lowest latency estimate, within a buffer | O(n) |

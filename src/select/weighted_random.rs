@@ -9,8 +9,9 @@ use super::strategy::{Candidate, Candidates, Context, Strategy};
 /// owning it. This is LiteLLM's `simple-shuffle` with weights, and
 /// `rand`'s `WeightedIndex`, without a per-pick allocation or lock.
 ///
-/// Cost: O(log n) per pick without request filters (binary search over
-/// precomputed cumulative weights); with filters, O(k) over the k
+/// Cost: O(1) on average per pick without request filters (a search of
+/// the precomputed cumulative weights through a bucket index; O(log n) at
+/// worst, when weights are very uneven); with filters, O(k) over the k
 /// candidates' weights (see the [cost model](super#cost)).
 ///
 /// Use it when many independent routers should spread load by weight

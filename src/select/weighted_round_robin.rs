@@ -28,8 +28,9 @@ use super::strategy::{Candidate, Candidates, Context, Strategy};
 /// share one handle share the counter and together still receive exact
 /// windows.
 ///
-/// Cost: O(log n) per pick without request filters (binary search over
-/// precomputed cumulative weights); with filters, O(k) over the k
+/// Cost: O(1) on average per pick without request filters (a search of
+/// the precomputed cumulative weights through a bucket index; O(log n) at
+/// worst, when weights are very uneven); with filters, O(k) over the k
 /// candidates' weights (see the [cost model](super#cost)).
 ///
 /// ```
@@ -62,7 +63,14 @@ impl Strategy for WeightedRoundRobin {
             stride(total)
         };
         let turn = ctx.next_turn() % total;
-        let point = (u128::from(turn) * u128::from(stride) % u128::from(total)) as u64;
+        // `turn` and `stride` are below `total`: their product fits in 64
+        // bits when `total` does in 32, and 64-bit division is much cheaper
+        // than 128-bit.
+        let point = if total <= u64::from(u32::MAX) {
+            turn * stride % total
+        } else {
+            (u128::from(turn) * u128::from(stride) % u128::from(total)) as u64
+        };
         candidates.at_weight(point)
     }
 
