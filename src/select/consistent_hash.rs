@@ -94,8 +94,10 @@ impl Strategy for ConsistentHash {
         let (Some(hash), Some(ring)) = (ctx.affinity_hash(), candidates.ring()) else {
             return WeightedRandom.choose(candidates, ctx);
         };
+        let mut walk = ring.successors(hash).filter_map(|p| candidates.get(p));
         let cap = match self.bounded_load {
-            None => u64::MAX,
+            // Without a bound, the load is not read at all.
+            None => return walk.next(),
             Some(factor) => {
                 let (mut n, mut total) = (0u64, 0u64);
                 for c in candidates.iter() {
@@ -108,9 +110,7 @@ impl Strategy for ConsistentHash {
                 ((factor * (total + 1) as f64) / n as f64).ceil() as u64
             }
         };
-        ring.successors(hash)
-            .filter_map(|p| candidates.get(p))
-            .find(|c| u64::from(c.in_flight()) < cap)
+        walk.find(|c| u64::from(c.in_flight()) < cap)
     }
 
     fn name(&self) -> &str {
