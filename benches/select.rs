@@ -19,7 +19,13 @@
 //!   `peer/jump hash over xxh3` (Lamping and Veach's jump consistent hash,
 //!   written here, unweighted): the lookup of one affinity key, from the
 //!   same cycle of keys as `consistent_hash`;
-//! - `ref/xxh3 of the key`: hashing the affinity key alone.
+//! - `ref/xxh3 of the key`: hashing the affinity key alone;
+//! - `peer/hand-written pipeline, …`: what a service writes by hand for
+//!   the plain path when it needs what `select` does at the least: the
+//!   model found by name in a `std` `HashMap` (default hasher), one
+//!   deployment drawn (a `WeightedIndex` sample, or an `AtomicUsize`
+//!   rotation), and the pick counted in flight on an `AtomicU32` until its
+//!   guard drops. Not library code.
 //!
 //! The same groups time `round_robin` and `weighted_round_robin` with a
 //! label filter that keeps half the deployments, with the default health
@@ -30,8 +36,9 @@
 //! the time it reports is wall time divided by the picks of all threads, so
 //! perfect scaling halves it.
 
+use std::collections::HashMap;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
@@ -115,6 +122,56 @@ impl MutexSmoothWrr {
         }
         peers[best].1 -= total;
         best
+    }
+}
+
+/// The plain path written by hand from the peers: models by name, a draw,
+/// and in-flight counts released by a guard. Not library code.
+struct HandWritten {
+    models: HashMap<String, Model>,
+}
+
+struct Model {
+    index: WeightedIndex<u32>,
+    turn: AtomicUsize,
+    in_flight: Vec<AtomicU32>,
+}
+
+/// Counts a pick in flight until dropped.
+struct Guard<'a>(&'a AtomicU32);
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl HandWritten {
+    fn new(model: &str, weights: &[u32]) -> Self {
+        let m = Model {
+            index: WeightedIndex::new(weights).expect("positive weights"),
+            turn: AtomicUsize::new(0),
+            in_flight: weights.iter().map(|_| AtomicU32::new(0)).collect(),
+        };
+        Self {
+            models: HashMap::from([(model.to_owned(), m)]),
+        }
+    }
+
+    fn count(m: &Model, i: usize) -> (usize, Guard<'_>) {
+        m.in_flight[i].fetch_add(1, Ordering::Relaxed);
+        (i, Guard(&m.in_flight[i]))
+    }
+
+    fn weighted_random(&self, model: &str, rng: &mut SmallRng) -> Option<(usize, Guard<'_>)> {
+        let m = self.models.get(model)?;
+        Some(Self::count(m, m.index.sample(rng)))
+    }
+
+    fn round_robin(&self, model: &str) -> Option<(usize, Guard<'_>)> {
+        let m = self.models.get(model)?;
+        let i = m.turn.fetch_add(1, Ordering::Relaxed) % m.in_flight.len();
+        Some(Self::count(m, i))
     }
 }
 
@@ -263,6 +320,20 @@ fn select(c: &mut Criterion) {
         let mut rng = SmallRng::seed_from_u64(1);
         g.bench_function("peer/rand_distr WeightedAliasIndex", |b| {
             b.iter(|| alias.sample(&mut rng))
+        });
+        let hand = HandWritten::new("gpt-4", &weights);
+        let mut rng = SmallRng::seed_from_u64(1);
+        g.bench_function("peer/hand-written pipeline, weighted random", |b| {
+            b.iter(|| {
+                let pick = hand.weighted_random(black_box("gpt-4"), &mut rng);
+                drop(black_box(pick.expect("a pick")));
+            })
+        });
+        g.bench_function("peer/hand-written pipeline, round robin", |b| {
+            b.iter(|| {
+                let pick = hand.round_robin(black_box("gpt-4"));
+                drop(black_box(pick.expect("a pick")));
+            })
         });
         let swrr = MutexSmoothWrr::new(weights.iter().copied());
         g.bench_function("peer/Mutex smooth WRR", |b| b.iter(|| swrr.pick()));
