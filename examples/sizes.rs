@@ -1,21 +1,72 @@
 //! Memory per deployment in a [`Registry`], estimated from type sizes and the
-//! heap strings of a typical deployment, and, on Linux, checked against the
-//! growth of the resident set while 100,000 deployments are added; then the
-//! growth when a [`Selector`] (its copy of the deployments plus their live
-//! state) is built over them.
+//! heap strings of a typical deployment, and checked against the live heap
+//! (bytes allocated and not freed, counted by a wrapping allocator) and, on
+//! Linux, the growth of the resident set while 100,000 deployments are
+//! added; then the same two measures for a [`Selector`] (its slots, live
+//! state and tables; it shares the registry's keys and deployments) built
+//! over them.
 //!
 //! ```text
 //! cargo run --release --example sizes
 //! ```
+//!
+//! The allocator wrapper needs `unsafe`; the library itself stays
+//! `#![forbid(unsafe_code)]` (in src/lib.rs).
 
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::error::Error;
 use std::mem::size_of;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 use modelfleet::select::WeightedRoundRobin;
 use modelfleet::{Deployment, IdentityPolicy, ModelKey, Policy, Registry, Selector};
 
 /// Deployments added for the resident-set check.
 const N: usize = 100_000;
+
+/// Bytes allocated and not yet freed, as requested (not as the allocator
+/// rounds them).
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// Allocations not yet freed.
+static BLOCKS: AtomicUsize = AtomicUsize::new(0);
+
+/// The system allocator, counting what is live.
+struct Counting;
+
+// SAFETY: every call is forwarded unchanged to `System`, which upholds the
+// `GlobalAlloc` contract; the counters are plain atomics.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Relaxed);
+        BLOCKS.fetch_add(1, Relaxed);
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Relaxed);
+        BLOCKS.fetch_sub(1, Relaxed);
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Relaxed);
+        LIVE.fetch_sub(layout.size(), Relaxed);
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Live heap bytes and allocations.
+fn live() -> (usize, usize) {
+    (LIVE.load(Relaxed), BLOCKS.load(Relaxed))
+}
 
 /// A heap allocation of `len` bytes as glibc's malloc lays it out: 8 bytes of
 /// header, rounded up to 16 bytes, at least 32. Empty strings do not allocate.
@@ -99,34 +150,46 @@ fn main() -> Result<(), Box<dyn Error>> {
         inline + heap_malloc
     );
 
-    // Cross-check: how much the resident set grows while N deployments are
-    // built and added to an empty registry (temporary strings are freed and
-    // reused on the way, so only what the registry keeps is counted).
-    match rss() {
-        Some(before) => {
-            let mut registry = Registry::new(policy);
-            for i in 0..N {
-                registry.insert(deployment(i)?)?;
-            }
-            let after = rss().unwrap_or(before);
-            println!();
+    // Cross-check: how much the live heap and the resident set grow while N
+    // deployments are built and added to an empty registry (temporary
+    // strings are freed and reused on the way, so only what the registry
+    // keeps is counted).
+    let (heap_before, blocks_before) = live();
+    let rss_before = rss();
+    let mut registry = Registry::new(policy);
+    for i in 0..N {
+        registry.insert(deployment(i)?)?;
+    }
+    let (heap_after, blocks_after) = live();
+    let rss_after = rss();
+    // The selector over the same registry: it shares each key and
+    // deployment, and adds its slots, the per-deployment live state (cache
+    // lines of atomics, shared across versions), tiers and tables.
+    let selector = Selector::new(&registry, WeightedRoundRobin);
+    let (heap_selector, blocks_selector) = live();
+    let rss_selector = rss();
+    let per = |bytes: usize| bytes as f64 / N as f64;
+    println!();
+    println!(
+        "measured: registry live heap {:.0} bytes per deployment in {:.2} allocations ({N} deployments)",
+        per(heap_after.saturating_sub(heap_before)),
+        per(blocks_after.saturating_sub(blocks_before)),
+    );
+    println!(
+        "measured: selector live heap {:.0} bytes per deployment in {:.2} allocations, in addition",
+        per(heap_selector.saturating_sub(heap_after)),
+        per(blocks_selector.saturating_sub(blocks_after)),
+    );
+    match (rss_before, rss_after, rss_selector) {
+        (Some(before), Some(after), Some(with_selector)) => {
             println!(
-                "measured: resident set grew {} bytes per deployment over {} deployments",
-                after.saturating_sub(before) / registry.len(),
-                registry.len()
-            );
-            // The selector over the same registry: its own copy of each
-            // deployment and key, the per-deployment live state (one cache
-            // line of atomics, shared across versions), tiers and tables.
-            let selector = Selector::new(&registry, WeightedRoundRobin);
-            let with_selector = rss().unwrap_or(after);
-            println!(
-                "measured: a selector over it grew the resident set {} bytes per deployment ({} deployments)",
-                with_selector.saturating_sub(after) / selector.len(),
-                selector.len()
+                "measured: resident set grew {:.0} bytes per deployment with the registry, {:.0} more with the selector",
+                per(after.saturating_sub(before)),
+                per(with_selector.saturating_sub(after)),
             );
         }
-        None => println!("(no /proc/self/statm here: resident set not measured)"),
+        _ => println!("(no /proc/self/statm here: resident set not measured)"),
     }
+    drop(selector);
     Ok(())
 }
