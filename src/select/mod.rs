@@ -43,8 +43,8 @@
 //!
 //! Tiers of more than 4,096 members have no index: each member is tested
 //! through its deployment, in a few passes (O(n)). At 1,000 members a label
-//! filter costs about 125 ns with round robin and one cooling member about
-//! 3.7 µs (BENCHMARKS.md).
+//! filter costs about 130 ns with round robin and one cooling member about
+//! 3.5 µs (BENCHMARKS.md).
 //!
 //! # Threads and handles
 //!
@@ -215,7 +215,7 @@ impl Group {
 /// Whether a selector counts picks in flight.
 ///
 /// Counting costs two atomic writes per pick on the chosen deployment's
-/// counter (about 15 ns from one thread; see BENCHMARKS.md). Counters are
+/// counter (12–18 ns from one thread; see BENCHMARKS.md). Counters are
 /// striped by handle, so threads with their own handles do not write the
 /// same cache line (with more than four threads, handles share stripes),
 /// unless the strategy reads the load: then each pick reads counters the
