@@ -941,6 +941,44 @@ fn report_through_v1_reaches_v3_after_a_move() {
     assert_eq!(v3.select(&at).unwrap().key(), &a, "v3 picked the cooling d");
 }
 
+/// A disturbed tier keeps a record of which members picks must test,
+/// valid until a report changes some member's health. A report through an
+/// older version, on a deployment that the newer version moved into an
+/// already disturbed tier, must make the newer version test it again.
+#[test]
+fn report_through_v1_renews_the_health_record_of_v2() {
+    let (x, y, z) = (key_of("x"), key_of("y"), key_of("z"));
+    let v1 = Selector::builder(&reg_of(&[
+        node_at("x", 0),
+        node_at("y", 1),
+        node_at("z", 1),
+    ]))
+    .strategy(RoundRobin)
+    .health(HealthPolicy::dify())
+    .build();
+    // v2: x joins y and z in priority 1, the only tier.
+    let v2 = v1.rebuild(
+        &reg_of(&[node_at("x", 1), node_at("y", 1), node_at("z", 1)]),
+        s(0),
+    );
+    // y cools; v2's picks record that only y needs testing.
+    assert!(v2.report(&y, failed_at(1)));
+    let at = |t: u64| Request::new("gpt-4").at(s(t));
+    let before: Vec<ModelKey> = (0..4)
+        .map(|_| v2.select(&at(2)).unwrap().key().clone())
+        .collect();
+    assert!(before.contains(&x) && !before.contains(&y), "{before:?}");
+    // x fails, reported through v1, where it is in another tier.
+    assert!(v1.report(&x, failed_at(2)));
+    for _ in 0..4 {
+        assert_eq!(
+            v2.select(&at(3)).unwrap().key(),
+            &z,
+            "v2 picked a cooling deployment"
+        );
+    }
+}
+
 /// Sibling versions: v2 and v3 both rebuilt from v1. A report through v2
 /// on a deployment that v2 moved to a new priority must reach v3.
 #[test]

@@ -1420,3 +1420,36 @@ fn weights_are_plain_while_no_candidate_ramps() {
         assert_eq!(ones, 1, "{window:?}");
     }
 }
+
+#[test]
+fn a_pick_earlier_than_the_tiers_health_record_tests_every_member_again() {
+    // A disturbed tier keeps a record of the members a pick must test,
+    // made at some time; a member not in it was healthy then, which says
+    // nothing about an earlier time. Requests carry their own times, so a
+    // pick may come from before the record.
+    let (reg, [a, b, _]) = nodes(["a", "b", "c"]);
+    let mut policy = HealthPolicy::default();
+    policy.slow_start = None;
+    let s = Selector::builder(&reg)
+        .strategy(RoundRobin)
+        .health(policy)
+        .build();
+    // A rate limit with `Retry-After: 10` cools for 10 s.
+    let limited = FailureKind::RateLimited {
+        retry_after: Some(sec(10)),
+    };
+    assert!(s.report(&a, Report::failure(sec(100), limited)));
+    assert!(s.report(&b, Report::failure(sec(150), limited)));
+    assert_eq!(state_of(&s, sec(105)), (State::Cooling, Some(sec(110))));
+    // At 155 s only b cools: the record made now lists b, not a.
+    let later: Vec<ModelKey> = (0..6).map(|_| pick_key(&s, sec(155))).collect();
+    assert!(later.contains(&a) && !later.contains(&b), "{later:?}");
+    // At 105 s a cools too, and must not be picked.
+    for _ in 0..6 {
+        let k = pick_key(&s, sec(105));
+        assert!(k != a && k != b, "{k} picked at 105 s");
+    }
+    // And the record made at 105 s does not keep a out at 155 s.
+    let again: Vec<ModelKey> = (0..6).map(|_| pick_key(&s, sec(155))).collect();
+    assert!(again.contains(&a), "{again:?}");
+}

@@ -10,15 +10,22 @@
 //! - each thread's own handle rotates exactly under round robin, however
 //!   the other threads use theirs or the shared one;
 //! - threads sharing one handle share its turns: together they receive
-//!   exact round-robin and weighted-round-robin totals.
+//!   exact round-robin and weighted-round-robin totals;
+//! - a report that happened before a select (by the test's own
+//!   synchronization) is respected by it, while other threads keep picking
+//!   from the same disturbed tier (whose record of which members to test
+//!   they renew and share).
 
 use std::collections::VecDeque;
-use std::sync::Barrier;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
+use std::sync::{Barrier, OnceLock};
 use std::thread;
+use std::time::Duration;
 
+use modelfleet::health::{FailureKind, HealthPolicy, Report};
 use modelfleet::select::{BuiltinStrategy, RoundRobin, WeightedRoundRobin};
-use modelfleet::{Deployment, Pick, Policy, Registry, Request, Selector};
+use modelfleet::{Deployment, ModelKey, Pick, Policy, Registry, Request, Selector};
 
 const THREADS: usize = 4;
 const ITERS: usize = 3_000;
@@ -284,5 +291,73 @@ fn shared_handle_totals_are_exact() {
             .collect();
         assert_eq!(total, expected, "{strategy}: per-thread counts {counts:?}");
         assert_idle(&reg, &sel, &format!("{strategy}, shared totals"));
+    }
+}
+
+#[test]
+fn reports_before_a_select_are_respected_while_threads_pick() {
+    // 130 deployments (three words of the tier's record); a reporter cools
+    // them one by one, in order, for far longer than the test, and
+    // publishes how many it has cooled; each picking thread reads that
+    // count before it selects, so every deployment below it must be skipped.
+    const N: usize = 130;
+    const COOLED: usize = N - 2;
+    let mut reg = Registry::new(Policy::NAME_ENDPOINT);
+    let keys: Vec<ModelKey> = (0..N)
+        .map(|i| {
+            reg.insert(
+                Deployment::builder("openai", "gpt-4")
+                    .endpoint(&format!("http://n{i}.test/v1"))
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let mut policy = HealthPolicy::default();
+    policy.slow_start = None;
+    let selector = Selector::builder(&reg)
+        .strategy(RoundRobin)
+        .health(policy)
+        .build();
+    let index = |k: &ModelKey| keys.iter().position(|x| x == k).unwrap();
+    let at = Duration::from_secs(10);
+    let limited = Report::failure(
+        at,
+        FailureKind::RateLimited {
+            retry_after: Some(Duration::from_secs(3_600)),
+        },
+    );
+    let cooled = AtomicUsize::new(0);
+    let violation = OnceLock::new();
+    thread::scope(|scope| {
+        for _ in 0..2 {
+            let (mine, cooled, violation) = (selector.clone(), &cooled, &violation);
+            let index = &index;
+            scope.spawn(move || {
+                let request = Request::new("gpt-4").at(at);
+                while cooled.load(Ordering::Acquire) < COOLED {
+                    let before = cooled.load(Ordering::Acquire);
+                    let picked = index(mine.select(&request).unwrap().key());
+                    if picked < before {
+                        let _ = violation.set((picked, before));
+                    }
+                }
+            });
+        }
+        for (i, key) in keys.iter().take(COOLED).enumerate() {
+            assert!(selector.report(key, limited));
+            cooled.store(i + 1, Ordering::Release);
+            // Let the pickers make the record of this state before the next
+            // report.
+            for _ in 0..50 {
+                thread::yield_now();
+            }
+        }
+    });
+    assert_eq!(violation.get(), None, "(picked, cooled before the select)");
+    let request = Request::new("gpt-4").at(at);
+    for _ in 0..8 {
+        assert!(index(selector.select(&request).unwrap().key()) >= COOLED);
     }
 }

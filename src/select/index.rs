@@ -225,11 +225,16 @@ pub(crate) fn nth(mask: &[u64], mut n: usize) -> Option<usize> {
     None
 }
 
-/// Clears the positions of `mask` for which `keep` is false (`keep` is
-/// called once for each set position, ascending).
-pub(crate) fn retain(mask: &mut [u64], mut keep: impl FnMut(usize) -> bool) {
+/// Clears from `mask` the positions, among those `test(w, word)` selects
+/// from each word `w`, for which `keep` returns `false`; positions not
+/// selected stay as they are.
+pub(crate) fn retain_in(
+    mask: &mut [u64],
+    test: impl Fn(usize, u64) -> u64,
+    mut keep: impl FnMut(usize) -> bool,
+) {
     for (w, word) in mask.iter_mut().enumerate() {
-        let mut rest = *word;
+        let mut rest = test(w, *word);
         while rest != 0 {
             let bit = rest.trailing_zeros() as usize;
             rest &= rest - 1;
@@ -262,9 +267,18 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// Word `w` of the bit mask of `positions`.
+    fn as_bits_word(positions: &[u32], w: usize) -> u64 {
+        positions
+            .iter()
+            .filter(|&&p| p as usize / 64 == w)
+            .fold(0, |word, &p| word | 1 << (p % 64))
+    }
+
     proptest! {
         /// Masks agree with a plain list of booleans: membership, count,
-        /// n-th set bit, iteration, and And/Or with both representations.
+        /// n-th set bit, iteration, And/Or with both representations, and
+        /// retaining among selected positions.
         #[test]
         fn mask_operations_match_a_bool_list(
             len in 1usize..=MAX_INDEXED,
@@ -310,7 +324,20 @@ mod tests {
             }
             prop_assert_eq!(nth(&mask[..words], set.len()), None);
             let both: Vec<usize> = set.iter().copied().filter(|p| os.contains(&(*p as u32))).collect();
-            prop_assert_eq!(positions(&and_a[..words]).collect::<Vec<_>>(), both);
+            prop_assert_eq!(positions(&and_a[..words]).collect::<Vec<_>>(), both.clone());
+            // Retaining, among the positions also in `os`, those that are
+            // odd: every other position stays; `keep` sees each tested
+            // position once, ascending.
+            let mut kept = mask;
+            let mut seen = Vec::new();
+            let selected = |w: usize, word: u64| word & as_bits_word(&os, w);
+            retain_in(&mut kept[..words], selected, |p| {
+                seen.push(p);
+                p % 2 == 1
+            });
+            prop_assert_eq!(seen, both.clone());
+            let want: Vec<usize> = set.iter().copied().filter(|p| !both.contains(p) || p % 2 == 1).collect();
+            prop_assert_eq!(positions(&kept[..words]).collect::<Vec<_>>(), want);
         }
     }
 }

@@ -35,16 +35,23 @@
 //! - the provider, labels, tags and excluded keys come from an inverted
 //!   index built with the tier: O(n / 64) word operations, whatever the
 //!   number of labels;
-//! - health, limits, version requirements, the newest version and context
-//!   windows are tested in one pass over the members the index kept (k);
+//! - version requirements, the newest version and context windows are
+//!   tested in one pass over the members the index kept (k);
+//! - health and limits are tested only for the tier's suspects: the
+//!   members that were cooling, ejected or ramping up when the tier's
+//!   record was made, and the limited ones. The record is made in one pass
+//!   over the tier's states (O(n)) by the first pick after a report that
+//!   put a deployment out, then kept, without a lock, for every later pick
+//!   until the next such report;
 //! - then round robin and power of two rank candidates by counting bits
 //!   (O(n / 64)), and the weighted strategies walk the kept members'
-//!   weights from the tier's prefix sums (O(k), whole words at once).
+//!   weights from the tier's prefix sums (O(k), whole words at once, a
+//!   mostly full word as its range less the members missing from it).
 //!
 //! Tiers of more than 4,096 members have no index: each member is tested
 //! through its deployment, in a few passes (O(n)). At 1,000 members a label
-//! filter costs about 130 ns with round robin and one cooling member about
-//! 3.5 µs (BENCHMARKS.md).
+//! filter costs about 120 ns with round robin and one cooling member about
+//! 130 ns (BENCHMARKS.md).
 //!
 //! # Threads and handles
 //!
@@ -86,6 +93,7 @@ mod round_robin;
 mod search;
 mod state;
 mod strategy;
+mod suspects;
 mod weighted_random;
 mod weighted_round_robin;
 
@@ -114,10 +122,11 @@ use crate::{
     Deployment, Error, IdentityPolicy, Limits, ModelKey, Registry, Request, VersionPreference,
 };
 use filter::Filter;
-use index::{Mask, TierIndex};
+use index::{MASK_WORDS, Mask, TierIndex};
 use rng::{Rng, mix};
 use search::Sorted;
 use state::{DeploymentState, Disturbed, GroupView, nanos};
+use suspects::Suspects;
 
 /// Members per bucket of a tier's weight-line index, on average (see
 /// [`Sorted`]): about two bytes a member.
@@ -172,10 +181,14 @@ pub(crate) struct Tier {
     index: Option<TierIndex>,
     /// Whether any member has limits (then every pick checks them).
     limited: bool,
+    /// Which members a pick must test while the tier is disturbed (indexed
+    /// tiers only): a record kept across picks until a report changes it.
+    suspects: Suspects,
     /// Until when (ns) some member may be cooling, ejected or ramping up:
     /// before that time picks from the tier check health. Raised by
-    /// reports, never lowered. The flag of the tier's (model, priority), from
-    /// [`Group::flags`].
+    /// reports, never lowered; each such report also advances the flag's
+    /// generation, which renews the `suspects` record. The flag of the
+    /// tier's (model, priority), from [`Group::flags`].
     ///
     /// Reports reach it through whichever version they are applied: the
     /// flag is carried over by [`Selector::rebuild`] to later versions
@@ -188,7 +201,7 @@ pub(crate) struct Tier {
 impl Tier {
     /// Whether every member is a healthy candidate at full weight at `now`.
     fn is_clear(&self, now: u64) -> bool {
-        !self.limited && now >= self.disturbed_until.load(Ordering::Relaxed)
+        !self.limited && now >= self.disturbed_until.until()
     }
 }
 
@@ -705,6 +718,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                         .then_some(u64::from(first));
                     let ring = uses_ring.then(|| Ring::build(&slots, &members));
                     let index = TierIndex::build(&slots, &members);
+                    let suspects = Suspects::new(if index.is_some() { members.len() } else { 0 });
                     let limited = members
                         .iter()
                         .any(|&i| *slots[i as usize].deployment.limits() != Limits::default());
@@ -718,6 +732,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                         ring,
                         index,
                         limited,
+                        suspects,
                         disturbed_until: Arc::clone(flag),
                     })
                 })
@@ -741,8 +756,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                     slot.position = position as u32;
                     // Carried-over cooldowns, ejections and slow starts keep
                     // the tier on the checked path until they are over.
-                    tier.disturbed_until
-                        .fetch_max(slot.state.busy_until(ramp), Ordering::Relaxed);
+                    tier.disturbed_until.extend(slot.state.busy_until(ramp));
                 }
             }
             groups.push(Group { all, tiers, flags });
@@ -1112,10 +1126,23 @@ impl Selector {
                         self.exclude(gi, ti, request, mask);
                     }
                     if !clear || unindexed {
-                        index::retain(mask, |p| {
+                        // Tested one by one: in a disturbed tier, the
+                        // members whose state may exclude them (suspects);
+                        // with a request filter the index cannot answer,
+                        // every member the mask kept.
+                        let mut suspects = [0u64; MASK_WORDS];
+                        let suspects = &mut suspects[..words];
+                        if !clear {
+                            self.suspects(tier, now, suspects);
+                        }
+                        let test =
+                            |w: usize, word: u64| if unindexed { word } else { word & suspects[w] };
+                        index::retain_in(mask, test, |p| {
+                            let suspect = index::has(suspects, p);
                             let slot = &slots[tier.members[p] as usize];
-                            let kept = filter.passes_member(slot, true, !clear).is_ok();
+                            let kept = filter.passes_member(slot, true, suspect).is_ok();
                             if kept
+                                && suspect
                                 && !ramping
                                 && let Some(s) = ramp_policy
                             {
@@ -1165,6 +1192,29 @@ impl Selector {
             };
         }
         Err(self.nothing_left(group, &filter))
+    }
+
+    /// Fills `out` with the members of `tier` (disturbed: some member may be
+    /// out, ramping up or limited) that a pick at `now` must test: those
+    /// busy at the time of the tier's record, or limited. The record is
+    /// computed here, in one pass over the tier's states, when a report
+    /// has advanced the tier's flag since it was last computed (or it was
+    /// computed for a later time). The flag's generation is read before the
+    /// states: a report seen in it is seen in them.
+    fn suspects(&self, tier: &Tier, now: u64, out: &mut [u64]) {
+        let generation = tier.disturbed_until.generation();
+        if tier.suspects.read(generation, now, out) {
+            return;
+        }
+        let ramp = self.shared.health.slow_start.map_or(0, |s| nanos(s.window));
+        out.fill(0);
+        for (p, &i) in tier.members.iter().enumerate() {
+            let slot = &self.shared.slots[i as usize];
+            if slot.limited || slot.state.busy_until(ramp) > now {
+                out[p / 64] |= 1 << (p % 64);
+            }
+        }
+        tier.suspects.offer(generation, now, out);
     }
 
     /// Clears from `mask` (over tier `ti` of group `gi`) the members the
@@ -1364,7 +1414,7 @@ impl Selector {
             let ramp = shared.health.slow_start.map_or(0, |s| nanos(s.window));
             let until = changed.out_until.saturating_add(ramp);
             if let Some(flag) = group.flag(slot.deployment.priority()) {
-                flag.fetch_max(until, Ordering::Relaxed);
+                flag.raise(until);
             }
             // The state was written above; the build of a newer version
             // makes its flag the tracked one, then reads the state. With a

@@ -205,14 +205,26 @@ impl<'a> Candidates<'a> {
     /// The summed effective weight of the members set in `word` (word `w`
     /// of a mask).
     fn word_weight(&self, w: usize, word: u64) -> u64 {
-        if word == u64::MAX && self.slow.is_none() {
-            let (first, last) = (w * 64, w * 64 + 63);
-            let c = self.tier.cumulative.values();
-            return c[last] - first.checked_sub(1).map_or(0, |p| c[p]);
+        let members = |word: u64| {
+            index::positions(&[word])
+                .map(|b| self.weight_at(w * 64 + b))
+                .sum()
+        };
+        if self.slow.is_some() {
+            return members(word);
         }
-        index::positions(&[word])
-            .map(|b| self.weight_at(w * 64 + b))
-            .sum()
+        // The tier's positions in this word (all 64 but in its last word).
+        let len = self.tier.members.len();
+        let (first, last) = (w * 64, (w * 64 + 63).min(len - 1));
+        let all = u64::MAX >> (63 - (last - first));
+        let missing = all & !word;
+        if missing.count_ones() >= word.count_ones() {
+            return members(word);
+        }
+        // Mostly set: the word's range from the prefix sums, less the
+        // members missing from it.
+        let c = self.tier.cumulative.values();
+        c[last] - first.checked_sub(1).map_or(0, |p| c[p]) - members(missing)
     }
 
     #[inline]
