@@ -979,6 +979,80 @@ fn report_through_v1_renews_the_health_record_of_v2() {
     }
 }
 
+/// The other way: a report through the newer version, on a deployment it
+/// moved away from the older version's disturbed tier, must make the older
+/// version test it again; also when the tier is disturbed only by a member
+/// with a limit.
+#[test]
+fn report_through_v2_renews_the_health_record_of_v1() {
+    for limited in [false, true] {
+        let (a, b, d) = (key_of("a"), key_of("b"), key_of("d"));
+        let second = if limited {
+            // A limit no pick here reaches: it only keeps the tier checked.
+            node_at("b", 0).to_builder().rpm(1_000_000).build().unwrap()
+        } else {
+            node_at("b", 0)
+        };
+        let v1 = Selector::builder(&reg_of(&[node_at("a", 0), second.clone(), node_at("d", 0)]))
+            .strategy(RoundRobin)
+            .health(HealthPolicy::dify())
+            .build();
+        let v2 = v1.rebuild(&reg_of(&[node_at("a", 0), second, node_at("d", 1)]), s(0));
+        if !limited {
+            assert!(v1.report(&b, failed_at(1)));
+        }
+        let at = |t: u64| Request::new("gpt-4").at(s(t));
+        let before: Vec<ModelKey> = (0..6)
+            .map(|_| v1.select(&at(2)).unwrap().key().clone())
+            .collect();
+        assert!(before.contains(&d), "{before:?}");
+        assert!(v2.report(&d, failed_at(2)));
+        for _ in 0..6 {
+            let k = v1.select(&at(3)).unwrap().key().clone();
+            assert!(k != d, "v1 picked the cooling d (limited tier: {limited})");
+            assert!(limited || k == a, "{k}");
+        }
+    }
+}
+
+/// An intermediate version: v1 has d at priority 0, v2 at 1 (with c and e),
+/// v3 (built last) at 2. d's failure, reported through v1, must reach v2's
+/// record, though the report raises neither of v2's flags.
+#[test]
+fn report_through_v1_renews_the_health_record_of_an_intermediate_version() {
+    let (c, d, e) = (key_of("c"), key_of("d"), key_of("e"));
+    let v1 = Selector::builder(&reg_of(&[
+        node_at("d", 0),
+        node_at("c", 1),
+        node_at("e", 1),
+    ]))
+    .strategy(RoundRobin)
+    .health(HealthPolicy::dify())
+    .build();
+    let v2 = v1.rebuild(
+        &reg_of(&[node_at("d", 1), node_at("c", 1), node_at("e", 1)]),
+        s(0),
+    );
+    let _v3 = v2.rebuild(
+        &reg_of(&[node_at("d", 2), node_at("c", 1), node_at("e", 1)]),
+        s(0),
+    );
+    let at = |t: u64| Request::new("gpt-4").at(s(t));
+    assert!(v2.report(&c, failed_at(1)));
+    let before: Vec<ModelKey> = (0..4)
+        .map(|_| v2.select(&at(2)).unwrap().key().clone())
+        .collect();
+    assert!(before.contains(&d) && !before.contains(&c), "{before:?}");
+    assert!(v1.report(&d, failed_at(2)));
+    for _ in 0..6 {
+        assert_eq!(
+            v2.select(&at(3)).unwrap().key(),
+            &e,
+            "v2 picked a cooling deployment"
+        );
+    }
+}
+
 /// Sibling versions: v2 and v3 both rebuilt from v1. A report through v2
 /// on a deployment that v2 moved to a new priority must reach v3.
 #[test]

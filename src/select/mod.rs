@@ -125,7 +125,7 @@ use filter::Filter;
 use index::{MASK_WORDS, Mask, TierIndex};
 use rng::{Rng, mix};
 use search::Sorted;
-use state::{DeploymentState, Disturbed, GroupView, nanos};
+use state::{DeploymentState, Disturbed, Epoch, GroupView, nanos};
 use suspects::Suspects;
 
 /// Members per bucket of a tier's weight-line index, on average (see
@@ -186,9 +186,8 @@ pub(crate) struct Tier {
     suspects: Suspects,
     /// Until when (ns) some member may be cooling, ejected or ramping up:
     /// before that time picks from the tier check health. Raised by
-    /// reports, never lowered; each such report also advances the flag's
-    /// generation, which renews the `suspects` record. The flag of the
-    /// tier's (model, priority), from [`Group::flags`].
+    /// reports, never lowered. The flag of the tier's (model, priority), from
+    /// [`Group::flags`].
     ///
     /// Reports reach it through whichever version they are applied: the
     /// flag is carried over by [`Selector::rebuild`] to later versions
@@ -201,7 +200,7 @@ pub(crate) struct Tier {
 impl Tier {
     /// Whether every member is a healthy candidate at full weight at `now`.
     fn is_clear(&self, now: u64) -> bool {
-        !self.limited && now >= self.disturbed_until.until()
+        !self.limited && now >= self.disturbed_until.load(Ordering::Relaxed)
     }
 }
 
@@ -297,6 +296,11 @@ struct Shared {
     /// The latest report time seen (ns): the time of a request that carries
     /// none. Written by reports only, on its own cache line.
     latest: CachePadded<AtomicU64>,
+    /// Reports that put a deployment out, in this selector and every
+    /// version rebuilt from it (or from which it was rebuilt): the versions
+    /// that may share a deployment's state. Tiers' `suspects` records are
+    /// made at one value of it.
+    epoch: Epoch,
 }
 
 /// Per-handle state: rotation cursors (one per model) and the random source.
@@ -756,7 +760,8 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                     slot.position = position as u32;
                     // Carried-over cooldowns, ejections and slow starts keep
                     // the tier on the checked path until they are over.
-                    tier.disturbed_until.extend(slot.state.busy_until(ramp));
+                    tier.disturbed_until
+                        .fetch_max(slot.state.busy_until(ramp), Ordering::Relaxed);
                 }
             }
             groups.push(Group { all, tiers, flags });
@@ -784,6 +789,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
             latest: CachePadded::new(AtomicU64::new(
                 previous.map_or(0, |p| p.shared.latest.load(Ordering::Relaxed)),
             )),
+            epoch: previous.map_or_else(Epoch::default, |p| Arc::clone(&p.shared.epoch)),
         };
         let local = Local::new(&shared, 0);
         if let Some(p) = previous {
@@ -1198,11 +1204,12 @@ impl Selector {
     /// out, ramping up or limited) that a pick at `now` must test: those
     /// busy at the time of the tier's record, or limited. The record is
     /// computed here, in one pass over the tier's states, when a report
-    /// has advanced the tier's flag since it was last computed (or it was
-    /// computed for a later time). The flag's generation is read before the
-    /// states: a report seen in it is seen in them.
+    /// that put a deployment out (through any version that may share its
+    /// state) has advanced the epoch since it was last computed, or when it
+    /// was computed for a later time. The epoch is read before the states:
+    /// a report seen in it is seen in them.
     fn suspects(&self, tier: &Tier, now: u64, out: &mut [u64]) {
-        let generation = tier.disturbed_until.generation();
+        let generation = self.shared.epoch.load(Ordering::Acquire);
         if tier.suspects.read(generation, now, out) {
             return;
         }
@@ -1414,7 +1421,7 @@ impl Selector {
             let ramp = shared.health.slow_start.map_or(0, |s| nanos(s.window));
             let until = changed.out_until.saturating_add(ramp);
             if let Some(flag) = group.flag(slot.deployment.priority()) {
-                flag.raise(until);
+                flag.fetch_max(until, Ordering::Relaxed);
             }
             // The state was written above; the build of a newer version
             // makes its flag the tracked one, then reads the state. With a
@@ -1422,6 +1429,9 @@ impl Selector {
             // state or this report sees the newer flag (or both).
             fence(Ordering::SeqCst);
             slot.state.raise_tracked(until);
+            // After the state is written: a pick that sees this advance
+            // sees the state, and makes its tier's record anew.
+            shared.epoch.fetch_add(1, Ordering::Release);
         }
     }
 

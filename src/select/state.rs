@@ -6,9 +6,7 @@
 //! sequence of reports is applied exactly as specified.
 
 use std::sync::Arc;
-use std::sync::atomic::{
-    AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
-};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -80,49 +78,19 @@ pub(crate) struct DeploymentState {
     /// selector version built last: whichever version a report is applied
     /// through, it raises this flag too, so the newest version's fast path
     /// hears of it (see `Selector::apply`).
-    flag: ArcSwapOption<CachePadded<Flag>>,
+    flag: ArcSwapOption<CachePadded<AtomicU64>>,
 }
 
-/// The health flag of one (model, priority), shared by the selector
-/// versions that have it; see `select::Tier`.
-#[derive(Debug, Default)]
-pub(crate) struct Flag {
-    /// Until when (ns) some deployment may be cooling, ejected or ramping
-    /// up: before that time picks check health.
-    until: AtomicU64,
-    /// Advanced by every report that puts a deployment out, after the
-    /// deployment's state is written (release): a tier's record of which
-    /// members to check (`Suspects`) holds while this has not moved.
-    generation: AtomicU64,
-}
+/// Until when (ns) some deployment of one (model, priority) may be cooling,
+/// ejected or ramping up; see `select::Tier`.
+pub(crate) type Disturbed = Arc<CachePadded<AtomicU64>>;
 
-impl Flag {
-    /// Until when (ns) some deployment may be cooling, ejected or ramping up.
-    pub(crate) fn until(&self) -> u64 {
-        self.until.load(Relaxed)
-    }
-
-    /// The generation, read before the states it describes (acquire: a
-    /// reader that sees a report's advance sees the state it wrote).
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation.load(Acquire)
-    }
-
-    /// Raises the flag to `until` without a report (carried-over state).
-    pub(crate) fn extend(&self, until: u64) {
-        self.until.fetch_max(until, Relaxed);
-    }
-
-    /// Records a report that put a deployment out until `until` (slow
-    /// start included); call after the deployment's state is written.
-    pub(crate) fn raise(&self, until: u64) {
-        self.until.fetch_max(until, Relaxed);
-        self.generation.fetch_add(1, Release);
-    }
-}
-
-/// The health flag of one (model, priority); see [`Flag`].
-pub(crate) type Disturbed = Arc<CachePadded<Flag>>;
+/// Counts the reports that put a deployment out, in every selector version
+/// that may share a deployment's state (a selector and every version
+/// rebuilt from it, siblings included); advanced with release ordering
+/// after the deployment's state is written. A tier's record of which
+/// members a pick must test (`Suspects`) holds while this has not moved.
+pub(crate) type Epoch = Arc<CachePadded<AtomicU64>>;
 
 /// What a report changed, for the tier's fast-path flag.
 pub(crate) struct Changed {
@@ -219,7 +187,7 @@ impl DeploymentState {
     /// Raises the tracked flag to `until`.
     pub(crate) fn raise_tracked(&self, until: u64) {
         if let Some(flag) = &*self.flag.load() {
-            flag.raise(until);
+            flag.fetch_max(until, Relaxed);
         }
     }
 

@@ -10,7 +10,10 @@
 //! published). So one pass can record, as a bit per member, which members
 //! were busy at its time (or are limited: limits change with every pick);
 //! later picks check only those, as long as no report has advanced the
-//! tier's [flag generation](super::state::Flag) since.
+//! selector's [epoch](super::state::Epoch) since: a count of the reports
+//! that put a deployment out, shared by every version that may share a
+//! deployment's state, so a report through any of them renews the records
+//! of all.
 //!
 //! The record is shared by the threads picking from one selector version
 //! and rewritten in place, without a lock and without allocating: a
@@ -29,7 +32,7 @@ const NEVER: u64 = u64::MAX;
 pub(crate) struct Suspects {
     /// Even while the record is stable; odd while a pick rewrites it.
     seq: AtomicU64,
-    /// The flag generation the record was computed at ([`NEVER`]: none).
+    /// The epoch the record was computed at ([`NEVER`]: none).
     generation: AtomicU64,
     /// The time (ns) it was computed at: a member not in the record was
     /// healthy, at full weight and unlimited at that time.
@@ -49,8 +52,8 @@ impl Suspects {
     }
 
     /// Copies the record into `out` and returns `true` if it was computed
-    /// at flag generation `generation`, at a time not after `now`, and read
-    /// whole; otherwise `out` is unspecified.
+    /// at epoch `generation`, at a time not after `now`, and read whole;
+    /// otherwise `out` is unspecified.
     pub(crate) fn read(&self, generation: u64, now: u64, out: &mut [u64]) -> bool {
         let start = self.seq.load(Ordering::Acquire);
         if start % 2 == 1
@@ -66,11 +69,15 @@ impl Suspects {
         self.seq.load(Ordering::Relaxed) == start
     }
 
-    /// Offers `bits`, computed at flag generation `generation` and time
-    /// `now`, as the record. Skipped if another pick is writing.
+    /// Offers `bits`, computed at epoch `generation` and time `now`, as the
+    /// record. Skipped if another pick is writing, or the record is of a
+    /// later epoch (a pick that read the epoch before a report and
+    /// finished after another had recorded it).
     pub(crate) fn offer(&self, generation: u64, now: u64, bits: &[u64]) {
         let start = self.seq.load(Ordering::Relaxed);
+        let stored = self.generation.load(Ordering::Relaxed);
         if start % 2 == 1
+            || (stored != NEVER && stored > generation)
             || self
                 .seq
                 .compare_exchange(start, start + 1, Ordering::Acquire, Ordering::Relaxed)
