@@ -228,7 +228,7 @@ impl Group {
 /// Whether a selector counts picks in flight.
 ///
 /// Counting costs two atomic writes per pick on the chosen deployment's
-/// counter (12–18 ns from one thread; see BENCHMARKS.md). Counters are
+/// counter (9–15 ns from one thread; see BENCHMARKS.md). Counters are
 /// striped by handle, so threads with their own handles do not write the
 /// same cache line (with more than four threads, handles share stripes),
 /// unless the strategy reads the load: then each pick reads counters the
