@@ -176,6 +176,11 @@ pub(crate) struct Tier {
     pub(crate) total: u64,
     /// The weighted-round-robin stride for `total`.
     pub(crate) stride: u64,
+    /// The last stride computed for a subset of the members, with its
+    /// total: `total << 32 | stride` (0: none). A filtered or disturbed
+    /// tier usually keeps one candidate total from pick to pick, and
+    /// finding a stride takes a few dozen divisions.
+    pub(crate) subset_stride: AtomicU64,
     pub(crate) ring: Option<Ring>,
     /// Members by provider, label and tag, for filtered requests; `None`
     /// for tiers too large to index.
@@ -730,6 +735,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                     Some(Tier {
                         priority,
                         stride: weighted_round_robin::stride(total),
+                        subset_stride: AtomicU64::new(0),
                         members,
                         cumulative,
                         uniform,

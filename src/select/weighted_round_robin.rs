@@ -1,5 +1,7 @@
 //! `weighted_round_robin`: exact weighted shares in every window, interleaved.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::strategy::{Candidate, Candidates, Context, Strategy};
 
 /// Weighted round robin with nginx's guarantee: over an unchanged candidate
@@ -60,7 +62,7 @@ impl Strategy for WeightedRoundRobin {
         let stride = if candidates.is_complete() {
             candidates.tier.stride
         } else {
-            stride(total)
+            subset_stride(&candidates.tier.subset_stride, total)
         };
         let turn = ctx.next_turn() % total;
         // `turn` and `stride` are below `total`: their product fits in 64
@@ -81,6 +83,20 @@ impl Strategy for WeightedRoundRobin {
     fn reads_load(&self) -> bool {
         false
     }
+}
+
+/// [`stride`] for `total`, through a one-entry cache (`total << 32 |
+/// stride`, both below 2^32; larger totals are not cached).
+fn subset_stride(cache: &AtomicU64, total: u64) -> u64 {
+    let cached = cache.load(Ordering::Relaxed);
+    if cached >> 32 == total {
+        return cached & u64::from(u32::MAX);
+    }
+    let k = stride(total);
+    if total <= u64::from(u32::MAX) {
+        cache.store(total << 32 | k, Ordering::Relaxed);
+    }
+    k
 }
 
 /// The integer nearest `total/φ` that is coprime with `total` (1 for
@@ -107,6 +123,14 @@ fn gcd(a: u64, b: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cached_stride_is_the_stride_of_its_total() {
+        let cache = AtomicU64::new(0);
+        for total in [7u64, 7, 3_000, 7, 1 << 40, 3_000, 1, 2] {
+            assert_eq!(subset_stride(&cache, total), stride(total), "{total}");
+        }
+    }
 
     #[test]
     fn stride_is_coprime_and_near_golden() {
