@@ -133,6 +133,10 @@ use suspects::Suspects;
 /// [`Sorted`]): about two bytes a member.
 const WEIGHTS_PER_BUCKET: usize = 2;
 
+/// How long (ns) before a pick's time its tier's record of suspects is
+/// made for (see [`Selector::suspects`]).
+const RECORD_LEEWAY: u64 = 1_000_000_000;
+
 /// One deployment as the selector holds it.
 #[derive(Debug)]
 pub(crate) struct Slot {
@@ -1221,14 +1225,18 @@ impl Selector {
             return;
         }
         let ramp = self.shared.health.slow_start.map_or(0, |s| nanos(s.window));
+        // Made for a moment a little before `now`, so that picks on other
+        // threads whose requests carry slightly earlier times can use it
+        // too (at the cost of testing members that came back within it).
+        let at = now.saturating_sub(RECORD_LEEWAY);
         out.fill(0);
         for (p, &i) in tier.members.iter().enumerate() {
             let slot = &self.shared.slots[i as usize];
-            if slot.limited || slot.state.busy_until(ramp) > now {
+            if slot.limited || slot.state.busy_until(ramp) > at {
                 out[p / 64] |= 1 << (p % 64);
             }
         }
-        tier.suspects.offer(generation, now, out);
+        tier.suspects.offer(generation, at, out);
     }
 
     /// Clears from `mask` (over tier `ti` of group `gi`) the members the
