@@ -50,8 +50,8 @@
 //!
 //! Tiers of more than 4,096 members have no index: each member is tested
 //! through its deployment, in a few passes (O(n)). At 1,000 members a label
-//! filter costs 130–160 ns with round robin and one cooling member about
-//! 160 ns, plus about 3.5 µs for the pass after each report that puts a
+//! filter costs about 115 ns with round robin and one cooling member about
+//! 130 ns, plus about 3.5 µs for the pass after each report that puts a
 //! deployment out (BENCHMARKS.md).
 //!
 //! # Threads and handles
