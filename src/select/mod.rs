@@ -1220,8 +1220,8 @@ impl Selector {
     /// was computed for a later time. The epoch is read before the states:
     /// a report seen in it is seen in them.
     fn suspects(&self, tier: &Tier, now: u64, out: &mut [u64]) {
-        let generation = self.shared.epoch.load(Ordering::Acquire);
-        if tier.suspects.read(generation, now, out) {
+        let epoch = self.shared.epoch.load(Ordering::Acquire);
+        if tier.suspects.read(epoch, now, out) {
             return;
         }
         let ramp = self.shared.health.slow_start.map_or(0, |s| nanos(s.window));
@@ -1236,7 +1236,7 @@ impl Selector {
                 out[p / 64] |= 1 << (p % 64);
             }
         }
-        tier.suspects.offer(generation, at, out);
+        tier.suspects.offer(epoch, at, out);
     }
 
     /// Clears from `mask` (over tier `ti` of group `gi`) the members the

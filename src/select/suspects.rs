@@ -24,7 +24,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering, fence};
 
-/// The generation of a record never written.
+/// The epoch of a record never written.
 const NEVER: u64 = u64::MAX;
 
 /// The members of one tier a pick must check: one bit per tier position.
@@ -33,7 +33,7 @@ pub(crate) struct Suspects {
     /// Even while the record is stable; odd while a pick rewrites it.
     seq: AtomicU64,
     /// The epoch the record was computed at ([`NEVER`]: none).
-    generation: AtomicU64,
+    epoch: AtomicU64,
     /// The time (ns) it was computed at: a member not in the record was
     /// healthy, at full weight and unlimited at that time.
     at: AtomicU64,
@@ -45,19 +45,19 @@ impl Suspects {
     pub(crate) fn new(len: usize) -> Self {
         Self {
             seq: AtomicU64::new(0),
-            generation: AtomicU64::new(NEVER),
+            epoch: AtomicU64::new(NEVER),
             at: AtomicU64::new(0),
             bits: (0..len.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
     /// Copies the record into `out` and returns `true` if it was computed
-    /// at epoch `generation`, at a time not after `now`, and read whole;
+    /// at `epoch`, at a time not after `now`, and read whole;
     /// otherwise `out` is unspecified.
-    pub(crate) fn read(&self, generation: u64, now: u64, out: &mut [u64]) -> bool {
+    pub(crate) fn read(&self, epoch: u64, now: u64, out: &mut [u64]) -> bool {
         let start = self.seq.load(Ordering::Acquire);
         if start % 2 == 1
-            || self.generation.load(Ordering::Relaxed) != generation
+            || self.epoch.load(Ordering::Relaxed) != epoch
             || self.at.load(Ordering::Relaxed) > now
         {
             return false;
@@ -69,15 +69,15 @@ impl Suspects {
         self.seq.load(Ordering::Relaxed) == start
     }
 
-    /// Offers `bits`, computed at epoch `generation` and time `now`, as the
+    /// Offers `bits`, computed at `epoch` and time `now`, as the
     /// record. Skipped if another pick is writing, or the record is of a
     /// later epoch (a pick that read the epoch before a report and
     /// finished after another had recorded it).
-    pub(crate) fn offer(&self, generation: u64, now: u64, bits: &[u64]) {
+    pub(crate) fn offer(&self, epoch: u64, now: u64, bits: &[u64]) {
         let start = self.seq.load(Ordering::Relaxed);
-        let stored = self.generation.load(Ordering::Relaxed);
+        let stored = self.epoch.load(Ordering::Relaxed);
         if start % 2 == 1
-            || (stored != NEVER && stored > generation)
+            || (stored != NEVER && stored > epoch)
             || self
                 .seq
                 .compare_exchange(start, start + 1, Ordering::Acquire, Ordering::Relaxed)
@@ -89,7 +89,7 @@ impl Suspects {
         for (b, &w) in self.bits.iter().zip(bits) {
             b.store(w, Ordering::Relaxed);
         }
-        self.generation.store(generation, Ordering::Relaxed);
+        self.epoch.store(epoch, Ordering::Relaxed);
         self.at.store(now, Ordering::Relaxed);
         self.seq.store(start + 2, Ordering::Release);
     }
@@ -100,7 +100,7 @@ mod tests {
     use super::Suspects;
 
     #[test]
-    fn a_record_holds_for_its_generation_and_later_times_only() {
+    fn a_record_holds_for_its_epoch_and_later_times_only() {
         let s = Suspects::new(130);
         let mut out = [0u64; 3];
         assert!(!s.read(0, 10, &mut out), "never written");
@@ -109,7 +109,7 @@ mod tests {
         assert_eq!(out, [1, 0, 2]);
         assert!(s.read(4, 5_000, &mut out), "later times");
         assert!(!s.read(4, 99, &mut out), "an earlier time");
-        assert!(!s.read(5, 100, &mut out), "another generation");
+        assert!(!s.read(5, 100, &mut out), "another epoch");
         s.offer(5, 99, &[0, 8, 0]);
         assert!(s.read(5, 99, &mut out));
         assert_eq!(out, [0, 8, 0]);
@@ -118,7 +118,7 @@ mod tests {
     #[test]
     fn readers_and_writers_on_many_threads_see_whole_records_only() {
         // Every record written has all three words equal to its
-        // generation; a torn read would mix two.
+        // epoch; a torn read would mix two.
         let s = Suspects::new(192);
         std::thread::scope(|scope| {
             for t in 0..2u64 {
