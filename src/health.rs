@@ -76,10 +76,10 @@
 //! ```
 
 use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use crate::Error;
+use crate::names::names;
 
 /// Why a request failed, as far as routing cares.
 ///
@@ -119,9 +119,10 @@ pub enum FailureKind {
 }
 
 /// The number of failure kinds.
-pub(crate) const KINDS: usize = 10;
+pub(crate) const KINDS: usize = FailureKind::ALL.len();
 
-impl FailureKind {
+names! {
+    FailureKind;
     /// Every kind (rate limited without `Retry-After`), in index order.
     ///
     /// ```
@@ -129,54 +130,29 @@ impl FailureKind {
     /// assert_eq!(FailureKind::ALL.len(), 10);
     /// assert_eq!(FailureKind::ALL[1], FailureKind::Timeout);
     /// ```
-    pub const ALL: [FailureKind; KINDS] = [
-        FailureKind::RateLimited { retry_after: None },
-        FailureKind::Timeout,
-        FailureKind::ServerError,
-        FailureKind::ConnectionError,
-        FailureKind::AuthenticationError,
-        FailureKind::NotFound,
-        FailureKind::BadRequest,
-        FailureKind::ContextWindowExceeded,
-        FailureKind::ContentFiltered,
-        FailureKind::Other,
-    ];
-
-    pub(crate) fn index(self) -> usize {
-        match self {
-            FailureKind::RateLimited { .. } => 0,
-            FailureKind::Timeout => 1,
-            FailureKind::ServerError => 2,
-            FailureKind::ConnectionError => 3,
-            FailureKind::AuthenticationError => 4,
-            FailureKind::NotFound => 5,
-            FailureKind::BadRequest => 6,
-            FailureKind::ContextWindowExceeded => 7,
-            FailureKind::ContentFiltered => 8,
-            FailureKind::Other => 9,
-        }
-    }
-
+    pub const ALL;
     /// The kind's name (`rate_limited`, `timeout`, …).
     ///
     /// ```
     /// assert_eq!(modelfleet::health::FailureKind::NotFound.as_str(), "not_found");
     /// ```
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            FailureKind::RateLimited { .. } => "rate_limited",
-            FailureKind::Timeout => "timeout",
-            FailureKind::ServerError => "server_error",
-            FailureKind::ConnectionError => "connection_error",
-            FailureKind::AuthenticationError => "authentication_error",
-            FailureKind::NotFound => "not_found",
-            FailureKind::BadRequest => "bad_request",
-            FailureKind::ContextWindowExceeded => "context_window_exceeded",
-            FailureKind::ContentFiltered => "content_filtered",
-            FailureKind::Other => "other",
-        }
+    pub fn as_str;
+    parse_error(input, expected) => Error::UnknownName { what: "failure kind", input, expected };
+    {
+        FailureKind::RateLimited { .. } => "rate_limited" = FailureKind::RateLimited { retry_after: None },
+        FailureKind::Timeout => "timeout" = FailureKind::Timeout,
+        FailureKind::ServerError => "server_error" = FailureKind::ServerError,
+        FailureKind::ConnectionError => "connection_error" = FailureKind::ConnectionError,
+        FailureKind::AuthenticationError => "authentication_error" = FailureKind::AuthenticationError,
+        FailureKind::NotFound => "not_found" = FailureKind::NotFound,
+        FailureKind::BadRequest => "bad_request" = FailureKind::BadRequest,
+        FailureKind::ContextWindowExceeded => "context_window_exceeded" = FailureKind::ContextWindowExceeded,
+        FailureKind::ContentFiltered => "content_filtered" = FailureKind::ContentFiltered,
+        FailureKind::Other => "other" = FailureKind::Other,
     }
+}
 
+impl FailureKind {
     /// Whether the kind counts toward Envoy-style consecutive-failure
     /// ejection: server errors, timeouts and connection errors.
     ///
@@ -196,22 +172,6 @@ impl FailureKind {
 impl fmt::Display for FailureKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for FailureKind {
-    type Err = Error;
-
-    /// Parses a kind's name; `rate_limited` parses without `Retry-After`.
-    fn from_str(s: &str) -> Result<Self, Error> {
-        FailureKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| Error::UnknownName {
-                what: "failure kind",
-                input: s.chars().take(100).collect(),
-                expected: "rate_limited, timeout, server_error, connection_error, authentication_error, not_found, bad_request, context_window_exceeded, content_filtered, other",
-            })
     }
 }
 

@@ -133,6 +133,7 @@ mod fleet;
 pub mod health;
 mod key;
 mod name;
+mod names;
 pub mod policy;
 mod registry;
 mod request;

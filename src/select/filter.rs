@@ -6,6 +6,7 @@ use semver::Version;
 
 use super::Slot;
 use crate::health::State;
+use crate::names::names;
 use crate::{Request, TagMatch};
 
 /// Why a deployment is not a candidate for a request.
@@ -47,7 +48,8 @@ pub enum Reason {
     TpmLimit,
 }
 
-impl Reason {
+names! {
+    Reason;
     /// Every reason, in the order the filters run.
     ///
     /// ```
@@ -55,22 +57,31 @@ impl Reason {
     /// assert_eq!(Reason::ALL[0], Reason::Drained);
     /// assert!(Reason::ALL.contains(&Reason::TpmLimit));
     /// ```
-    pub const ALL: [Reason; 13] = [
-        Reason::Drained,
-        Reason::Provider,
-        Reason::Labels,
-        Reason::Tags,
-        Reason::Version,
-        Reason::NotNewest,
-        Reason::ContextWindow,
-        Reason::Excluded,
-        Reason::Cooling,
-        Reason::Ejected,
-        Reason::InFlightLimit,
-        Reason::RpmLimit,
-        Reason::TpmLimit,
-    ];
+    pub const ALL;
+    /// The reason's short name (`drained`, `provider`, …).
+    ///
+    /// ```
+    /// assert_eq!(modelfleet::select::Reason::NotNewest.as_str(), "not_newest");
+    /// ```
+    pub fn as_str;
+    {
+        Reason::Drained => "drained" = Reason::Drained,
+        Reason::Provider => "provider" = Reason::Provider,
+        Reason::Labels => "labels" = Reason::Labels,
+        Reason::Tags => "tags" = Reason::Tags,
+        Reason::Version => "version" = Reason::Version,
+        Reason::NotNewest => "not_newest" = Reason::NotNewest,
+        Reason::ContextWindow => "context_window" = Reason::ContextWindow,
+        Reason::Excluded => "excluded" = Reason::Excluded,
+        Reason::Cooling => "cooling" = Reason::Cooling,
+        Reason::Ejected => "ejected" = Reason::Ejected,
+        Reason::InFlightLimit => "max_in_flight" = Reason::InFlightLimit,
+        Reason::RpmLimit => "rpm" = Reason::RpmLimit,
+        Reason::TpmLimit => "tpm" = Reason::TpmLimit,
+    }
+}
 
+impl Reason {
     /// Whether the reason is the deployment's state (health or a limit)
     /// rather than what the request asked for: such candidates may come
     /// back by themselves.
@@ -89,29 +100,6 @@ impl Reason {
                 | Reason::RpmLimit
                 | Reason::TpmLimit
         )
-    }
-
-    /// The reason's short name (`drained`, `provider`, …).
-    ///
-    /// ```
-    /// assert_eq!(modelfleet::select::Reason::NotNewest.as_str(), "not_newest");
-    /// ```
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Reason::Drained => "drained",
-            Reason::Provider => "provider",
-            Reason::Labels => "labels",
-            Reason::Tags => "tags",
-            Reason::Version => "version",
-            Reason::NotNewest => "not_newest",
-            Reason::ContextWindow => "context_window",
-            Reason::Excluded => "excluded",
-            Reason::Cooling => "cooling",
-            Reason::Ejected => "ejected",
-            Reason::InFlightLimit => "max_in_flight",
-            Reason::RpmLimit => "rpm",
-            Reason::TpmLimit => "tpm",
-        }
     }
 }
 
@@ -159,7 +147,7 @@ impl Removed {
     ///
     /// See [`Removed`] for an example.
     pub fn add(&mut self, reason: Reason) {
-        let i = Reason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
+        let i = reason.index();
         self.counts[i] = self.counts[i].saturating_add(1);
     }
 
@@ -167,10 +155,7 @@ impl Removed {
     ///
     /// See [`Removed`] for an example.
     pub fn count(&self, reason: Reason) -> u32 {
-        Reason::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .map_or(0, |i| self.counts[i])
+        self.counts[reason.index()]
     }
 
     /// All candidates removed.

@@ -1,0 +1,97 @@
+//! One table per closed set of names.
+//!
+//! Strategies, failure kinds, loads, health presets and filter reasons each
+//! have a fixed set of names that appear in `as_str`, in `FromStr`, in the
+//! "expected one of" part of a parse error and in the docs. [`names!`]
+//! generates all of them from a single table, so adding a member is one
+//! line, and `tests/name_tables.rs` checks the docs' tables against the
+//! generated lists.
+
+/// Implements, from one `pattern => "name" = value` table:
+///
+/// - `ALL`: every value, in table order (visibility and docs as given);
+/// - `as_str`: the value's name (visibility and docs as given);
+/// - `NAMES`, `EXPECTED` (the names joined by `", "`), `index` (the
+///   position in `ALL`) and `from_name`;
+/// - when a `parse_error` arm is given, `FromStr`, whose error is built by the given closure-like arm from the
+///   input (truncated to 100 characters) and `EXPECTED`.
+///
+/// `pattern` matches the values of one name (`RateLimited { .. }`); `value`
+/// is the one that parsing the name gives and that `ALL` lists.
+macro_rules! names {
+    (
+        $ty:ident;
+        $(#[$all_attr:meta])* $all_vis:vis const ALL;
+        $(#[$str_attr:meta])* $str_vis:vis fn as_str;
+        $(parse_error($input:ident, $expected:ident) => $err:expr;)?
+        {
+            $first_pat:pat => $first_name:literal = $first_value:expr
+            $(, $pat:pat => $name:literal = $value:expr)* $(,)?
+        }
+    ) => {
+        impl $ty {
+            $(#[$all_attr])*
+            $all_vis const ALL: [$ty; [$first_name $(, $name)*].len()] = [$first_value $(, $value)*];
+
+            /// Every name, in the order of `ALL`.
+            #[allow(dead_code, reason = "not every table reads its names as a list")]
+            pub(crate) const NAMES: [&'static str; [$first_name $(, $name)*].len()] =
+                [$first_name $(, $name)*];
+
+            /// Every name, joined by `", "`: the "expected one of" of a parse error.
+            #[allow(dead_code, reason = "not every table parses")]
+            pub(crate) const EXPECTED: &'static str = concat!($first_name $(, ", ", $name)*);
+
+            $(#[$str_attr])*
+            $str_vis const fn as_str(self) -> &'static str {
+                match self {
+                    $first_pat => $first_name,
+                    $($pat => $name,)*
+                }
+            }
+
+            /// The value's position in `ALL`.
+            #[allow(dead_code, reason = "not every table indexes by value")]
+            pub(crate) const fn index(self) -> usize {
+                #[allow(unused_assignments, reason = "the last arm's increment")]
+                let mut i = 0;
+                if matches!(self, $first_pat) {
+                    return i;
+                }
+                $(
+                    i += 1;
+                    if matches!(self, $pat) {
+                        return i;
+                    }
+                )*
+                i
+            }
+
+            /// The value named `name`, if any.
+            #[allow(dead_code, reason = "not every table parses")]
+            pub(crate) fn from_name(name: &str) -> Option<Self> {
+                match name {
+                    $first_name => Some($first_value),
+                    $($name => Some($value),)*
+                    _ => None,
+                }
+            }
+        }
+
+        $(
+            impl ::std::str::FromStr for $ty {
+                type Err = $crate::Error;
+
+                fn from_str(s: &str) -> Result<Self, $crate::Error> {
+                    Self::from_name(s).ok_or_else(|| {
+                        let $input: String = s.chars().take(100).collect();
+                        let $expected: &'static str = Self::EXPECTED;
+                        $err
+                    })
+                }
+            }
+        )?
+    };
+}
+
+pub(crate) use names;
