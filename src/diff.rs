@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::registry::FixedState;
+use crate::hash::FixedState;
 use crate::{Deployment, Error, IdentityPolicy, ModelKey, Registry};
 
 /// One change to a registry.

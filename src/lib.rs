@@ -130,6 +130,7 @@ mod diff;
 mod endpoint;
 mod error;
 mod fleet;
+mod hash;
 pub mod health;
 mod key;
 mod name;

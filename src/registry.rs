@@ -6,13 +6,8 @@ use std::sync::Arc;
 use indexmap::{IndexMap, IndexSet};
 
 use crate::error::Error;
+use crate::hash::FixedState;
 use crate::{Deployment, IdentityPolicy, ModelKey, Policy};
-
-/// Hash maps inside modelfleet use foldhash with a fixed seed: no
-/// process-wide random keys, so every run behaves the same. Keys come from
-/// the registry's own deployments, not from requests, so there is no
-/// flooding concern (a lookup's cost is bounded by what is stored).
-pub(crate) type FixedState = foldhash::fast::FixedState;
 
 /// An ordered map `ModelKey → Deployment` under one identity policy.
 ///

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 
-use foldhash::fast::FixedState;
+use crate::hash::FixedState;
 
 use super::Slot;
 use crate::{Request, TagMatch};

@@ -117,8 +117,8 @@ pub use strategy::{BuiltinStrategy, Candidate, Candidates, Context, Ring, Sample
 pub use weighted_random::WeightedRandom;
 pub use weighted_round_robin::WeightedRoundRobin;
 
+use crate::hash::FixedState;
 use crate::health::{HealthPolicy, HealthSnapshot, Report, Unhealthy};
-use crate::registry::FixedState;
 use crate::{
     Deployment, Error, IdentityPolicy, Limits, ModelKey, Registry, Request, VersionPreference,
 };

@@ -655,8 +655,7 @@ impl Context<'_> {
     ///
     /// See [`Context`] for an example.
     pub fn affinity_hash(&self) -> Option<u64> {
-        self.affinity
-            .map(|a| xxhash_rust::xxh3::xxh3_64(a.as_bytes()))
+        self.affinity.map(|a| crate::hash::stable(a.as_bytes()))
     }
 }
 
@@ -780,7 +779,7 @@ impl Ring {
             let slot = &slots[i as usize];
             let name = slot.key.to_string();
             for k in 0..points_of(weight(i)) {
-                let h = xxhash_rust::xxh3::xxh3_64_with_seed(name.as_bytes(), k);
+                let h = crate::hash::stable_with_seed(name.as_bytes(), k);
                 points.push((h, pos as u32));
             }
         }
