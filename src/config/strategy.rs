@@ -1,0 +1,263 @@
+//! The strategy of a fleet file: a name, or a name and its settings.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+
+use super::error::{ConfigErrors, Errors, Path};
+use crate::select::{BuiltinStrategy, ConsistentHash, Latency, Load, PowerOfTwo};
+
+/// The strategy: a built-in name, with the settings some strategies take.
+///
+/// Written as a plain name (`"latency"`) when it has no settings, else as a
+/// table: `{ "name": "latency", "buffer": 0.1 }`.
+///
+/// | setting | strategy | value |
+/// |---|---|---|
+/// | `buffer` | `latency` | a fraction ≥ 0: candidates that much slower than the fastest count as equals |
+/// | `bounded_load` | `consistent_hash` | a factor ≥ 1: no deployment holds more than that × the average in flight |
+/// | `load` | `power_of_two` | `"in_flight"`, `"in_flight_per_weight"` or `"peak_ewma"` ([`Load`]) |
+///
+/// ```
+/// use modelfleet::config::StrategyConfig;
+///
+/// let s: StrategyConfig = serde_json::from_str(r#"{"name": "consistent_hash", "bounded_load": 1.25}"#)?;
+/// assert_eq!(s.resolve()?.to_string(), "consistent_hash");
+/// let plain: StrategyConfig = serde_json::from_str(r#""round_robin""#)?;
+/// assert_eq!(serde_json::to_string(&plain)?, r#""round_robin""#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct StrategyConfig {
+    /// The strategy's name, as [`BuiltinStrategy`] parses it.
+    pub name: String,
+    /// `latency`'s buffer.
+    pub buffer: Option<f64>,
+    /// `consistent_hash`'s bounded load factor.
+    pub bounded_load: Option<f64>,
+    /// `power_of_two`'s load measure.
+    pub load: Option<String>,
+}
+
+impl Default for StrategyConfig {
+    /// `weighted_round_robin`, the selector's default.
+    ///
+    /// ```
+    /// assert_eq!(modelfleet::config::StrategyConfig::default().name, "weighted_round_robin");
+    /// ```
+    fn default() -> Self {
+        Self::named("weighted_round_robin")
+    }
+}
+
+const LOADS: &str = "in_flight, in_flight_per_weight, peak_ewma";
+
+impl StrategyConfig {
+    /// The strategy `name` with no settings.
+    ///
+    /// ```
+    /// use modelfleet::config::StrategyConfig;
+    /// assert_eq!(StrategyConfig::named("latency").resolve()?.to_string(), "latency");
+    /// # Ok::<(), modelfleet::config::ConfigErrors>(())
+    /// ```
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            buffer: None,
+            bounded_load: None,
+            load: None,
+        }
+    }
+
+    /// The config of a built-in strategy: its name and its settings where
+    /// they differ from the defaults.
+    ///
+    /// ```
+    /// use modelfleet::config::StrategyConfig;
+    /// use modelfleet::select::Latency;
+    ///
+    /// let s = StrategyConfig::from_strategy(&Latency::with_buffer(0.1)?.into());
+    /// assert_eq!((s.name.as_str(), s.buffer), ("latency", Some(0.1)));
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn from_strategy(strategy: &BuiltinStrategy) -> Self {
+        let mut c = Self::named(&strategy.to_string());
+        match strategy {
+            BuiltinStrategy::Latency(l) if l.buffer() != 0.0 => c.buffer = Some(l.buffer()),
+            BuiltinStrategy::ConsistentHash(h) => c.bounded_load = h.bounded_load(),
+            BuiltinStrategy::PowerOfTwo(p) if p.load() != Load::default() => {
+                c.load = Some(load_name(p.load()).to_owned());
+            }
+            _ => {}
+        }
+        c
+    }
+
+    /// Checks the settings and makes the strategy.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigErrors`]: an unknown name, a setting out of range, or a
+    /// setting the strategy does not take.
+    ///
+    /// ```
+    /// use modelfleet::config::StrategyConfig;
+    ///
+    /// let mut s = StrategyConfig::named("round_robin");
+    /// s.buffer = Some(0.1);
+    /// assert_eq!(
+    ///     s.resolve().unwrap_err().to_string(),
+    ///     "buffer: only the latency strategy takes a buffer, not round_robin"
+    /// );
+    /// ```
+    pub fn resolve(&self) -> Result<BuiltinStrategy, ConfigErrors> {
+        let mut errs = Errors::default();
+        let s = self.check(&Path::root(), &mut errs);
+        errs.into_result()?;
+        s.ok_or_else(|| ConfigErrors(Vec::new()))
+    }
+
+    fn has_settings(&self) -> bool {
+        self.buffer.is_some() || self.bounded_load.is_some() || self.load.is_some()
+    }
+
+    pub(crate) fn check(&self, at: &Path, errs: &mut Errors) -> Option<BuiltinStrategy> {
+        let name_at = if self.has_settings() {
+            at.key("name")
+        } else {
+            at.clone()
+        };
+        let base = match self.name.parse::<BuiltinStrategy>() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                errs.push(&name_at, e.to_string());
+                None
+            }
+        };
+        let before = errs.len();
+        let name = base.map(|b| b.to_string());
+        let only = |errs: &mut Errors, setting: &str, strategy: &str, what: &str| {
+            if let Some(n) = &name
+                && n != strategy
+            {
+                errs.push(
+                    &at.key(setting),
+                    format!("only the {strategy} strategy takes {what}, not {n}"),
+                );
+            }
+        };
+        let mut out = base;
+        if let Some(b) = self.buffer {
+            only(errs, "buffer", "latency", "a buffer");
+            match Latency::with_buffer(b) {
+                Ok(l) if matches!(out, Some(BuiltinStrategy::Latency(_))) => out = Some(l.into()),
+                Ok(_) => {}
+                Err(_) => errs.push(
+                    &at.key("buffer"),
+                    format!("must be a finite number of at least 0, got {b}"),
+                ),
+            }
+        }
+        if let Some(f) = self.bounded_load {
+            only(errs, "bounded_load", "consistent_hash", "a bounded load");
+            match ConsistentHash::with_bounded_load(f) {
+                Ok(h) if matches!(out, Some(BuiltinStrategy::ConsistentHash(_))) => {
+                    out = Some(h.into());
+                }
+                Ok(_) => {}
+                Err(_) => errs.push(
+                    &at.key("bounded_load"),
+                    format!("must be a finite number of at least 1, got {f}"),
+                ),
+            }
+        }
+        if let Some(l) = &self.load {
+            only(errs, "load", "power_of_two", "a load");
+            match parse_load(l) {
+                Some(load) if matches!(out, Some(BuiltinStrategy::PowerOfTwo(_))) => {
+                    out = Some(PowerOfTwo::new(load).into());
+                }
+                Some(_) => {}
+                None => errs.push(
+                    &at.key("load"),
+                    format!("unknown load {l:?}: expected one of {LOADS}"),
+                ),
+            }
+        }
+        out.filter(|_| errs.len() == before)
+    }
+}
+
+fn parse_load(s: &str) -> Option<Load> {
+    [Load::InFlight, Load::InFlightPerWeight, Load::PeakEwma]
+        .into_iter()
+        .find(|l| load_name(*l) == s)
+}
+
+fn load_name(l: Load) -> &'static str {
+    match l {
+        Load::InFlight => "in_flight",
+        Load::InFlightPerWeight => "in_flight_per_weight",
+        Load::PeakEwma => "peak_ewma",
+    }
+}
+
+impl Serialize for StrategyConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if !self.has_settings() {
+            return s.serialize_str(&self.name);
+        }
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("name", &self.name)?;
+        if let Some(b) = self.buffer {
+            m.serialize_entry("buffer", &b)?;
+        }
+        if let Some(f) = self.bounded_load {
+            m.serialize_entry("bounded_load", &f)?;
+        }
+        if let Some(l) = &self.load {
+            m.serialize_entry("load", l)?;
+        }
+        m.end()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StrategyTable {
+    name: String,
+    #[serde(default)]
+    buffer: Option<f64>,
+    #[serde(default)]
+    bounded_load: Option<f64>,
+    #[serde(default)]
+    load: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for StrategyConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StrategyConfig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a strategy name or a table with `name` and its settings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<StrategyConfig, E> {
+                Ok(StrategyConfig::named(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<StrategyConfig, A::Error> {
+                let t = StrategyTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(StrategyConfig {
+                    name: t.name,
+                    buffer: t.buffer,
+                    bounded_load: t.bounded_load,
+                    load: t.load,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
