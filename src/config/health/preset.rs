@@ -5,6 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::health::HealthPolicy;
+use crate::names::names;
 
 /// A health preset (see [`health`](crate::health#presets)).
 ///
@@ -30,14 +31,23 @@ pub enum HealthPreset {
     Disabled,
 }
 
-impl HealthPreset {
-    pub(crate) const ALL: [HealthPreset; 4] = [
-        HealthPreset::Default,
-        HealthPreset::Dify,
-        HealthPreset::Litellm,
-        HealthPreset::Disabled,
-    ];
+names! {
+    HealthPreset;
+    /// Every preset, in the order [`HealthConfig::from_policy`] tries them.
+    ///
+    /// [`HealthConfig::from_policy`]: super::HealthConfig::from_policy
+    pub(crate) const ALL;
+    /// The preset's name, as a fleet file writes it.
+    pub(crate) fn as_str;
+    {
+        HealthPreset::Default => "default" = HealthPreset::Default,
+        HealthPreset::Dify => "dify" = HealthPreset::Dify,
+        HealthPreset::Litellm => "litellm" = HealthPreset::Litellm,
+        HealthPreset::Disabled => "disabled" = HealthPreset::Disabled,
+    }
+}
 
+impl HealthPreset {
     /// The preset's policy.
     ///
     /// ```
@@ -57,11 +67,24 @@ impl HealthPreset {
 
 impl fmt::Display for HealthPreset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            HealthPreset::Default => "default",
-            HealthPreset::Dify => "dify",
-            HealthPreset::Litellm => "litellm",
-            HealthPreset::Disabled => "disabled",
-        })
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HealthPreset;
+
+    /// Serde derives its names from `rename_all`; they must be the table's.
+    #[test]
+    fn serde_names_are_the_table() {
+        for (preset, name) in HealthPreset::ALL.into_iter().zip(HealthPreset::NAMES) {
+            assert_eq!(serde_json::to_value(preset).unwrap(), name);
+            assert_eq!(
+                serde_json::from_value::<HealthPreset>(name.into()).unwrap(),
+                preset
+            );
+            assert_eq!(preset.to_string(), name);
+        }
     }
 }
