@@ -1,12 +1,14 @@
 //! The fleet file as a whole, and the fleet it builds.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 
+use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ConfigError, ConfigErrors, Errors, Path};
 use super::{DeploymentEntry, HealthConfig, StrategyConfig};
+use crate::hash::FixedState;
 use crate::health::HealthPolicy;
 use crate::select::BuiltinStrategy;
 use crate::{
@@ -241,7 +243,7 @@ impl FleetConfig {
             Registry::with_capacity(policy.unwrap_or_default(), self.deployments.len());
         let mut replaced = Vec::new();
         let mut built: Vec<Option<Deployment>> = Vec::with_capacity(self.deployments.len());
-        let mut holder: HashMap<ModelKey, usize> = HashMap::new();
+        let mut holder: IndexMap<ModelKey, usize, FixedState> = IndexMap::default();
         for (i, entry) in self.deployments.iter().enumerate() {
             let at = root.key("deployments").index(i);
             let d = entry.check(&at, &mut errs);
