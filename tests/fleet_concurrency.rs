@@ -55,8 +55,8 @@ use modelfleet::select::{
     WeightedRandom, WeightedRoundRobin,
 };
 use modelfleet::{
-    Change, Deployment, Discriminators, Error, Fleet, FleetHandle, FleetPick, IdentityPolicy,
-    ModelKey, Policy, Registry, Request, Selector,
+    Change, Deployment, Discriminators, Error, Fleet, FleetPick, IdentityPolicy, ModelKey, Policy,
+    Registry, Request, Selector,
 };
 
 fn s(secs: u64) -> Duration {
@@ -65,23 +65,6 @@ fn s(secs: u64) -> Duration {
 
 fn ms(millis: u64) -> Duration {
     Duration::from_millis(millis)
-}
-
-// ---------------------------------------------------------------- auto traits
-
-fn assert_send<T: Send>() {}
-fn assert_sync<T: Sync>() {}
-
-#[test]
-fn auto_traits() {
-    assert_send::<Fleet>();
-    assert_sync::<Fleet>();
-    assert_send::<Fleet<Policy>>();
-    assert_sync::<Fleet<Policy>>();
-    assert_send::<FleetPick<'static>>();
-    assert_send::<FleetHandle<'static>>();
-    assert_send::<Change>();
-    assert_sync::<Change>();
 }
 
 // --------------------------------------------------------------------- stress
