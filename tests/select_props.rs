@@ -37,6 +37,8 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use semver::Version;
 
+mod support;
+
 // ---------------------------------------------------------------------------
 // Fleets
 
@@ -567,17 +569,7 @@ proptest! {
         weights in prop::collection::vec(0u32..3, 1..=8),
         seed in any::<u64>(),
     ) {
-        let mut reg = Registry::new(Policy::NAME_ENDPOINT);
-        for (i, w) in weights.iter().enumerate() {
-            reg.insert(
-                Deployment::builder("openai", "m0")
-                    .endpoint(&format!("http://n{i}.test/v1"))
-                    .weight(*w)
-                    .build()
-                    .unwrap(),
-            )
-            .unwrap();
-        }
+        let reg = support::weighted("m0", &weights);
         let all_drained = weights.iter().all(|w| *w == 0);
         for strategy in strategies() {
             let sel = Selector::builder(&reg).strategy(strategy).seed(seed).build();
