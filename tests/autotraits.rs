@@ -1,14 +1,15 @@
 //! Every public type is `Send + Sync + Unpin`, so deployments, keys and
-//! registries can be shared between threads and held across `.await`s.
-//! A type that loses one of these auto traits (an `Rc`, a `Cell`, a raw
-//! pointer added to a field) fails to compile here.
+//! registries can be shared between threads and held across `.await`s;
+//! a fleet's picks and per-thread handles are `Send`, to complete or use on
+//! another thread. A type that loses one of these auto traits (an `Rc`, a
+//! `Cell`, a raw pointer added to a field) fails to compile here.
 
 #![allow(clippy::extra_unused_type_parameters)]
 
 use modelfleet::{
-    Collision, Credential, Deployment, DeploymentBuilder, Discriminator, Discriminators,
-    EndpointProblem, Error, Field, IdentityPolicy, Iter, Limits, ModelKey, NameProblem, Policy,
-    Registry,
+    Change, Collision, Credential, Deployment, DeploymentBuilder, Discriminator, Discriminators,
+    EndpointProblem, Error, Field, Fleet, FleetHandle, FleetPick, IdentityPolicy, Iter, Limits,
+    ModelKey, NameProblem, Policy, Registry,
 };
 
 fn assert_send<T: Send>() {}
@@ -44,6 +45,18 @@ fn registry_types() {
     assert_auto::<Registry<std::sync::Arc<dyn IdentityPolicy>>>();
     assert_auto::<Collision>();
     assert_auto::<Iter<'static>>();
+}
+
+#[test]
+fn fleet_types() {
+    assert_send::<Fleet>();
+    assert_sync::<Fleet>();
+    assert_send::<Fleet<Policy>>();
+    assert_sync::<Fleet<Policy>>();
+    assert_send::<FleetPick<'static>>();
+    assert_send::<FleetHandle<'static>>();
+    assert_send::<Change>();
+    assert_sync::<Change>();
 }
 
 #[test]

@@ -32,6 +32,8 @@ use modelfleet::{Change, Changes, Deployment, Error, ModelKey, Policy, Registry}
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 
+mod support;
+
 const PROVIDERS: &[&str] = &["openai", "azure"];
 const MODELS: &[&str] = &["gpt-4", "llama-3"];
 const ENDPOINTS: &[Option<&str>] = &[None, Some("http://10.0.0.1/v1"), Some("http://10.0.0.2/v1")];
@@ -47,17 +49,10 @@ fn deployment() -> impl Strategy<Value = Deployment> {
         select(VERSIONS),
     )
         .prop_map(|(provider, model, endpoint, tag, version)| {
-            let mut b = Deployment::builder(provider, model);
-            if let Some(e) = endpoint {
-                b = b.endpoint(e);
-            }
-            if let Some(t) = tag {
-                b = b.tag(t);
-            }
-            if let Some(v) = version {
-                b = b.version(v);
-            }
-            b.build().unwrap()
+            let b = Deployment::builder(provider, model);
+            support::with_parts(b, endpoint, tag, version)
+                .build()
+                .unwrap()
         })
 }
 

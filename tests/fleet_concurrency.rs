@@ -23,7 +23,7 @@
 //! `yield_now`, not sleeping): the writer installs the next version only
 //! once a pick started on the current one, and a thread runs at most
 //! `STEP` picks ahead of the writer, so every version really serves picks.
-//! The latency strategy's run is ignored: it revealed a bug (see there).
+//! Every select must succeed: each version has a pickable deployment.
 //!
 //! Deterministic tests of `install` (one thread, explicit times):
 //! - a cooling deployment stays cooling, its latency estimate and the
@@ -55,34 +55,12 @@ use modelfleet::select::{
     WeightedRandom, WeightedRoundRobin,
 };
 use modelfleet::{
-    Change, Deployment, Discriminators, Error, Fleet, FleetHandle, FleetPick, IdentityPolicy,
-    ModelKey, Policy, Registry, Request, Selector,
+    Change, Deployment, Discriminators, Error, Fleet, FleetPick, IdentityPolicy, ModelKey, Policy,
+    Registry, Request, Selector,
 };
 
-fn s(secs: u64) -> Duration {
-    Duration::from_secs(secs)
-}
-
-fn ms(millis: u64) -> Duration {
-    Duration::from_millis(millis)
-}
-
-// ---------------------------------------------------------------- auto traits
-
-fn assert_send<T: Send>() {}
-fn assert_sync<T: Sync>() {}
-
-#[test]
-fn auto_traits() {
-    assert_send::<Fleet>();
-    assert_sync::<Fleet>();
-    assert_send::<Fleet<Policy>>();
-    assert_sync::<Fleet<Policy>>();
-    assert_send::<FleetPick<'static>>();
-    assert_send::<FleetHandle<'static>>();
-    assert_send::<Change>();
-    assert_sync::<Change>();
-}
+mod support;
+use support::{key, ms, node, node_at, registry, secs};
 
 // --------------------------------------------------------------------- stress
 
@@ -355,7 +333,7 @@ fn stress(strategy: BuiltinStrategy) {
             assert_eq!(selector.in_flight(key), None, "{name}: {key} is gone");
         }
     }
-    let health = fleet.health(s(1));
+    let health = fleet.health(secs(1));
     assert_eq!(health.len(), last.len());
     for h in &health {
         assert_eq!(
@@ -398,9 +376,9 @@ fn picks_always_name_a_live_deployment_consistent_hash() {
 
 /// `Latency::choose` reads each candidate's latency estimate twice (once to
 /// find the fastest and whether any is unmeasured, once to filter); a report
-/// completing on another thread between the two passes can make every
-/// candidate unacceptable, and `select` then fails with `NoEligible` ("no
-/// candidates") although deployments are eligible.
+/// completing on another thread between the two passes can move every
+/// estimate past the limit, and the pick is then the fastest candidate of
+/// the second pass: `select` never fails while a deployment is eligible.
 #[test]
 fn picks_always_name_a_live_deployment_latency() {
     stress(Latency::default().into());
@@ -413,25 +391,6 @@ fn every_builtin_strategy_is_stressed() {
 }
 
 // ---------------------------------------------------------- deterministic
-
-fn node(ip: &str) -> Deployment {
-    Deployment::builder("openai", "gpt-4")
-        .endpoint(&format!("http://{ip}/v1"))
-        .build()
-        .unwrap()
-}
-
-fn key(ip: &str) -> ModelKey {
-    format!("openai/gpt-4@http://{ip}/v1").parse().unwrap()
-}
-
-fn registry(nodes: &[Deployment]) -> Registry {
-    let mut reg = Registry::new(Policy::NAME_ENDPOINT);
-    for d in nodes {
-        reg.insert(d.clone()).unwrap();
-    }
-    reg
-}
 
 fn state_of(fleet: &Fleet, key: &ModelKey, now: Duration) -> State {
     fleet
@@ -454,12 +413,12 @@ fn cooling_latency_and_in_flight_survive_install() {
     });
     // A held pick of a, then a's latency, then a rate limit: cooling to 61 s.
     let held = fleet
-        .select(&Request::new("gpt-4").exclude(b.clone()).at(s(0)))
+        .select(&Request::new("gpt-4").exclude(b.clone()).at(secs(0)))
         .unwrap();
     assert_eq!(held.key(), &a);
-    assert!(fleet.report(&a, Report::success(s(1), ms(80))));
-    assert!(fleet.report(&a, rate_limited(s(1))));
-    assert_eq!(state_of(&fleet, &a, s(2)), State::Cooling);
+    assert!(fleet.report(&a, Report::success(secs(1), ms(80))));
+    assert!(fleet.report(&a, rate_limited(secs(1))));
+    assert_eq!(state_of(&fleet, &a, secs(2)), State::Cooling);
 
     // v2: b updated in place (same endpoint), c added; a unchanged.
     let v2 = registry(&[
@@ -467,29 +426,29 @@ fn cooling_latency_and_in_flight_survive_install() {
         node("10.0.0.2").to_builder().weight(2).build().unwrap(),
         node("10.0.0.3"),
     ]);
-    let changes = fleet.install(v2, s(10));
+    let changes = fleet.install(v2, secs(10));
     assert_eq!(changes.to_string(), format!("~ {b}\n+ {}", key("10.0.0.3")));
 
     let selector = fleet.selector();
-    let health = fleet.health(s(30));
+    let health = fleet.health(secs(30));
     let ha = health.iter().find(|h| h.key == a).unwrap();
     assert_eq!(ha.state, State::Cooling);
-    assert_eq!(ha.available_at, Some(s(61)));
+    assert_eq!(ha.available_at, Some(secs(61)));
     assert_eq!(selector.latency(&a), Some(ms(80)), "latency estimate kept");
     assert_eq!(selector.in_flight(&a), Some(1), "held pick still counted");
     let handle = fleet.handle();
     for _ in 0..12 {
-        let at30 = Request::new("gpt-4").at(s(30));
+        let at30 = Request::new("gpt-4").at(secs(30));
         assert_ne!(fleet.select(&at30).unwrap().key(), &a);
         assert_ne!(handle.select(&at30).unwrap().key(), &a);
     }
     // Back exactly when the cooldown ends.
-    let at61 = Request::new("gpt-4").at(s(61));
+    let at61 = Request::new("gpt-4").at(secs(61));
     assert!((0..3).any(|_| fleet.select(&at61).unwrap().key() == &a));
 
     // The held pick releases its slot in the new version, and its report
     // reaches it.
-    held.complete(Report::success(s(62), ms(500)));
+    held.complete(Report::success(secs(62), ms(500)));
     assert_eq!(selector.in_flight(&a), Some(0));
     assert_eq!(selector.latency(&a), Some(ms(500)));
 }
@@ -504,34 +463,34 @@ fn endpoint_change_under_the_same_key_starts_fresh() {
     let kb = Registry::new(Policy::NAME_TAG).key_of(&tagged("b", "10.0.0.2", 1));
     let only_a = |at| Request::new("gpt-4").exclude(kb.clone()).at(at);
 
-    let held = fleet.select(&only_a(s(0))).unwrap();
+    let held = fleet.select(&only_a(secs(0))).unwrap();
     assert_eq!(held.key(), &ka);
-    assert!(fleet.report(&ka, Report::success(s(1), ms(80))));
-    assert!(fleet.report(&ka, rate_limited(s(2))));
+    assert!(fleet.report(&ka, Report::success(secs(1), ms(80))));
+    assert!(fleet.report(&ka, rate_limited(secs(2))));
 
     // Same endpoint, another weight: health, latency and in-flight kept.
     fleet.install(
         tagged_registry(&[("a", "10.0.0.1", 3), ("b", "10.0.0.2", 1)]),
-        s(5),
+        secs(5),
     );
-    assert_eq!(state_of(&fleet, &ka, s(10)), State::Cooling);
+    assert_eq!(state_of(&fleet, &ka, secs(10)), State::Cooling);
     assert_eq!(fleet.selector().latency(&ka), Some(ms(80)));
     assert_eq!(fleet.selector().in_flight(&ka), Some(1));
 
     // Same key, new endpoint: another server, fresh state.
     let changes = fleet.install(
         tagged_registry(&[("a", "10.0.0.9", 3), ("b", "10.0.0.2", 1)]),
-        s(6),
+        secs(6),
     );
     assert!(matches!(changes.as_slice(), [Change::Updated { key, .. }] if *key == ka));
     let selector = fleet.selector();
-    assert_eq!(state_of(&fleet, &ka, s(10)), State::Healthy);
+    assert_eq!(state_of(&fleet, &ka, secs(10)), State::Healthy);
     assert_eq!(selector.latency(&ka), None);
     assert_eq!(selector.in_flight(&ka), Some(0));
 
     // The new server serves; the old pick's release and report do not
     // touch its state.
-    let fresh = fleet.select(&only_a(s(10))).unwrap();
+    let fresh = fleet.select(&only_a(secs(10))).unwrap();
     assert_eq!(
         fresh.deployment().endpoint().unwrap().as_str(),
         "http://10.0.0.9/v1"
@@ -541,14 +500,14 @@ fn endpoint_change_under_the_same_key_starts_fresh() {
         "http://10.0.0.1/v1"
     );
     assert_eq!(selector.in_flight(&ka), Some(1));
-    held.complete(rate_limited(s(11)));
+    held.complete(rate_limited(secs(11)));
     assert_eq!(
         selector.in_flight(&ka),
         Some(1),
         "old pick released the new state"
     );
     assert_eq!(
-        state_of(&fleet, &ka, s(12)),
+        state_of(&fleet, &ka, secs(12)),
         State::Healthy,
         "old report applied"
     );
@@ -560,7 +519,7 @@ fn endpoint_change_under_the_same_key_starts_fresh() {
 fn new_deployment_starts_in_slow_start() {
     let mut health = HealthPolicy::disabled();
     health.slow_start = Some(SlowStart {
-        window: s(60),
+        window: secs(60),
         aggression: 1.0,
         min_percent: 10.0,
     });
@@ -568,14 +527,19 @@ fn new_deployment_starts_in_slow_start() {
         b.health(health)
     });
     // The first version's deployments do not ramp.
-    assert!(fleet.health(s(0)).iter().all(|h| h.state == State::Healthy));
+    assert!(
+        fleet
+            .health(secs(0))
+            .iter()
+            .all(|h| h.state == State::Healthy)
+    );
 
     fleet.install(
         registry(&[node("10.0.0.1"), node("10.0.0.2"), node("10.0.0.3")]),
-        s(100),
+        secs(100),
     );
     let c = key("10.0.0.3");
-    for h in fleet.health(s(110)) {
+    for h in fleet.health(secs(110)) {
         let want = if h.key == c {
             State::SlowStart
         } else {
@@ -583,7 +547,7 @@ fn new_deployment_starts_in_slow_start() {
         };
         assert_eq!(h.state, want, "{} at 110 s", h.key);
     }
-    assert_eq!(state_of(&fleet, &c, s(160)), State::Healthy, "ramp over");
+    assert_eq!(state_of(&fleet, &c, secs(160)), State::Healthy, "ramp over");
 
     // A later install does not restart the ramp of a deployment it keeps.
     fleet.install(
@@ -593,10 +557,13 @@ fn new_deployment_starts_in_slow_start() {
             node("10.0.0.3"),
             node("10.0.0.4"),
         ]),
-        s(150),
+        secs(150),
     );
-    assert_eq!(state_of(&fleet, &c, s(160)), State::Healthy);
-    assert_eq!(state_of(&fleet, &key("10.0.0.4"), s(160)), State::SlowStart);
+    assert_eq!(state_of(&fleet, &c, secs(160)), State::Healthy);
+    assert_eq!(
+        state_of(&fleet, &key("10.0.0.4"), secs(160)),
+        State::SlowStart
+    );
 }
 
 #[test]
@@ -622,7 +589,7 @@ fn removed_and_drained_deployments_are_never_picked_after_install() {
             node("10.0.0.3").to_builder().weight(0).build().unwrap(),
             node("10.0.0.4"),
         ]),
-        s(1),
+        secs(1),
     );
     let late = fleet.handle();
     let filtered = Request::new("gpt-4").provider("openai");
@@ -650,22 +617,22 @@ fn pick_held_across_the_removal_of_its_deployment() {
         bld.strategy(RoundRobin).health(HealthPolicy::dify())
     });
     let handle = fleet.handle();
-    let only_b = Request::new("gpt-4").exclude(a.clone()).at(s(0));
+    let only_b = Request::new("gpt-4").exclude(a.clone()).at(secs(0));
     let completed = handle.select(&only_b).unwrap();
     let dropped = fleet.select(&only_b).unwrap();
     assert_eq!(fleet.selector().in_flight(&b), Some(2));
 
-    fleet.install(registry(&[node("10.0.0.1")]), s(1));
+    fleet.install(registry(&[node("10.0.0.1")]), secs(1));
     // Still readable.
     assert_eq!(completed.key(), &b);
     assert_eq!(
         dropped.deployment().endpoint().unwrap().as_str(),
         "http://10.0.0.2/v1"
     );
-    assert!(!fleet.report(&b, rate_limited(s(2))), "b is gone");
+    assert!(!fleet.report(&b, rate_limited(secs(2))), "b is gone");
     // Its report goes nowhere: a is untouched.
-    completed.complete(Report::failure(s(2), FailureKind::ConnectionError));
-    let health = fleet.health(s(3));
+    completed.complete(Report::failure(secs(2), FailureKind::ConnectionError));
+    let health = fleet.health(secs(3));
     assert_eq!(health.len(), 1);
     assert_eq!(health[0].key, a);
     assert_eq!(health[0].state, State::Healthy);
@@ -674,17 +641,17 @@ fn pick_held_across_the_removal_of_its_deployment() {
 
     // b comes back (same endpoint): fresh, and the pick still held from its
     // old life does not count against it.
-    fleet.install(registry(&[node("10.0.0.1"), node("10.0.0.2")]), s(4));
+    fleet.install(registry(&[node("10.0.0.1"), node("10.0.0.2")]), secs(4));
     assert_eq!(fleet.selector().in_flight(&b), Some(0));
     assert_eq!(fleet.selector().latency(&b), None);
     let again = fleet
-        .select(&Request::new("gpt-4").exclude(a.clone()).at(s(5)))
+        .select(&Request::new("gpt-4").exclude(a.clone()).at(secs(5)))
         .unwrap();
     drop(dropped);
     assert_eq!(fleet.selector().in_flight(&b), Some(1));
     drop(again);
     assert_eq!(fleet.selector().in_flight(&b), Some(0));
-    assert_eq!(state_of(&fleet, &b, s(5)), State::Healthy);
+    assert_eq!(state_of(&fleet, &b, secs(5)), State::Healthy);
 }
 
 /// Rotation positions continue across a swap. What is asserted, for round
@@ -738,7 +705,7 @@ fn rotation_continues_across_a_swap() {
                 let swapped = make(&v1);
                 let h = swapped.handle();
                 let before = take(&|| h.select(&req).unwrap().key().clone(), k);
-                swapped.install(v2.clone(), s(1));
+                swapped.install(v2.clone(), secs(1));
                 let after = take(&|| h.select(&req).unwrap().key().clone(), 12);
 
                 let direct = make(v2);
@@ -750,7 +717,7 @@ fn rotation_continues_across_a_swap() {
                 // Shared handle.
                 let swapped = make(&v1);
                 take(&|| swapped.select(&req).unwrap().key().clone(), k);
-                swapped.install(v2.clone(), s(1));
+                swapped.install(v2.clone(), secs(1));
                 let after_shared = take(&|| swapped.select(&req).unwrap().key().clone(), 12);
                 let direct = make(v2);
                 take(&|| direct.select(&req).unwrap().key().clone(), k);
@@ -785,9 +752,9 @@ fn install_returns_the_diff_and_a_refused_apply_changes_nothing() {
     let v1 = registry(&[node("10.0.0.1"), node("10.0.0.2")]);
     let v2 = registry(&[node("10.0.0.2"), node("10.0.0.3")]);
     let fleet = Fleet::new(v1.clone(), |b| b);
-    assert_eq!(fleet.install(v2.clone(), s(1)), v1.diff(&v2));
+    assert_eq!(fleet.install(v2.clone(), secs(1)), v1.diff(&v2));
     assert_eq!(fleet.registry(), v2);
-    assert!(fleet.install(v2.clone(), s(2)).is_empty());
+    assert!(fleet.install(v2.clone(), secs(2)).is_empty());
 
     let before = fleet.selector();
     let bad = vec![
@@ -799,7 +766,7 @@ fn install_returns_the_diff_and_a_refused_apply_changes_nothing() {
         },
     ]
     .into();
-    match fleet.apply(&bad, s(3)) {
+    match fleet.apply(&bad, secs(3)) {
         Err(Error::InvalidChange { index, key: k, .. }) => {
             assert_eq!(index, 1);
             assert_eq!(*k, key("10.0.0.1"));
@@ -829,11 +796,11 @@ fn handle_requests_without_time_follow_report_time() {
         .select(&Request::new("gpt-4").exclude(b.clone()))
         .unwrap();
     assert_eq!(pick.key(), &a);
-    pick.complete(rate_limited(s(1))); // a cools until 61 s
+    pick.complete(rate_limited(secs(1))); // a cools until 61 s
     let pick = handle
         .select(&Request::new("gpt-4").exclude(a.clone()))
         .unwrap();
-    pick.complete(Report::success(s(100), ms(50))); // time is now 100 s
+    pick.complete(Report::success(secs(100), ms(50))); // time is now 100 s
 
     // The shared handle follows report time: a is back.
     assert!((0..2).any(|_| fleet.select(&Request::new("gpt-4")).unwrap().key() == &a));
@@ -873,15 +840,15 @@ fn report_on_the_old_version_after_rebuild_reaches_the_new_one() {
             moved(node("10.0.0.2")),
             node("10.0.0.3").to_builder().priority(7).build().unwrap(),
         ]);
-        let new = old.rebuild(&v2, s(0));
+        let new = old.rebuild(&v2, secs(0));
         // After the rebuild, a is rate limited through the old version.
-        assert!(old.report(&a, rate_limited(s(1))));
-        let at = Request::new("gpt-4").at(s(2));
+        assert!(old.report(&a, rate_limited(secs(1))));
+        let at = Request::new("gpt-4").at(secs(2));
         for _ in 0..8 {
             let pick = new.select(&at).unwrap();
             assert_eq!(pick.key(), &b, "priority moves: {priority_moves}");
         }
-        let health = new.health(s(2));
+        let health = new.health(secs(2));
         assert_eq!(
             health.iter().find(|h| h.key == a).unwrap().state,
             State::Cooling
@@ -896,29 +863,12 @@ fn report_on_the_old_version_after_rebuild_reaches_the_new_one() {
 // several rebuilds, or a sibling version built from the same one) must
 // raise the flag of the tier the deployment is in now.
 
-fn key_of(ip: &str) -> ModelKey {
-    format!("openai/gpt-4@http://{ip}/v1").parse().unwrap()
-}
-fn node_at(ip: &str, p: u32) -> Deployment {
-    Deployment::builder("openai", "gpt-4")
-        .endpoint(&format!("http://{ip}/v1"))
-        .priority(p)
-        .build()
-        .unwrap()
-}
-fn reg_of(n: &[Deployment]) -> Registry {
-    let mut r = Registry::new(Policy::NAME_ENDPOINT);
-    for d in n {
-        r.insert(d.clone()).unwrap();
-    }
-    r
-}
 fn failed_at(t: u64) -> Report {
-    Report::failure(s(t), FailureKind::ConnectionError)
+    Report::failure(secs(t), FailureKind::ConnectionError)
 }
 /// The keys of `n` picks from `sel` at `t` seconds.
 fn picks_at(sel: &Selector, t: u64, n: usize) -> Vec<ModelKey> {
-    let request = Request::new("gpt-4").at(s(t));
+    let request = Request::new("gpt-4").at(secs(t));
     (0..n)
         .map(|_| sel.select(&request).unwrap().key().clone())
         .collect()
@@ -929,21 +879,21 @@ fn picks_at(sel: &Selector, t: u64, n: usize) -> Vec<ModelKey> {
 /// from picking it while it cools.
 #[test]
 fn report_through_v1_reaches_v3_after_a_move() {
-    let (a, d) = (key_of("a"), key_of("d"));
-    let v1r = reg_of(&[node_at("a", 0), node_at("d", 1)]);
+    let (a, d) = (key("a"), key("d"));
+    let v1r = registry(&[node_at("a", 0), node_at("d", 1)]);
     let v1 = Selector::builder(&v1r)
         .strategy(RoundRobin)
         .health(HealthPolicy::dify())
         .build();
     let held = v1
-        .select(&Request::new("gpt-4").exclude(a.clone()).at(s(0)))
+        .select(&Request::new("gpt-4").exclude(a.clone()).at(secs(0)))
         .unwrap();
     assert_eq!(held.key(), &d);
-    let v23 = reg_of(&[node_at("a", 1), node_at("d", 0)]); // d moves to tier 0
-    let v2 = v1.rebuild(&v23, s(0));
-    let v3 = v2.rebuild(&v23, s(0));
+    let v23 = registry(&[node_at("a", 1), node_at("d", 0)]); // d moves to tier 0
+    let v2 = v1.rebuild(&v23, secs(0));
+    let v3 = v2.rebuild(&v23, secs(0));
     held.complete(failed_at(1)); // d cools until 11 s
-    let at = Request::new("gpt-4").at(s(2));
+    let at = Request::new("gpt-4").at(secs(2));
     assert_eq!(v2.select(&at).unwrap().key(), &a, "v2");
     assert_eq!(v3.select(&at).unwrap().key(), &a, "v3 picked the cooling d");
 }
@@ -954,8 +904,8 @@ fn report_through_v1_reaches_v3_after_a_move() {
 /// already disturbed tier, must make the newer version test it again.
 #[test]
 fn report_through_v1_renews_the_health_record_of_v2() {
-    let (x, y, z) = (key_of("x"), key_of("y"), key_of("z"));
-    let v1 = Selector::builder(&reg_of(&[
+    let (x, y, z) = (key("x"), key("y"), key("z"));
+    let v1 = Selector::builder(&registry(&[
         node_at("x", 0),
         node_at("y", 1),
         node_at("z", 1),
@@ -965,8 +915,8 @@ fn report_through_v1_renews_the_health_record_of_v2() {
     .build();
     // v2: x joins y and z in priority 1, the only tier.
     let v2 = v1.rebuild(
-        &reg_of(&[node_at("x", 1), node_at("y", 1), node_at("z", 1)]),
-        s(0),
+        &registry(&[node_at("x", 1), node_at("y", 1), node_at("z", 1)]),
+        secs(0),
     );
     // y cools; v2's picks record that only y needs testing.
     assert!(v2.report(&y, failed_at(1)));
@@ -988,18 +938,25 @@ fn report_through_v1_renews_the_health_record_of_v2() {
 #[test]
 fn report_through_v2_renews_the_health_record_of_v1() {
     for limited in [false, true] {
-        let (a, b, d) = (key_of("a"), key_of("b"), key_of("d"));
+        let (a, b, d) = (key("a"), key("b"), key("d"));
         let second = if limited {
             // A limit no pick here reaches: it only keeps the tier checked.
             node_at("b", 0).to_builder().rpm(1_000_000).build().unwrap()
         } else {
             node_at("b", 0)
         };
-        let v1 = Selector::builder(&reg_of(&[node_at("a", 0), second.clone(), node_at("d", 0)]))
-            .strategy(RoundRobin)
-            .health(HealthPolicy::dify())
-            .build();
-        let v2 = v1.rebuild(&reg_of(&[node_at("a", 0), second, node_at("d", 1)]), s(0));
+        let v1 = Selector::builder(&registry(&[
+            node_at("a", 0),
+            second.clone(),
+            node_at("d", 0),
+        ]))
+        .strategy(RoundRobin)
+        .health(HealthPolicy::dify())
+        .build();
+        let v2 = v1.rebuild(
+            &registry(&[node_at("a", 0), second, node_at("d", 1)]),
+            secs(0),
+        );
         if !limited {
             assert!(v1.report(&b, failed_at(1)));
         }
@@ -1018,8 +975,8 @@ fn report_through_v2_renews_the_health_record_of_v1() {
 /// record, though the report raises neither of v2's flags.
 #[test]
 fn report_through_v1_renews_the_health_record_of_an_intermediate_version() {
-    let (c, d, e) = (key_of("c"), key_of("d"), key_of("e"));
-    let v1 = Selector::builder(&reg_of(&[
+    let (c, d, e) = (key("c"), key("d"), key("e"));
+    let v1 = Selector::builder(&registry(&[
         node_at("d", 0),
         node_at("c", 1),
         node_at("e", 1),
@@ -1028,12 +985,12 @@ fn report_through_v1_renews_the_health_record_of_an_intermediate_version() {
     .health(HealthPolicy::dify())
     .build();
     let v2 = v1.rebuild(
-        &reg_of(&[node_at("d", 1), node_at("c", 1), node_at("e", 1)]),
-        s(0),
+        &registry(&[node_at("d", 1), node_at("c", 1), node_at("e", 1)]),
+        secs(0),
     );
     let _v3 = v2.rebuild(
-        &reg_of(&[node_at("d", 2), node_at("c", 1), node_at("e", 1)]),
-        s(0),
+        &registry(&[node_at("d", 2), node_at("c", 1), node_at("e", 1)]),
+        secs(0),
     );
     assert!(v2.report(&c, failed_at(1)));
     let before = picks_at(&v2, 2, 4);
@@ -1050,20 +1007,20 @@ fn report_through_v1_renews_the_health_record_of_an_intermediate_version() {
 /// on a deployment that v2 moved to a new priority must reach v3.
 #[test]
 fn report_through_sibling_reaches_v3() {
-    let (a, d) = (key_of("a"), key_of("d"));
-    let base = reg_of(&[node_at("a", 0), node_at("d", 0)]);
+    let (a, d) = (key("a"), key("d"));
+    let base = registry(&[node_at("a", 0), node_at("d", 0)]);
     let v1 = Selector::builder(&base)
         .strategy(RoundRobin)
         .health(HealthPolicy::dify())
         .build();
-    let v2 = v1.rebuild(&reg_of(&[node_at("a", 0), node_at("d", 5)]), s(0));
-    let v3 = v1.rebuild(&base, s(0)); // e.g. a rollback from the base version
+    let v2 = v1.rebuild(&registry(&[node_at("a", 0), node_at("d", 5)]), secs(0));
+    let v3 = v1.rebuild(&base, secs(0)); // e.g. a rollback from the base version
     let held = v2
-        .select(&Request::new("gpt-4").exclude(a.clone()).at(s(0)))
+        .select(&Request::new("gpt-4").exclude(a.clone()).at(secs(0)))
         .unwrap();
     assert_eq!(held.key(), &d);
     held.complete(failed_at(1));
-    let at = Request::new("gpt-4").at(s(2));
+    let at = Request::new("gpt-4").at(secs(2));
     for _ in 0..4 {
         assert_eq!(v3.select(&at).unwrap().key(), &a, "v3 picked the cooling d");
     }
@@ -1072,19 +1029,19 @@ fn report_through_sibling_reaches_v3() {
 /// Priority disappears and reappears: v1 d@1, v2 d@0, v3 d@1, v4 d@1.
 #[test]
 fn priority_disappears_and_reappears() {
-    let (a, d) = (key_of("a"), key_of("d"));
-    let v1 = Selector::builder(&reg_of(&[node_at("a", 2), node_at("d", 1)]))
+    let (a, d) = (key("a"), key("d"));
+    let v1 = Selector::builder(&registry(&[node_at("a", 2), node_at("d", 1)]))
         .strategy(RoundRobin)
         .health(HealthPolicy::dify())
         .build();
-    let held = v1.select(&Request::new("gpt-4").at(s(0))).unwrap();
+    let held = v1.select(&Request::new("gpt-4").at(secs(0))).unwrap();
     assert_eq!(held.key(), &d);
-    let v2 = v1.rebuild(&reg_of(&[node_at("a", 2), node_at("d", 0)]), s(0));
-    let r = reg_of(&[node_at("a", 2), node_at("d", 1)]);
-    let v3 = v2.rebuild(&r, s(0));
-    let v4 = v3.rebuild(&r, s(0));
+    let v2 = v1.rebuild(&registry(&[node_at("a", 2), node_at("d", 0)]), secs(0));
+    let r = registry(&[node_at("a", 2), node_at("d", 1)]);
+    let v3 = v2.rebuild(&r, secs(0));
+    let v4 = v3.rebuild(&r, secs(0));
     held.complete(failed_at(1));
-    let at = Request::new("gpt-4").at(s(2));
+    let at = Request::new("gpt-4").at(secs(2));
     assert_eq!(v3.select(&at).unwrap().key(), &a, "v3");
     assert_eq!(v4.select(&at).unwrap().key(), &a, "v4 picked the cooling d");
 }
@@ -1116,20 +1073,20 @@ fn model_rename_keeps_state_and_health_checks() {
         .strategy(RoundRobin)
         .health(HealthPolicy::dify())
         .build();
-    let held = v1.select(&Request::new("GPT-4").at(s(0))).unwrap();
+    let held = v1.select(&Request::new("GPT-4").at(secs(0))).unwrap();
     let dk = held.key().clone();
     let mut r2 = Registry::new(Ci);
     r2.insert(mk("gpt-4", "d", 0)).unwrap();
     r2.insert(mk("gpt-4", "a", 1)).unwrap();
-    let v2 = v1.rebuild(&r2, s(0));
+    let v2 = v1.rebuild(&r2, secs(0));
     held.complete(failed_at(1));
-    let h = v2.health(s(2));
+    let h = v2.health(secs(2));
     assert_eq!(
         h.iter().find(|x| x.key == dk).unwrap().state,
         modelfleet::health::State::Cooling
     );
     assert_ne!(
-        v2.select(&Request::new("gpt-4").at(s(2))).unwrap().key(),
+        v2.select(&Request::new("gpt-4").at(secs(2))).unwrap().key(),
         &dk,
         "v2 picked the cooling d"
     );

@@ -6,7 +6,7 @@
 #![cfg(feature = "serde")]
 
 #[allow(dead_code)]
-#[path = "../examples/fleet_sim/sim.rs"]
+#[path = "../examples/fleet_sim/main.rs"]
 mod sim;
 
 use std::path::{Path, PathBuf};

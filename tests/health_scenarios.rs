@@ -62,6 +62,9 @@ use modelfleet::select::{BuiltinStrategy, Latency, Reason, RoundRobin, WeightedR
 use modelfleet::{Deployment, Error, ModelKey, Pick, Policy, Registry, Request, Selector};
 use serde::{Deserialize, Deserializer};
 
+mod support;
+use support::{key, ms, node, node_at, secs};
+
 // ---------------------------------------------------------------------------
 // Fixture schema
 
@@ -257,10 +260,6 @@ impl Step {
 
 // ---------------------------------------------------------------------------
 // Running a fixture
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/health")
@@ -649,24 +648,12 @@ fn slow_start() {
 // ---------------------------------------------------------------------------
 // Plain tests
 
-fn sec(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
-
 /// Deployments of `openai/gpt-4` at `http://{name}/v1`, one per name, in
 /// one tier with weight 1, and their keys.
 #[track_caller]
 fn nodes<const N: usize>(names: [&str; N]) -> (Registry, [ModelKey; N]) {
     let mut reg = Registry::new(Policy::NAME_ENDPOINT);
-    let keys = names.map(|name| {
-        reg.insert(
-            Deployment::builder("openai", "gpt-4")
-                .endpoint(&format!("http://{name}/v1"))
-                .build()
-                .unwrap(),
-        )
-        .unwrap()
-    });
+    let keys = names.map(|name| reg.insert(node(name)).unwrap());
     (reg, keys)
 }
 
@@ -683,15 +670,7 @@ fn primary_and_backup(
                 .unwrap(),
         )
         .unwrap();
-    let b = reg
-        .insert(
-            Deployment::builder("openai", "gpt-4")
-                .endpoint("http://b/v1")
-                .priority(1)
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+    let b = reg.insert(node_at("b", 1)).unwrap();
     (reg, a, b)
 }
 
@@ -717,21 +696,21 @@ fn removed_reason(s: &Selector, t: Duration, key: &ModelKey) -> Option<Reason> {
 fn rpm_limit_sends_the_third_pick_elsewhere() {
     let (reg, a, b) = primary_and_backup(|d| d.rpm(2));
     let s = Selector::new(&reg, RoundRobin);
-    assert_eq!(pick_key(&s, sec(0)), a);
-    assert_eq!(removed_reason(&s, sec(5), &a), None);
-    assert_eq!(pick_key(&s, sec(10)), a);
+    assert_eq!(pick_key(&s, secs(0)), a);
+    assert_eq!(removed_reason(&s, secs(5), &a), None);
+    assert_eq!(pick_key(&s, secs(10)), a);
     // Two picks in the rolling minute: the third goes to the backup.
-    assert_eq!(removed_reason(&s, sec(20), &a), Some(Reason::RpmLimit));
-    assert_eq!(pick_key(&s, sec(20)), b);
-    assert_eq!(pick_key(&s, sec(59)), b);
-    assert_eq!(s.health(sec(59))[0].requests_per_minute, 2);
+    assert_eq!(removed_reason(&s, secs(20), &a), Some(Reason::RpmLimit));
+    assert_eq!(pick_key(&s, secs(20)), b);
+    assert_eq!(pick_key(&s, secs(59)), b);
+    assert_eq!(s.health(secs(59))[0].requests_per_minute, 2);
     // At 60 s the whole previous minute is still inside the last 60 s.
-    assert_eq!(removed_reason(&s, sec(60), &a), Some(Reason::RpmLimit));
+    assert_eq!(removed_reason(&s, secs(60), &a), Some(Reason::RpmLimit));
     // At 61 s, 59/60 of it is: 2 × 59/60 < 2.
-    assert_eq!(removed_reason(&s, sec(61), &a), None);
-    assert_eq!(pick_key(&s, sec(61)), a);
+    assert_eq!(removed_reason(&s, secs(61), &a), None);
+    assert_eq!(pick_key(&s, secs(61)), a);
     // Picks of the backup (no rpm limit) do not count toward a's.
-    assert_eq!(s.health(sec(61))[1].requests_per_minute, 0);
+    assert_eq!(s.health(secs(61))[1].requests_per_minute, 0);
 }
 
 #[test]
@@ -745,8 +724,8 @@ fn rpm_limit_everywhere_is_unavailable_without_a_retry_time() {
     )
     .unwrap();
     let s = Selector::new(&reg, RoundRobin);
-    drop(s.select(&Request::new("gpt-4").at(sec(1))).unwrap());
-    match s.select(&Request::new("gpt-4").at(sec(2))) {
+    drop(s.select(&Request::new("gpt-4").at(secs(1))).unwrap());
+    match s.select(&Request::new("gpt-4").at(secs(2))) {
         Err(Error::Unavailable {
             retry_at, removed, ..
         }) => {
@@ -761,29 +740,29 @@ fn rpm_limit_everywhere_is_unavailable_without_a_retry_time() {
 fn tpm_limit_counts_reported_tokens() {
     let (reg, a, b) = primary_and_backup(|d| d.tpm(1_000));
     let s = Selector::new(&reg, RoundRobin);
-    let p = s.select(&Request::new("gpt-4").at(sec(0))).unwrap();
+    let p = s.select(&Request::new("gpt-4").at(secs(0))).unwrap();
     assert_eq!(p.key(), &a);
-    p.complete(Report::success(sec(1), ms(300)).tokens(600));
-    assert_eq!(s.health(sec(1))[0].tokens_per_minute, 600);
-    let p = s.select(&Request::new("gpt-4").at(sec(2))).unwrap();
+    p.complete(Report::success(secs(1), ms(300)).tokens(600));
+    assert_eq!(s.health(secs(1))[0].tokens_per_minute, 600);
+    let p = s.select(&Request::new("gpt-4").at(secs(2))).unwrap();
     assert_eq!(p.key(), &a, "600 of 1000 tokens used");
-    p.complete(Report::success(sec(3), ms(300)).tokens(400));
-    assert_eq!(s.health(sec(3))[0].tokens_per_minute, 1_000);
-    assert_eq!(removed_reason(&s, sec(4), &a), Some(Reason::TpmLimit));
-    assert_eq!(pick_key(&s, sec(4)), b);
+    p.complete(Report::success(secs(3), ms(300)).tokens(400));
+    assert_eq!(s.health(secs(3))[0].tokens_per_minute, 1_000);
+    assert_eq!(removed_reason(&s, secs(4), &a), Some(Reason::TpmLimit));
+    assert_eq!(pick_key(&s, secs(4)), b);
     // A report without tokens (a failure) adds none.
-    assert!(s.report(&a, Report::failure(sec(5), FailureKind::BadRequest)));
-    assert_eq!(s.health(sec(5))[0].tokens_per_minute, 1_000);
+    assert!(s.report(&a, Report::failure(secs(5), FailureKind::BadRequest)));
+    assert_eq!(s.health(secs(5))[0].tokens_per_minute, 1_000);
     // Two minutes later the window is empty.
-    assert_eq!(removed_reason(&s, sec(125), &a), None);
-    assert_eq!(pick_key(&s, sec(125)), a);
+    assert_eq!(removed_reason(&s, secs(125), &a), None);
+    assert_eq!(pick_key(&s, secs(125)), a);
 }
 
 #[test]
 fn max_in_flight_counts_held_picks() {
     let (reg, a, b) = primary_and_backup(|d| d.max_in_flight(2));
     let s = Selector::new(&reg, RoundRobin);
-    let t = sec(1);
+    let t = secs(1);
     let first = s.select(&Request::new("gpt-4").at(t)).unwrap();
     let second = s.select(&Request::new("gpt-4").at(t)).unwrap();
     assert_eq!((first.key(), second.key()), (&a, &a));
@@ -811,8 +790,8 @@ fn max_in_flight_everywhere_is_unavailable() {
     )
     .unwrap();
     let s = Selector::new(&reg, RoundRobin);
-    let held = s.select(&Request::new("gpt-4").at(sec(1))).unwrap();
-    match s.select(&Request::new("gpt-4").at(sec(1))) {
+    let held = s.select(&Request::new("gpt-4").at(secs(1))).unwrap();
+    match s.select(&Request::new("gpt-4").at(secs(1))) {
         Err(Error::Unavailable {
             retry_at, removed, ..
         }) => {
@@ -822,7 +801,7 @@ fn max_in_flight_everywhere_is_unavailable() {
         other => panic!("{other:?}"),
     }
     drop(held);
-    assert!(s.select(&Request::new("gpt-4").at(sec(1))).is_ok());
+    assert!(s.select(&Request::new("gpt-4").at(secs(1))).is_ok());
 }
 
 #[test]
@@ -832,10 +811,10 @@ fn health_snapshot_serializes() {
         .strategy(RoundRobin)
         .health(HealthPolicy::dify())
         .build();
-    assert!(s.report(&a, Report::failure(sec(1), FailureKind::ConnectionError)));
-    let held = s.select(&Request::new("gpt-4").at(sec(2))).unwrap();
+    assert!(s.report(&a, Report::failure(secs(1), FailureKind::ConnectionError)));
+    let held = s.select(&Request::new("gpt-4").at(secs(2))).unwrap();
     assert_eq!(held.key(), &b);
-    let value = serde_json::to_value(s.health(sec(5))).unwrap();
+    let value = serde_json::to_value(s.health(secs(5))).unwrap();
     let rows = value.as_array().expect("an array");
     assert_eq!(rows.len(), 2);
     let fields = [
@@ -868,8 +847,8 @@ fn health_snapshot_serializes() {
     assert!(rows[1]["available_at"].is_null());
     assert_eq!(rows[1]["in_flight"], 1);
     assert!(rows[1]["latency"].is_null());
-    held.complete(Report::success(sec(6), ms(250)));
-    let value = serde_json::to_value(s.health(sec(12))).unwrap();
+    held.complete(Report::success(secs(6), ms(250)));
+    let value = serde_json::to_value(s.health(secs(12))).unwrap();
     assert_eq!(value[0]["state"], "healthy");
     assert!(value[0]["available_at"].is_null());
     assert_eq!(value[1]["in_flight"], 0);
@@ -889,23 +868,23 @@ fn report_for_an_unknown_key_changes_nothing() {
     let (s, twin) = (build(), build());
     // Both see a cool for 10 s from 1 s.
     for sel in [&s, &twin] {
-        assert!(sel.report(&a, Report::failure(sec(1), FailureKind::ConnectionError)));
+        assert!(sel.report(&a, Report::failure(secs(1), FailureKind::ConnectionError)));
     }
     let unknown: ModelKey = "openai/gpt-4@http://c/v1".parse().unwrap();
     let other_model: ModelKey = "openai/gpt-5@http://a/v1".parse().unwrap();
-    let before = s.health(sec(5));
+    let before = s.health(secs(5));
     for key in [&unknown, &other_model] {
         for kind in [
             FailureKind::RateLimited {
-                retry_after: Some(sec(100)),
+                retry_after: Some(secs(100)),
             },
             FailureKind::ConnectionError,
         ] {
-            assert!(!s.report(key, Report::failure(sec(30), kind)));
+            assert!(!s.report(key, Report::failure(secs(30), kind)));
         }
-        assert!(!s.report(key, Report::success(sec(30), ms(5)).tokens(50)));
+        assert!(!s.report(key, Report::success(secs(30), ms(5)).tokens(50)));
     }
-    assert_eq!(s.health(sec(5)), before);
+    assert_eq!(s.health(secs(5)), before);
     // A request without a time is judged at the latest report time seen on
     // the handle: still 1 s (a cooling) on both, not the refused reports' 30 s.
     let plain = |sel: &Selector| sel.select(&Request::new("gpt-4")).unwrap().key().clone();
@@ -916,7 +895,7 @@ fn report_for_an_unknown_key_changes_nothing() {
     }
     // Picks are those of a selector that never saw the reports.
     for t in [5, 11, 11, 12, 50] {
-        assert_eq!(pick_key(&s, sec(t)), pick_key(&twin, sec(t)));
+        assert_eq!(pick_key(&s, secs(t)), pick_key(&twin, secs(t)));
     }
 }
 
@@ -930,22 +909,27 @@ fn slow_start_after_start_and_after_ejection() {
     let s = Selector::builder(&reg)
         .strategy(WeightedRoundRobin)
         .health(policy)
-        .started_at(sec(10))
+        .started_at(secs(10))
         .build();
-    let states = |t: u64| s.health(sec(t)).iter().map(|h| h.state).collect::<Vec<_>>();
+    let states = |t: u64| {
+        s.health(secs(t))
+            .iter()
+            .map(|h| h.state)
+            .collect::<Vec<_>>()
+    };
     assert_eq!(states(10), [State::SlowStart; 2]);
     assert_eq!(states(69), [State::SlowStart; 2]);
     assert_eq!(states(70), [State::Healthy; 2]);
     // 5 consecutive server errors eject a for 30 s (the default), then it ramps.
     for _ in 0..5 {
-        assert!(s.report(&a, Report::failure(sec(100), FailureKind::ServerError)));
+        assert!(s.report(&a, Report::failure(secs(100), FailureKind::ServerError)));
     }
-    assert_eq!(state_of(&s, sec(129)), (State::Ejected, Some(sec(130))));
-    assert_eq!(state_of(&s, sec(130)), (State::SlowStart, None));
-    assert_eq!(state_of(&s, sec(189)), (State::SlowStart, None));
-    assert_eq!(state_of(&s, sec(190)), (State::Healthy, None));
+    assert_eq!(state_of(&s, secs(129)), (State::Ejected, Some(secs(130))));
+    assert_eq!(state_of(&s, secs(130)), (State::SlowStart, None));
+    assert_eq!(state_of(&s, secs(189)), (State::SlowStart, None));
+    assert_eq!(state_of(&s, secs(190)), (State::Healthy, None));
     // At 136 s its factor is 0.1: about 1 pick in 11.
-    let got = (0..1_100).filter(|_| pick_key(&s, sec(136)) == a).count();
+    let got = (0..1_100).filter(|_| pick_key(&s, secs(136)) == a).count();
     assert!((80..=120).contains(&got), "{got} of 1100");
 }
 
@@ -1064,11 +1048,11 @@ fn validate_names_the_bad_field() {
     }
     // Cooldown rules are checked when made.
     for (failures, cooldown, field) in [
-        (0, sec(1), "cooldown rule failures"),
-        (9, sec(1), "cooldown rule failures"),
+        (0, secs(1), "cooldown rule failures"),
+        (9, secs(1), "cooldown rule failures"),
         (1, Duration::ZERO, "cooldown rule cooldown"),
     ] {
-        match CooldownRule::new(failures, sec(60), cooldown) {
+        match CooldownRule::new(failures, secs(60), cooldown) {
             Err(Error::InvalidHealth { field: f, .. }) => assert_eq!(f, field),
             other => panic!("{other:?}"),
         }
@@ -1077,7 +1061,7 @@ fn validate_names_the_bad_field() {
 
 fn slow(aggression: f64, min_percent: f64) -> SlowStart {
     SlowStart {
-        window: sec(60),
+        window: secs(60),
         aggression,
         min_percent,
     }
@@ -1087,7 +1071,7 @@ fn rate(ratio: f64) -> FailureRate {
     FailureRate {
         min_requests: 5,
         ratio,
-        cooldown: sec(5),
+        cooldown: secs(5),
     }
 }
 
@@ -1096,22 +1080,7 @@ fn rate(ratio: f64) -> FailureRate {
 /// `steady` succeeds in 200 ms. Returns how many of `n` picks after the
 /// first two went to `fast_fail`.
 fn fast_failing_share(policy: HealthPolicy, n: u32) -> u32 {
-    let mut reg = Registry::new(Policy::NAME_ENDPOINT);
-    let fast = reg
-        .insert(
-            Deployment::builder("openai", "gpt-4")
-                .endpoint("http://fast-fail/v1")
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-    reg.insert(
-        Deployment::builder("openai", "gpt-4")
-            .endpoint("http://steady/v1")
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let (reg, [fast, _]) = nodes(["fast-fail", "steady"]);
     let s = Selector::builder(&reg)
         .strategy(Latency::default())
         .seed(11)
@@ -1151,7 +1120,7 @@ fn failure_penalty_is_what_moves_latency_traffic() {
         .cooldowns
         .set_counted(FailureKind::ConnectionError, true);
     let mut with_penalty = counted_only.clone();
-    with_penalty.failure_penalty = Some(sec(5));
+    with_penalty.failure_penalty = Some(secs(5));
     assert_eq!(fast_failing_share(with_penalty, 100), 0);
     assert!(fast_failing_share(counted_only, 100) > 50);
 }
@@ -1165,7 +1134,7 @@ fn slow_start_share_grows_window_by_window() {
     let (reg, [a, _]) = nodes(["a", "b"]);
     let mut policy = HealthPolicy::default();
     policy.slow_start = Some(SlowStart {
-        window: sec(60),
+        window: secs(60),
         aggression: 1.0,
         min_percent: 10.0,
     });
@@ -1177,17 +1146,17 @@ fn slow_start_share_grows_window_by_window() {
     // One rate limit cools `a` for 30 s (default rule): back at 30 s,
     // ramping until 90 s.
     let limited = FailureKind::RateLimited { retry_after: None };
-    assert!(s.report(&a, Report::failure(sec(0), limited)));
+    assert!(s.report(&a, Report::failure(secs(0), limited)));
     let share = |t: Duration, picks: u32| {
         let got = (0..picks).filter(|_| pick_key(&s, t) == a).count();
         got as f64 / f64::from(picks)
     };
-    assert_eq!(share(sec(29), 50), 0.0, "cooling");
-    assert_eq!(s.health(sec(30))[0].state, State::SlowStart);
+    assert_eq!(share(secs(29), 50), 0.0, "cooling");
+    assert_eq!(s.health(secs(30))[0].state, State::SlowStart);
     let mut previous = -1.0;
     // Windows at 36, 42, …, 84 s: factor 0.1, 0.2, …, 0.9.
     for k in 1..=9u32 {
-        let t = sec(30) + sec(6) * k;
+        let t = secs(30) + secs(6) * k;
         let f = f64::from(k) / 10.0;
         let got = share(t, 400);
         assert!(got > previous, "window {k}: share {got} after {previous}");
@@ -1198,8 +1167,8 @@ fn slow_start_share_grows_window_by_window() {
         );
         previous = got;
     }
-    assert_eq!(s.health(sec(90))[0].state, State::Healthy);
-    assert_eq!(share(sec(90), 400), 0.5, "ramp over: exact alternation");
+    assert_eq!(s.health(secs(90))[0].state, State::Healthy);
+    assert_eq!(share(secs(90), 400), 0.5, "ramp over: exact alternation");
 }
 
 /// One deployment `a` (and a second one `b` when `two`) under `policy`.
@@ -1232,42 +1201,42 @@ fn state_of(s: &Selector, t: Duration) -> (State, Option<Duration>) {
 #[test]
 fn retry_after_cools_whatever_the_count() {
     let limited = |ra: Option<u64>| FailureKind::RateLimited {
-        retry_after: ra.map(sec),
+        retry_after: ra.map(secs),
     };
     let mut three = HealthPolicy::dify();
     three.cooldowns.set_rule(
         limited(None),
-        Some(CooldownRule::new(3, sec(60), sec(30)).unwrap()),
+        Some(CooldownRule::new(3, secs(60), secs(30)).unwrap()),
     );
     // Cools: one 429 without Retry-After does nothing, one with it cools.
     let (_reg, s, a) = solo(three.clone(), true);
-    assert!(s.report(&a, Report::failure(sec(1), limited(None))));
-    assert_eq!(state_of(&s, sec(1)), (State::Healthy, None));
-    assert!(s.report(&a, Report::failure(sec(2), limited(Some(7)))));
-    assert_eq!(state_of(&s, sec(2)), (State::Cooling, Some(sec(9))));
-    assert_eq!(state_of(&s, sec(9)), (State::Healthy, None));
+    assert!(s.report(&a, Report::failure(secs(1), limited(None))));
+    assert_eq!(state_of(&s, secs(1)), (State::Healthy, None));
+    assert!(s.report(&a, Report::failure(secs(2), limited(Some(7)))));
+    assert_eq!(state_of(&s, secs(2)), (State::Cooling, Some(secs(9))));
+    assert_eq!(state_of(&s, secs(9)), (State::Healthy, None));
     // SetsEnd: Retry-After alone does not cool; the third 429 within 60 s
     // triggers the rule, and its Retry-After (not 30 s) sets the end.
     let mut sets_end = three.clone();
     sets_end.cooldowns.retry_after = modelfleet::health::RetryAfter::SetsEnd;
     let (_reg, s, a) = solo(sets_end, true);
-    assert!(s.report(&a, Report::failure(sec(1), limited(Some(7)))));
-    assert!(s.report(&a, Report::failure(sec(2), limited(Some(7)))));
-    assert_eq!(state_of(&s, sec(2)), (State::Healthy, None));
-    assert!(s.report(&a, Report::failure(sec(3), limited(Some(7)))));
-    assert_eq!(state_of(&s, sec(3)), (State::Cooling, Some(sec(10))));
+    assert!(s.report(&a, Report::failure(secs(1), limited(Some(7)))));
+    assert!(s.report(&a, Report::failure(secs(2), limited(Some(7)))));
+    assert_eq!(state_of(&s, secs(2)), (State::Healthy, None));
+    assert!(s.report(&a, Report::failure(secs(3), limited(Some(7)))));
+    assert_eq!(state_of(&s, secs(3)), (State::Cooling, Some(secs(10))));
     // A model below min_group_size: Cools still cools, SetsEnd never does.
     let mut small = HealthPolicy::dify();
     small.cooldowns.min_group_size = 2;
     let (_reg, s, a) = solo(small.clone(), false);
-    assert!(s.report(&a, Report::failure(sec(1), limited(None))));
-    assert_eq!(state_of(&s, sec(1)), (State::Healthy, None));
-    assert!(s.report(&a, Report::failure(sec(1), limited(Some(4)))));
-    assert_eq!(state_of(&s, sec(1)), (State::Cooling, Some(sec(5))));
+    assert!(s.report(&a, Report::failure(secs(1), limited(None))));
+    assert_eq!(state_of(&s, secs(1)), (State::Healthy, None));
+    assert!(s.report(&a, Report::failure(secs(1), limited(Some(4)))));
+    assert_eq!(state_of(&s, secs(1)), (State::Cooling, Some(secs(5))));
     small.cooldowns.retry_after = modelfleet::health::RetryAfter::SetsEnd;
     let (_reg, s, a) = solo(small, false);
-    assert!(s.report(&a, Report::failure(sec(1), limited(Some(4)))));
-    assert_eq!(state_of(&s, sec(1)), (State::Healthy, None));
+    assert!(s.report(&a, Report::failure(secs(1), limited(Some(4)))));
+    assert_eq!(state_of(&s, secs(1)), (State::Healthy, None));
 }
 
 /// The default rule for server errors: 3 counted failures within 60 s cool
@@ -1275,24 +1244,24 @@ fn retry_after_cools_whatever_the_count() {
 #[test]
 fn default_rule_counts_failures_within_its_window() {
     let (_reg, s, a) = solo(HealthPolicy::default(), true);
-    let failed = |t: u64| assert!(s.report(&a, Report::failure(sec(t), FailureKind::ServerError)));
+    let failed = |t: u64| assert!(s.report(&a, Report::failure(secs(t), FailureKind::ServerError)));
     failed(0);
     failed(31);
     failed(62);
     assert_eq!(
-        state_of(&s, sec(62)),
+        state_of(&s, secs(62)),
         (State::Healthy, None),
         "0, 31, 62: spread over 62 s"
     );
     failed(63);
     assert_eq!(
-        state_of(&s, sec(63)),
-        (State::Cooling, Some(sec(93))),
+        state_of(&s, secs(63)),
+        (State::Cooling, Some(secs(93))),
         "31, 62, 63"
     );
     // A success resets the ejection run, not the cooldown.
-    assert!(s.report(&a, Report::success(sec(64), ms(100))));
-    assert_eq!(state_of(&s, sec(64)), (State::Cooling, Some(sec(93))));
+    assert!(s.report(&a, Report::success(secs(64), ms(100))));
+    assert_eq!(state_of(&s, secs(64)), (State::Cooling, Some(secs(93))));
     // Failures that never count (bad request, context window, content filter).
     let (_reg, s, a) = solo(HealthPolicy::default(), true);
     for (t, kind) in [
@@ -1305,11 +1274,11 @@ fn default_rule_counts_failures_within_its_window() {
     .take(12)
     .enumerate()
     {
-        assert!(s.report(&a, Report::failure(sec(t as u64), kind)));
+        assert!(s.report(&a, Report::failure(secs(t as u64), kind)));
     }
-    assert_eq!(state_of(&s, sec(12)), (State::Healthy, None));
+    assert_eq!(state_of(&s, secs(12)), (State::Healthy, None));
     assert_eq!(
-        s.health(sec(12))[0].latency,
+        s.health(secs(12))[0].latency,
         None,
         "no penalty for uncounted kinds"
     );
@@ -1326,15 +1295,15 @@ fn consecutive_failures_counts_every_counted_failure() {
     let key = reg.iter().next().unwrap().0.clone();
     // Dify (no ejection): a connection error is counted.
     let s = Selector::builder(&reg).health(HealthPolicy::dify()).build();
-    assert!(s.report(&key, Report::failure(sec(1), FailureKind::ConnectionError)));
-    assert_eq!(s.health(sec(1))[0].consecutive_failures, 1, "dify");
+    assert!(s.report(&key, Report::failure(secs(1), FailureKind::ConnectionError)));
+    assert_eq!(s.health(secs(1))[0].consecutive_failures, 1, "dify");
     // Default (ejection on): a rate limit is counted, though not server-side.
     let s = Selector::builder(&reg)
         .health(HealthPolicy::default())
         .build();
     let limited = FailureKind::RateLimited { retry_after: None };
-    assert!(s.report(&key, Report::failure(sec(1), limited)));
-    assert_eq!(s.health(sec(1))[0].consecutive_failures, 1, "default");
+    assert!(s.report(&key, Report::failure(secs(1), limited)));
+    assert_eq!(s.health(secs(1))[0].consecutive_failures, 1, "default");
 }
 
 /// `HealthPolicy::disabled()` is documented as "no health at all: only
@@ -1348,12 +1317,12 @@ fn disabled_policy_never_cools() {
         .health(HealthPolicy::disabled())
         .build();
     let limited = FailureKind::RateLimited {
-        retry_after: Some(sec(30)),
+        retry_after: Some(secs(30)),
     };
-    assert!(s.report(&a, Report::failure(sec(1), limited)));
-    let h = &s.health(sec(2))[0];
+    assert!(s.report(&a, Report::failure(secs(1), limited)));
+    let h = &s.health(secs(2))[0];
     assert_eq!((h.state, h.available_at), (State::Healthy, None));
-    assert_eq!(pick_key(&s, sec(2)), a);
+    assert_eq!(pick_key(&s, secs(2)), a);
 }
 
 /// Weighted round robin over a tier with slow start configured, while no
@@ -1362,7 +1331,6 @@ fn disabled_policy_never_cools() {
 /// deployment of a backup tier or a cooling member of the tier itself.
 #[test]
 fn weights_are_plain_while_no_candidate_ramps() {
-    let secs = Duration::from_secs;
     let node = |ip: &str, weight: u32, priority: u32| {
         Deployment::builder("openai", "gpt-4")
             .endpoint(&format!("http://{ip}/v1"))
@@ -1392,7 +1360,6 @@ fn weights_are_plain_while_no_candidate_ramps() {
             .seed(3)
             .build()
     };
-    let failed = |ip: &str| -> ModelKey { format!("openai/gpt-4@http://{ip}/v1").parse().unwrap() };
     let picks = |s: &Selector| -> Vec<String> {
         (0..24)
             .map(|_| {
@@ -1406,13 +1373,13 @@ fn weights_are_plain_while_no_candidate_ramps() {
     // A backup-tier failure leaves tier 0's sequence as it is.
     let (quiet, disturbed) = (build(), build());
     let error = Report::failure(secs(100), FailureKind::ConnectionError);
-    assert!(disturbed.report(&failed("10.0.0.9"), error));
+    assert!(disturbed.report(&key("10.0.0.9"), error));
     assert_eq!(picks(&disturbed), picks(&quiet));
 
     // A cooling member of tier 0: the other two keep exact windows of
     // 1 + 2 = 3 picks (a scaled weight line would make them 3,000 long).
     let s = build();
-    assert!(s.report(&failed("10.0.0.3"), error));
+    assert!(s.report(&key("10.0.0.3"), error));
     let seq = picks(&s);
     assert!(seq.iter().all(|k| !k.contains("10.0.0.3")));
     for window in seq.windows(3) {
@@ -1436,20 +1403,20 @@ fn a_pick_earlier_than_the_tiers_health_record_tests_every_member_again() {
         .build();
     // A rate limit with `Retry-After: 10` cools for 10 s.
     let limited = FailureKind::RateLimited {
-        retry_after: Some(sec(10)),
+        retry_after: Some(secs(10)),
     };
-    assert!(s.report(&a, Report::failure(sec(100), limited)));
-    assert!(s.report(&b, Report::failure(sec(150), limited)));
-    assert_eq!(state_of(&s, sec(105)), (State::Cooling, Some(sec(110))));
+    assert!(s.report(&a, Report::failure(secs(100), limited)));
+    assert!(s.report(&b, Report::failure(secs(150), limited)));
+    assert_eq!(state_of(&s, secs(105)), (State::Cooling, Some(secs(110))));
     // At 155 s only b cools: the record made now lists b, not a.
-    let later: Vec<ModelKey> = (0..6).map(|_| pick_key(&s, sec(155))).collect();
+    let later: Vec<ModelKey> = (0..6).map(|_| pick_key(&s, secs(155))).collect();
     assert!(later.contains(&a) && !later.contains(&b), "{later:?}");
     // At 105 s a cools too, and must not be picked.
     for _ in 0..6 {
-        let k = pick_key(&s, sec(105));
+        let k = pick_key(&s, secs(105));
         assert!(k != a && k != b, "{k} picked at 105 s");
     }
     // And the record made at 105 s does not keep a out at 155 s.
-    let again: Vec<ModelKey> = (0..6).map(|_| pick_key(&s, sec(155))).collect();
+    let again: Vec<ModelKey> = (0..6).map(|_| pick_key(&s, secs(155))).collect();
     assert!(again.contains(&a), "{again:?}");
 }

@@ -18,6 +18,8 @@ use modelfleet::{Deployment, Discriminator, Discriminators, IdentityPolicy, Mode
 use proptest::prelude::*;
 use proptest::sample::select;
 
+mod support;
+
 /// The documented name rules: not blank, no control characters, no
 /// surrounding white space, at most `MAX_NAME_LEN` bytes.
 fn is_valid_name(s: &str) -> bool {
@@ -161,17 +163,10 @@ fn pooled_key() -> impl Strategy<Value = ModelKey> {
         ])),
     )
         .prop_map(|(p, m, disc, tag, version, endpoint)| {
-            let mut b = Deployment::builder(p, m);
-            if let Some(t) = tag {
-                b = b.tag(t);
-            }
-            if let Some(v) = version {
-                b = b.version(v);
-            }
-            if let Some(e) = endpoint {
-                b = b.endpoint(e);
-            }
-            let d = b.build().unwrap();
+            let b = Deployment::builder(p, m);
+            let d = support::with_parts(b, endpoint, tag, version)
+                .build()
+                .unwrap();
             Policy::new(bits(disc)).key(&d)
         })
 }

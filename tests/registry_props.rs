@@ -29,6 +29,8 @@ use modelfleet::{
 use proptest::prelude::*;
 use proptest::sample::select;
 
+mod support;
+
 const PROVIDERS: &[&str] = &["openai", "azure"];
 /// `GPT-4` is another model for the built-in policies, and the same model
 /// as `gpt-4` for [`CaseInsensitive`].
@@ -53,17 +55,10 @@ fn deployment() -> impl Strategy<Value = Deployment> {
         0u32..=4,
     )
         .prop_map(|(provider, model, endpoint, tag, version, weight)| {
-            let mut b = Deployment::builder(provider, model).weight(weight);
-            if let Some(e) = endpoint {
-                b = b.endpoint(e);
-            }
-            if let Some(t) = tag {
-                b = b.tag(t);
-            }
-            if let Some(v) = version {
-                b = b.version(v);
-            }
-            b.build().unwrap()
+            let b = Deployment::builder(provider, model).weight(weight);
+            support::with_parts(b, endpoint, tag, version)
+                .build()
+                .unwrap()
         })
 }
 

@@ -37,6 +37,8 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use semver::Version;
 
+mod support;
+
 // ---------------------------------------------------------------------------
 // Fleets
 
@@ -567,17 +569,7 @@ proptest! {
         weights in prop::collection::vec(0u32..3, 1..=8),
         seed in any::<u64>(),
     ) {
-        let mut reg = Registry::new(Policy::NAME_ENDPOINT);
-        for (i, w) in weights.iter().enumerate() {
-            reg.insert(
-                Deployment::builder("openai", "m0")
-                    .endpoint(&format!("http://n{i}.test/v1"))
-                    .weight(*w)
-                    .build()
-                    .unwrap(),
-            )
-            .unwrap();
-        }
+        let reg = support::weighted("m0", &weights);
         let all_drained = weights.iter().all(|w| *w == 0);
         for strategy in strategies() {
             let sel = Selector::builder(&reg).strategy(strategy).seed(seed).build();
@@ -917,8 +909,8 @@ proptest! {
     }
 
     /// Removing one deployment moves only the keys it held, whatever the
-    /// weights of the others (here weights differ, so the ring's weight
-    /// normalization changes when the removed one goes).
+    /// weights of the others (a member's points depend only on its own key
+    /// and weight).
     #[test]
     fn consistent_hash_removal_any_weights(
         weights in prop::collection::vec(1u32..=5, 2..=10),
@@ -1135,10 +1127,11 @@ proptest! {
     }
 }
 
-/// The smallest case of the removal bug, spelled out: weights 5, 5, 1; the
-/// weight-1 deployment is removed, so the gcd of the tier's weights goes
-/// from 1 to 5 and the two survivors go from 800 ring points each to 160.
-/// Keys that sat on their dropped points change owner between survivors.
+/// A removal that changes the gcd of the tier's weights, spelled out:
+/// weights 5, 5, 1, the weight-1 deployment removed (the gcd goes from 1 to
+/// 5). Points follow each member's own weight, not the weights divided by
+/// their gcd, so the survivors keep all 800 points each, and every key they
+/// held.
 #[test]
 fn consistent_hash_removal_weights_5_5_1() {
     check_removal(&[5, 5, 1], 0, 2).unwrap();

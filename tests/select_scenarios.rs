@@ -9,6 +9,8 @@ use modelfleet::{
     Deployment, Error, ModelKey, Policy, Registry, Request, Selector, TagMatch, VersionPreference,
 };
 
+mod support;
+
 fn node(endpoint: &str) -> Deployment {
     Deployment::builder("openai-api-compatible", "gpt-4")
         .endpoint(endpoint)
@@ -562,16 +564,7 @@ fn weighted_round_robin_interleaves_as_documented() {
 #[test]
 fn uncounted_in_flight_only_where_nothing_reads_it() {
     use modelfleet::select::{InFlight, LeastOutstanding, RoundRobin};
-    let mut reg = Registry::new(Policy::NAME_ENDPOINT);
-    for ip in ["10.0.0.1", "10.0.0.2"] {
-        reg.insert(
-            Deployment::builder("openai", "gpt-4")
-                .endpoint(&format!("http://{ip}/v1"))
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-    }
+    let reg = support::registry(&[support::node("10.0.0.1"), support::node("10.0.0.2")]);
     let count = |s: &Selector| {
         let pick = s.select(&Request::new("gpt-4")).unwrap();
         s.in_flight(pick.key()).unwrap()

@@ -17,23 +17,10 @@ use modelfleet::select::{
 };
 use modelfleet::{Deployment, Policy, Registry, Request, Selector};
 
-const SEED: u64 = 0x5EED_2026;
+mod support;
+use support::weighted;
 
-/// Deployments `n0`, `n1`, … of `gpt-4` with these weights.
-fn fleet(weights: &[u32]) -> Registry {
-    let mut reg = Registry::new(Policy::NAME_ENDPOINT);
-    for (i, w) in weights.iter().enumerate() {
-        reg.insert(
-            Deployment::builder("openai", "gpt-4")
-                .endpoint(&format!("http://n{i}.test/v1"))
-                .weight(*w)
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-    }
-    reg
-}
+const SEED: u64 = 0x5EED_2026;
 
 /// Pearson's chi-square statistic of `observed` against `expected` counts.
 fn chi_square(observed: &[u64], expected: &[f64]) -> f64 {
@@ -62,7 +49,7 @@ fn loads(reg: &Registry, sel: &Selector) -> Vec<u32> {
 #[test]
 fn weighted_random_fits_weights() {
     let weights = [1u32, 2, 3, 4, 10];
-    let reg = fleet(&weights);
+    let reg = weighted("gpt-4", &weights);
     let sel = Selector::with_seed(&reg, WeightedRandom, SEED);
     let n = 100_000;
     let counts = idle_counts(&reg, &sel, &Request::new("gpt-4"), n);
@@ -123,7 +110,7 @@ struct LoadRun {
 /// are outstanding, the oldest is dropped first (a bounded queue of
 /// requests in flight). 40,000 steps over `n` equal deployments.
 fn simulate_load(strategy: impl Into<BuiltinStrategy>, n: usize, queue: usize) -> LoadRun {
-    let reg = fleet(&vec![1; n]);
+    let reg = weighted("gpt-4", &vec![1; n]);
     let sel = Selector::with_seed(&reg, strategy, SEED);
     let req = Request::new("gpt-4");
     let steps = 40_000;
@@ -185,7 +172,7 @@ fn power_of_two_balances_load() {
 
 #[test]
 fn consistent_hash_follows_weights() {
-    let reg = fleet(&[1, 3]);
+    let reg = weighted("gpt-4", &[1, 3]);
     let sel = Selector::with_seed(&reg, ConsistentHash::default(), SEED);
     let keys = 20_000;
     let mut heavy = 0;
@@ -215,7 +202,7 @@ fn cap_125(held: u64, n: u64) -> u64 {
 /// which some deployment's in-flight count exceeded `ceil(1.25 × held / n)`
 /// (the cap `ceil(1.25 × (total + 1) / n)` of the pick just made).
 fn first_overload(strategy: ConsistentHash, n: usize) -> Option<(u64, Vec<u32>)> {
-    let reg = fleet(&vec![1; n]);
+    let reg = weighted("gpt-4", &vec![1; n]);
     let sel = Selector::with_seed(&reg, strategy, SEED);
     let mut held = Vec::new();
     let mut overload = None;
@@ -255,7 +242,7 @@ fn consistent_hash_bounded_load_caps_in_flight() {
 
 #[test]
 fn least_outstanding_breaks_ties_fairly() {
-    let reg = fleet(&[1, 1, 1, 1]);
+    let reg = weighted("gpt-4", &[1, 1, 1, 1]);
     let sel = Selector::with_seed(&reg, LeastOutstanding, SEED);
     let n = 40_000;
     // Idle fleet: every pick is dropped at once, so all four always tie.

@@ -8,6 +8,8 @@ use modelfleet::{Credential, Deployment, Error, IdentityPolicy, ModelKey, Policy
 use proptest::prelude::*;
 use proptest::sample::select;
 
+mod support;
+
 /// Deployments with every serialized field exercised, without credentials
 /// (credentials are read but never written, so they cannot round-trip).
 fn deployment() -> impl Strategy<Value = Deployment> {
@@ -53,15 +55,7 @@ fn deployment() -> impl Strategy<Value = Deployment> {
             if let Some(u) = upstream {
                 b = b.upstream_model(u);
             }
-            if let Some(e) = endpoint {
-                b = b.endpoint(e);
-            }
-            if let Some(t) = tag {
-                b = b.tag(t);
-            }
-            if let Some(v) = version {
-                b = b.version(v);
-            }
+            b = support::with_parts(b, endpoint, tag, version);
             if let Some(n) = max_in_flight {
                 b = b.max_in_flight(n);
             }

@@ -1,0 +1,93 @@
+//! Fixtures shared by the integration tests: times, `openai/gpt-4` nodes
+//! on `http://{ip}/v1` with their keys under `name+endpoint`, registries of
+//! them, and the optional parts of a generated deployment.
+
+// Each test binary compiles this module on its own and uses only some of
+// it; the rest would warn as dead code in that binary.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use modelfleet::{Deployment, DeploymentBuilder, ModelKey, Policy, Registry};
+
+/// `n` seconds.
+pub(crate) fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+/// `n` milliseconds.
+pub(crate) fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// `openai/gpt-4` at `http://{ip}/v1`, with every other setting default.
+#[track_caller]
+pub(crate) fn node(ip: &str) -> Deployment {
+    Deployment::builder("openai", "gpt-4")
+        .endpoint(&format!("http://{ip}/v1"))
+        .build()
+        .unwrap()
+}
+
+/// [`node`] in priority tier `priority`.
+#[track_caller]
+pub(crate) fn node_at(ip: &str, priority: u32) -> Deployment {
+    Deployment::builder("openai", "gpt-4")
+        .endpoint(&format!("http://{ip}/v1"))
+        .priority(priority)
+        .build()
+        .unwrap()
+}
+
+/// The key of a [`node`] under `name+endpoint`.
+#[track_caller]
+pub(crate) fn key(ip: &str) -> ModelKey {
+    format!("openai/gpt-4@http://{ip}/v1").parse().unwrap()
+}
+
+/// `nodes` under `name+endpoint`, in order.
+#[track_caller]
+pub(crate) fn registry(nodes: &[Deployment]) -> Registry {
+    let mut reg = Registry::new(Policy::NAME_ENDPOINT);
+    for d in nodes {
+        reg.insert(d.clone()).unwrap();
+    }
+    reg
+}
+
+/// Deployments of `model` at `http://n0.test/v1`, `http://n1.test/v1`, …
+/// with these weights, under `name+endpoint`.
+#[track_caller]
+pub(crate) fn weighted(model: &str, weights: &[u32]) -> Registry {
+    let mut reg = Registry::new(Policy::NAME_ENDPOINT);
+    for (i, w) in weights.iter().enumerate() {
+        reg.insert(
+            Deployment::builder("openai", model)
+                .endpoint(&format!("http://n{i}.test/v1"))
+                .weight(*w)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    }
+    reg
+}
+
+/// `b` with the endpoint, tag and version that are given.
+pub(crate) fn with_parts(
+    mut b: DeploymentBuilder,
+    endpoint: Option<&str>,
+    tag: Option<&str>,
+    version: Option<&str>,
+) -> DeploymentBuilder {
+    if let Some(e) = endpoint {
+        b = b.endpoint(e);
+    }
+    if let Some(t) = tag {
+        b = b.tag(t);
+    }
+    if let Some(v) = version {
+        b = b.version(v);
+    }
+    b
+}
