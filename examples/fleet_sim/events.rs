@@ -98,8 +98,12 @@ impl RequestSpec {
 const EVENT_FIELDS: &str =
     "at_ms, request, complete, outcome, latency_ms, retry_after_ms, tokens, upsert, remove";
 const REQUEST_FIELDS: &str = "model, provider, labels, tags, tag_match, version, newest, affinity, tokens, exclude, fallbacks";
-const OUTCOMES: &str = "success, rate_limited, timeout, server_error, connection_error, \
-    authentication_error, not_found, bad_request, context_window_exceeded, content_filtered, other";
+
+/// Every outcome name: `success`, then every failure kind's.
+fn outcomes() -> String {
+    let kinds = FailureKind::ALL.iter().map(|k| k.as_str());
+    std::iter::once("success").chain(kinds).collect::<Vec<_>>().join(", ")
+}
 
 /// Problems of one line: `(place, problem)`.
 type LineErrors = Vec<(String, String)>;
@@ -444,7 +448,7 @@ fn parse_complete(
             Err(_) => {
                 errs.push((
                     "outcome".to_owned(),
-                    format!("unknown outcome {name:?}: expected one of {OUTCOMES}"),
+                    format!("unknown outcome {name:?}: expected one of {}", outcomes()),
                 ));
                 None
             }
