@@ -49,23 +49,32 @@ impl CooldownRule {
     ///
     /// See [`CooldownRule`] for an example.
     pub fn new(failures: u32, window: Duration, cooldown: Duration) -> Result<Self, Error> {
-        if failures == 0 || failures > MAX_RULE_FAILURES {
-            return Err(Error::InvalidHealth {
-                field: "cooldown rule failures",
-                problem: format!("must be from 1 to {MAX_RULE_FAILURES}, got {failures}"),
-            });
-        }
-        if cooldown.is_zero() {
-            return Err(Error::InvalidHealth {
-                field: "cooldown rule cooldown",
-                problem: "must be longer than zero".into(),
-            });
-        }
+        Self::check_failures(failures)?;
+        Self::check_cooldown(cooldown)?;
         Ok(Self {
             failures,
             window,
             cooldown,
         })
+    }
+
+    /// Checks a rule's `failures`: from 1 to [`MAX_RULE_FAILURES`].
+    pub(crate) fn check_failures(failures: u32) -> Result<(), Error> {
+        if failures == 0 || failures > MAX_RULE_FAILURES {
+            return invalid(
+                "cooldown rule failures",
+                format!("must be from 1 to {MAX_RULE_FAILURES}, got {failures}"),
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks a rule's `cooldown`: longer than zero.
+    pub(crate) fn check_cooldown(cooldown: Duration) -> Result<(), Error> {
+        if cooldown.is_zero() {
+            return invalid("cooldown rule cooldown", "must be longer than zero".into());
+        }
+        Ok(())
     }
 
     /// One failure cools for `cooldown`.
@@ -137,6 +146,19 @@ pub struct FailureRate {
     pub ratio: f64,
     /// How long it cools.
     pub cooldown: Duration,
+}
+
+impl FailureRate {
+    /// Checks `ratio`: from 0 to 1.
+    pub(crate) fn check_ratio(ratio: f64) -> Result<(), Error> {
+        if !(0.0..=1.0).contains(&ratio) {
+            return invalid(
+                "cooldowns.failure_rate.ratio",
+                format!("must be from 0 to 1, got {ratio}"),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Cooldown rules per failure kind.
@@ -283,6 +305,39 @@ impl Default for Ejection {
     }
 }
 
+impl Ejection {
+    /// Checks `consecutive_failures`: at least 1.
+    pub(crate) fn check_consecutive_failures(consecutive_failures: u32) -> Result<(), Error> {
+        if consecutive_failures == 0 {
+            return invalid("ejection.consecutive_failures", "must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Checks `base` against `max`: longer than zero and at most `max`.
+    pub(crate) fn check_base(base: Duration, max: Duration) -> Result<(), Error> {
+        if base.is_zero() || max < base {
+            return invalid(
+                "ejection.base",
+                format!("must be longer than zero and at most max ({max:?}), got {base:?}"),
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks `max_percent`: at most 100 (taken as `u32`, so a setting read
+    /// as a wider number is checked before it is narrowed).
+    pub(crate) fn check_max_percent(max_percent: u32) -> Result<(), Error> {
+        if max_percent > 100 {
+            return invalid(
+                "ejection.max_percent",
+                format!("must be at most 100, got {max_percent}"),
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Envoy-style slow start.
 ///
 /// ```
@@ -323,6 +378,28 @@ impl SlowStart {
         let ramp = t.powf(1.0 / self.aggression.max(f64::MIN_POSITIVE));
         ramp.max(self.min_percent / 100.0).min(1.0)
     }
+
+    /// Checks `aggression`: a positive finite number.
+    pub(crate) fn check_aggression(aggression: f64) -> Result<(), Error> {
+        if !(aggression.is_finite() && aggression > 0.0) {
+            return invalid(
+                "slow_start.aggression",
+                format!("must be a positive number, got {aggression}"),
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks `min_percent`: from 0 to 100.
+    pub(crate) fn check_min_percent(min_percent: f64) -> Result<(), Error> {
+        if !(0.0..=100.0).contains(&min_percent) {
+            return invalid(
+                "slow_start.min_percent",
+                format!("must be from 0 to 100, got {min_percent}"),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// What to do when no eligible deployment is healthy.
@@ -345,6 +422,21 @@ pub enum Unhealthy {
         /// The healthy share, in percent, below which health is ignored (1–100).
         threshold_percent: u8,
     },
+}
+
+impl Unhealthy {
+    /// Checks a panic `threshold_percent`: from 1 to 100 (taken as `u32`,
+    /// so a setting read as a wider number is checked before it is
+    /// narrowed).
+    pub(crate) fn check_threshold_percent(threshold_percent: u32) -> Result<(), Error> {
+        if threshold_percent == 0 || threshold_percent > 100 {
+            return invalid(
+                "unhealthy.threshold_percent",
+                format!("must be from 1 to 100, got {threshold_percent}"),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Everything the selector does with outcome reports.
@@ -399,57 +491,115 @@ impl HealthPolicy {
     /// assert!(p.validate().is_err());
     /// ```
     pub fn validate(&self) -> Result<(), Error> {
-        let bad = |field, problem: String| Err(Error::InvalidHealth { field, problem });
         if let Some(e) = &self.ejection {
-            if e.consecutive_failures == 0 {
-                return bad("ejection.consecutive_failures", "must be at least 1".into());
-            }
-            if e.base.is_zero() || e.max < e.base {
-                return bad(
-                    "ejection.base",
-                    format!(
-                        "must be longer than zero and at most max ({:?}), got {:?}",
-                        e.max, e.base
-                    ),
-                );
-            }
-            if e.max_percent > 100 {
-                return bad(
-                    "ejection.max_percent",
-                    format!("must be at most 100, got {}", e.max_percent),
-                );
-            }
+            Ejection::check_consecutive_failures(e.consecutive_failures)?;
+            Ejection::check_base(e.base, e.max)?;
+            Ejection::check_max_percent(e.max_percent.into())?;
         }
         if let Some(s) = &self.slow_start {
-            if !(s.aggression.is_finite() && s.aggression > 0.0) {
-                return bad(
-                    "slow_start.aggression",
-                    format!("must be a positive number, got {}", s.aggression),
-                );
-            }
-            if !(0.0..=100.0).contains(&s.min_percent) {
-                return bad(
-                    "slow_start.min_percent",
-                    format!("must be from 0 to 100, got {}", s.min_percent),
-                );
-            }
+            SlowStart::check_aggression(s.aggression)?;
+            SlowStart::check_min_percent(s.min_percent)?;
         }
-        if let Unhealthy::Panic { threshold_percent } = self.unhealthy
-            && (threshold_percent == 0 || threshold_percent > 100)
-        {
-            return bad(
-                "unhealthy.threshold_percent",
-                format!("must be from 1 to 100, got {threshold_percent}"),
-            );
+        if let Unhealthy::Panic { threshold_percent } = self.unhealthy {
+            Unhealthy::check_threshold_percent(threshold_percent.into())?;
         }
-        if let Some(r) = &self.cooldowns.failure_rate
-            && !(0.0..=1.0).contains(&r.ratio)
-        {
-            return bad(
-                "cooldowns.failure_rate.ratio",
-                format!("must be from 0 to 1, got {}", r.ratio),
-            );
+        if let Some(r) = &self.cooldowns.failure_rate {
+            FailureRate::check_ratio(r.ratio)?;
         }
         Ok(())
+    }
+}
+
+/// The error of a setting out of range: `field` and what is wrong with it.
+fn invalid(field: &'static str, problem: String) -> Result<(), Error> {
+    Err(Error::InvalidHealth { field, problem })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(r: Result<(), Error>) -> String {
+        r.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn each_check_names_its_field_and_states_the_range_and_the_value() {
+        let s = Duration::from_secs;
+        assert_eq!(
+            shown(CooldownRule::check_failures(9)),
+            "health: cooldown rule failures must be from 1 to 8, got 9"
+        );
+        assert_eq!(
+            shown(CooldownRule::check_cooldown(Duration::ZERO)),
+            "health: cooldown rule cooldown must be longer than zero"
+        );
+        assert_eq!(
+            shown(Ejection::check_consecutive_failures(0)),
+            "health: ejection.consecutive_failures must be at least 1"
+        );
+        assert_eq!(
+            shown(Ejection::check_base(s(30), s(10))),
+            "health: ejection.base must be longer than zero and at most max (10s), got 30s"
+        );
+        assert_eq!(
+            shown(Ejection::check_max_percent(150)),
+            "health: ejection.max_percent must be at most 100, got 150"
+        );
+        assert_eq!(
+            shown(SlowStart::check_aggression(0.0)),
+            "health: slow_start.aggression must be a positive number, got 0"
+        );
+        assert_eq!(
+            shown(SlowStart::check_min_percent(101.0)),
+            "health: slow_start.min_percent must be from 0 to 100, got 101"
+        );
+        assert_eq!(
+            shown(Unhealthy::check_threshold_percent(0)),
+            "health: unhealthy.threshold_percent must be from 1 to 100, got 0"
+        );
+        assert_eq!(
+            shown(FailureRate::check_ratio(1.5)),
+            "health: cooldowns.failure_rate.ratio must be from 0 to 1, got 1.5"
+        );
+    }
+
+    #[test]
+    fn validate_reports_the_first_bad_setting_in_order() {
+        let mut p = HealthPolicy {
+            unhealthy: Unhealthy::Panic {
+                threshold_percent: 0,
+            },
+            slow_start: Some(SlowStart {
+                window: Duration::from_secs(60),
+                aggression: 1.0,
+                min_percent: -1.0,
+            }),
+            ..HealthPolicy::default()
+        };
+        p.cooldowns.failure_rate = Some(FailureRate {
+            min_requests: 5,
+            ratio: 2.0,
+            cooldown: Duration::from_secs(5),
+        });
+        assert_eq!(
+            shown(p.validate()),
+            "health: slow_start.min_percent must be from 0 to 100, got -1"
+        );
+        p.slow_start = None;
+        assert_eq!(
+            shown(p.validate()),
+            "health: unhealthy.threshold_percent must be from 1 to 100, got 0"
+        );
+        p.unhealthy = Unhealthy::Fail;
+        assert_eq!(
+            shown(p.validate()),
+            "health: cooldowns.failure_rate.ratio must be from 0 to 1, got 2"
+        );
+        p.ejection.as_mut().unwrap().max_percent = 101;
+        assert_eq!(
+            shown(p.validate()),
+            "health: ejection.max_percent must be at most 100, got 101"
+        );
     }
 }
