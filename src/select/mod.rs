@@ -85,6 +85,7 @@
 
 mod consistent_hash;
 mod filter;
+mod flags;
 mod index;
 mod latency;
 mod least_outstanding;
@@ -92,7 +93,6 @@ mod power_of_two;
 mod rng;
 mod round_robin;
 mod search;
-mod state;
 mod strategy;
 mod suspects;
 mod weighted_random;
@@ -118,15 +118,16 @@ pub use weighted_random::WeightedRandom;
 pub use weighted_round_robin::WeightedRoundRobin;
 
 use crate::hash::FixedState;
+use crate::health::state::{self, DeploymentState, GroupView, nanos};
 use crate::health::{HealthPolicy, HealthSnapshot, Report, Unhealthy};
 use crate::{
     Deployment, Error, IdentityPolicy, Limits, ModelKey, Registry, Request, VersionPreference,
 };
 use filter::Filter;
+use flags::{Disturbed, Epoch};
 use index::{MASK_WORDS, Mask, TierIndex};
 use rng::{Rng, mix};
 use search::Sorted;
-use state::{DeploymentState, Disturbed, Epoch, GroupView, nanos};
 use suspects::Suspects;
 
 /// Members per bucket of a tier's weight-line index, on average (see

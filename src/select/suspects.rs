@@ -10,7 +10,7 @@
 //! published). So one pass can record, as a bit per member, which members
 //! were busy at its time (or are limited: limits change with every pick);
 //! later picks check only those, as long as no report has advanced the
-//! selector's [epoch](super::state::Epoch) since: a count of the reports
+//! selector's [epoch](super::flags::Epoch) since: a count of the reports
 //! that put a deployment out, shared by every version that may share a
 //! deployment's state, so a report through any of them renews the records
 //! of all.

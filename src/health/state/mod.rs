@@ -1,10 +1,22 @@
-//! Per-deployment selection state: updated from many threads, never locked.
+//! A deployment's health state: the public [`State`] names and the live
+//! per-deployment state that moves between them (cooldowns, ejection, slow
+//! start), updated from many threads, never locked.
 //!
-//! Every field is an atomic. Reports are applied field by field, so two
+//! Every field of [`DeploymentState`] is an atomic. Reports are applied field by field, so two
 //! reports for one deployment at the same instant from two threads may
 //! interleave (a count may be off by one in that instant); one thread's
 //! sequence of reports is applied exactly as specified.
+//!
+//! The same per-deployment state carries what selection reads beside
+//! health, each in its own file: picks in flight ([`in_flight`]), the
+//! latency estimate ([`latency`]) and usage over the rolling minute
+//! ([`window`]).
 
+mod in_flight;
+mod latency;
+mod window;
+
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
@@ -12,35 +24,62 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use crossbeam_utils::CachePadded;
 
-/// One stripe of an in-flight count, alone on a 64-byte cache line.
-#[derive(Debug, Default)]
-#[repr(align(64))]
-struct Stripe(AtomicU32);
+use crate::health::{
+    FailureKind, HealthPolicy, MAX_RULE_FAILURES, Outcome, Report, RetryAfter, SlowStart,
+};
+pub(crate) use in_flight::STRIPES;
+use in_flight::Stripe;
+use window::MinuteWindow;
 
-impl std::ops::Deref for Stripe {
-    type Target = AtomicU32;
-    fn deref(&self) -> &AtomicU32 {
-        &self.0
+/// A deployment's health state at one moment.
+///
+/// ```
+/// use modelfleet::health::State;
+/// assert_eq!(State::Healthy.as_str(), "healthy");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum State {
+    /// A candidate at full weight.
+    Healthy,
+    /// Cooling down after failures.
+    Cooling,
+    /// Ejected as an outlier.
+    Ejected,
+    /// Back, with its weight ramping up.
+    SlowStart,
+}
+
+impl State {
+    /// The state's name.
+    ///
+    /// See [`State`] for an example.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            State::Healthy => "healthy",
+            State::Cooling => "cooling",
+            State::Ejected => "ejected",
+            State::SlowStart => "slow_start",
+        }
     }
 }
 
-use crate::health::{
-    FailureKind, HealthPolicy, MAX_RULE_FAILURES, Outcome, Report, RetryAfter, SlowStart, State,
-};
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
+/// `d` in nanoseconds, the unit every time in the state is kept in
+/// (saturating at `u64::MAX`).
 pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-const MINUTE: u64 = 60_000_000_000;
-
-/// How many stripes an in-flight count is split over. Handles `h` and
-/// `h + 1` always count on different stripes; more threads than stripes
-/// share them (correct, just slower).
-pub(crate) const STRIPES: usize = 4;
-
 /// The live state of one deployment. Each lives on its own cache line (see
-/// `Slot`), so threads updating different deployments do not contend.
+/// `select::Slot`), so threads updating different deployments do not contend.
 #[derive(Debug, Default)]
 pub(crate) struct DeploymentState {
     /// Picks in flight on stripe 0: a handle counts on the stripe of its
@@ -81,17 +120,6 @@ pub(crate) struct DeploymentState {
     flag: ArcSwapOption<CachePadded<AtomicU64>>,
 }
 
-/// Until when (ns) some deployment of one (model, priority) may be cooling,
-/// ejected or ramping up; see `select::Tier`.
-pub(crate) type Disturbed = Arc<CachePadded<AtomicU64>>;
-
-/// Counts the reports that put a deployment out, in every selector version
-/// that may share a deployment's state (a selector and every version
-/// rebuilt from it, siblings included); advanced with release ordering
-/// after the deployment's state is written. A tier's record of which
-/// members a pick must test (`Suspects`) holds while this has not moved.
-pub(crate) type Epoch = Arc<CachePadded<AtomicU64>>;
-
 /// What a report changed, for the tier's fast-path flag.
 pub(crate) struct Changed {
     /// The deployment is out until this time (ns).
@@ -107,77 +135,15 @@ pub(crate) struct GroupView<'a> {
 }
 
 impl DeploymentState {
-    /// Picks in flight as a load-reading strategy sees them: with
-    /// `striped` false every handle counts on stripe 0, so that stripe
-    /// alone is the count (one load instead of four).
-    pub(crate) fn load(&self, striped: bool) -> u32 {
-        if striped {
-            self.in_flight()
-        } else {
-            self.in_flight.load(Relaxed)
-        }
-    }
-
-    /// Picks in flight: the sum of the stripes.
-    pub(crate) fn in_flight(&self) -> u32 {
-        self.stripes
-            .iter()
-            .fold(self.in_flight.load(Relaxed), |n, s| {
-                n.saturating_add(s.load(Relaxed))
-            })
-    }
-
-    /// The counter of `stripe` (taken modulo [`STRIPES`]).
-    fn stripe(&self, stripe: usize) -> &AtomicU32 {
-        match stripe % STRIPES {
-            0 => &self.in_flight,
-            s => &self.stripes[s - 1],
-        }
-    }
-
-    /// Counts one pick on `stripe` (taken modulo [`STRIPES`]).
-    pub(crate) fn acquire(&self, stripe: usize) {
-        self.stripe(stripe).fetch_add(1, Relaxed);
-    }
-
-    /// Releases one pick counted on `stripe`: every release pairs with an
-    /// acquire on the same stripe, so a stripe never goes below zero.
-    pub(crate) fn release(&self, stripe: usize) {
-        let old = self.stripe(stripe).fetch_sub(1, Relaxed);
-        debug_assert!(old > 0, "in-flight release without an acquire");
-    }
-
-    /// The latency estimate, `None` before the first measurement.
-    pub(crate) fn latency(&self) -> Option<Duration> {
-        let ns = f64::from_bits(self.latency_bits.load(Relaxed));
-        (ns > 0.0).then(|| Duration::from_nanos(ns as u64))
-    }
-
-    /// Folds a latency sample into the peak-EWMA estimate (as in tower and
-    /// Finagle): a sample above the estimate replaces it at once; below it,
-    /// the estimate decays toward the sample with weight `exp(-Δt/τ)`.
-    pub(crate) fn observe_latency(&self, sample: Duration, now: u64, tau: Duration) {
-        let sample_ns = (sample.as_nanos() as f64).max(1.0);
-        let prev = f64::from_bits(self.latency_bits.load(Relaxed));
-        let then = self.latency_at.swap(now, Relaxed);
-        let next = if prev <= 0.0 || sample_ns > prev {
-            sample_ns
-        } else {
-            let dt = now.saturating_sub(then) as f64;
-            let w = (-dt / (tau.as_nanos() as f64).max(1.0)).exp();
-            prev * w + sample_ns * (1.0 - w)
-        };
-        self.latency_bits.store(next.to_bits(), Relaxed);
-    }
-
     /// Marks the deployment as new at `now`: slow start counts from there.
     pub(crate) fn started_at(&self, now: u64) {
         self.back_at.store(now.saturating_add(1), Relaxed);
     }
 
-    /// Makes `flag` the one reports raise (a version being built, for a
-    /// deployment in its tier). Stores only when it changes.
-    pub(crate) fn track(&self, flag: &Disturbed) {
+    /// Makes `flag` the one reports raise (the "disturbed until" flag of
+    /// its tier in a version being built, `select::flags::Disturbed`).
+    /// Stores only when it changes.
+    pub(crate) fn track(&self, flag: &Arc<CachePadded<AtomicU64>>) {
         let current = self.flag.load();
         if !current.as_ref().is_some_and(|c| Arc::ptr_eq(c, flag)) {
             self.flag.store(Some(Arc::clone(flag)));
@@ -248,20 +214,6 @@ impl DeploymentState {
             }
             _ => n,
         }
-    }
-
-    /// Picks in the rolling minute at `now`.
-    pub(crate) fn picks_per_minute(&self, now: u64) -> u64 {
-        self.window.rolling(now, |b| &b.picks)
-    }
-
-    /// Reported tokens in the rolling minute at `now`.
-    pub(crate) fn tokens_per_minute(&self, now: u64) -> u64 {
-        self.window.rolling(now, |b| &b.tokens)
-    }
-
-    pub(crate) fn count_pick(&self, now: u64) {
-        self.window.add(now, |b| &b.picks, 1);
     }
 
     /// Applies one report. Returns what changed when the deployment left
@@ -384,109 +336,5 @@ impl DeploymentState {
             0 => false,
             t => now.saturating_sub(t - 1) <= window,
         }
-    }
-}
-
-/// Counters over the current and the previous minute of the caller's clock.
-#[derive(Debug, Default)]
-struct MinuteWindow {
-    /// The minute bucket `buckets[minute % 2]` holds.
-    minute: AtomicU64,
-    buckets: [Bucket; 2],
-}
-
-#[derive(Debug, Default)]
-struct Bucket {
-    picks: AtomicU64,
-    completed: AtomicU64,
-    failures: AtomicU64,
-    tokens: AtomicU64,
-}
-
-impl Bucket {
-    fn clear(&self) {
-        for c in [&self.picks, &self.completed, &self.failures, &self.tokens] {
-            c.store(0, Relaxed);
-        }
-    }
-}
-
-impl MinuteWindow {
-    fn add(&self, now: u64, field: impl Fn(&Bucket) -> &AtomicU64, n: u64) {
-        let m = now / MINUTE + 1; // +1: 0 means "never written"
-        let stored = self.minute.load(Relaxed);
-        if stored == m {
-            field(&self.buckets[(m % 2) as usize]).fetch_add(n, Relaxed);
-        } else if stored < m {
-            if self
-                .minute
-                .compare_exchange(stored, m, Relaxed, Relaxed)
-                .is_ok()
-            {
-                self.buckets[(m % 2) as usize].clear();
-                if stored + 1 < m {
-                    self.buckets[((m + 1) % 2) as usize].clear();
-                }
-            }
-            field(&self.buckets[(m % 2) as usize]).fetch_add(n, Relaxed);
-        } else if stored == m + 1 {
-            // A late report for the previous minute.
-            field(&self.buckets[(m % 2) as usize]).fetch_add(n, Relaxed);
-        }
-    }
-
-    /// `current + previous × (share of the previous minute still within the last 60 s)`.
-    fn rolling(&self, now: u64, field: impl Fn(&Bucket) -> &AtomicU64) -> u64 {
-        let m = now / MINUTE + 1;
-        let stored = self.minute.load(Relaxed);
-        let get = |minute: u64| field(&self.buckets[(minute % 2) as usize]).load(Relaxed);
-        let (cur, prev) = if stored == m {
-            (get(m), get(m - 1))
-        } else if stored + 1 == m {
-            (0, get(stored))
-        } else {
-            (0, 0)
-        };
-        let elapsed = now % MINUTE;
-        let carried = (u128::from(prev) * u128::from(MINUTE - elapsed) / u128::from(MINUTE)) as u64;
-        cur + carried
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rolling_minute_carries_the_previous_minute() {
-        let w = MinuteWindow::default();
-        let s = |x: u64| x * 1_000_000_000;
-        w.add(s(10), |b| &b.picks, 60);
-        assert_eq!(w.rolling(s(10), |b| &b.picks), 60);
-        // 30 s into the next minute half of the previous one still counts.
-        assert_eq!(w.rolling(s(90), |b| &b.picks), 30);
-        w.add(s(90), |b| &b.picks, 5);
-        assert_eq!(w.rolling(s(90), |b| &b.picks), 35);
-        // Two minutes later nothing is left.
-        assert_eq!(w.rolling(s(200), |b| &b.picks), 0);
-        w.add(s(200), |b| &b.picks, 1);
-        assert_eq!(w.rolling(s(200), |b| &b.picks), 1);
-    }
-
-    #[test]
-    fn in_flight_is_the_sum_of_the_stripes() {
-        let s = DeploymentState::default();
-        assert_eq!(s.in_flight(), 0);
-        for stripe in 0..2 * STRIPES {
-            s.acquire(stripe);
-        }
-        assert_eq!(s.in_flight(), 2 * STRIPES as u32);
-        s.release(1);
-        s.release(1 + STRIPES);
-        assert_eq!(s.in_flight(), 2 * STRIPES as u32 - 2);
-        for stripe in (0..2 * STRIPES).filter(|&t| t % STRIPES != 1) {
-            s.release(stripe);
-        }
-        assert_eq!(s.in_flight(), 0);
     }
 }

@@ -1,0 +1,92 @@
+//! Health: outcome reports, cooldowns, outlier ejection, limits and slow start.
+//!
+//! The selector learns about deployments only from what the caller reports:
+//! every [`Pick`](crate::Pick) is completed with a [`Report`] (success with a
+//! latency, or a [`FailureKind`]), carrying the time it happened. Nothing
+//! here reads a clock.
+//!
+//! # The life of one deployment
+//!
+//! ```text
+//!            failures meet a cooldown rule            time reaches the end
+//! healthy ───────────────────────────────▶ cooling ──────────────────────┐
+//!    ▲       consecutive server failures                                  ▼
+//!    │  ─────────────────────────────────▶ ejected ─────────────▶ slow start ──▶ healthy
+//!    └──────────────────────────────────────────────────────────── (window over)
+//! ```
+//!
+//! - **Cooling** ([`Cooldowns`]): a failure of kind K is counted; when the
+//!   rule for K sees `failures` counted failures within `window` (this one
+//!   included), the deployment cools for `cooldown`. A rate-limited report
+//!   with `Retry-After` cools it until then whatever the count
+//!   ([`RetryAfter::Cools`], the default), and `Retry-After` always sets the
+//!   end of a cooldown it triggers. A deployment cooling until `t` is not a
+//!   candidate at any time `< t` and is one again at `t` exactly.
+//! - **Ejected** ([`Ejection`], Envoy's outlier detection):
+//!   `consecutive_failures` server-side failures in a row (server error,
+//!   timeout, connection error; a success resets the run) eject the
+//!   deployment for `base × n`, capped at `max`, where `n` counts its
+//!   ejections; `n` drops by one for every `interval` it stays un-ejected.
+//!   At most `max_percent` of a model's deployments are ejected at once (at
+//!   least one may always be).
+//! - **Slow start** ([`SlowStart`], Envoy's formula): for `window` after it
+//!   returns (or after [`SelectorBuilder::started_at`](crate::SelectorBuilder::started_at)
+//!   for new deployments), its weight is
+//!   `weight × max(min_percent/100, (t/window)^(1/aggression))` in the
+//!   weighted strategies.
+//! - **Limits** ([`Limits`](crate::Limits)) are filters: `max_in_flight` is
+//!   hard; `rpm` counts picks and `tpm` counts reported tokens over a
+//!   rolling minute (two one-minute buckets, the older one weighted by the
+//!   share of it still inside the last 60 s).
+//!
+//! When no eligible deployment is healthy, [`Unhealthy`] decides: fail with
+//! [`Error::Unavailable`](crate::Error::Unavailable) carrying the earliest
+//! time one returns, or pick among all eligible deployments (Envoy's panic
+//! mode) when the healthy share is below a threshold.
+//!
+//! # Presets
+//!
+//! | preset | reproduces |
+//! |---|---|
+//! | [`HealthPolicy::default`] | rate limit: 1 failure → 30 s; timeout, server, connection, other: 3 within 60 s → 30 s; authentication, not found: 1 → 60 s; bad request, context window, content filter: never; Envoy ejection defaults (5 consecutive, 30 s base, 300 s max, 10%, 10 s interval); fail when nothing is healthy; 5 s latency penalty for failures |
+//! | [`HealthPolicy::dify`] | Dify's credential cooldown: rate limit 60 s, authentication and connection errors 10 s, after one failure; fail when all are cooling |
+//! | [`HealthPolicy::litellm`] | LiteLLM's router defaults: 5 s cooldowns; a 429 cools at once when the model has more than one deployment; 401 and 404 cool at once; 408 and 5xx count toward a failure rate that cools above 50% with at least 5 requests in the minute; 400 never counts; a model with one deployment is never cooled |
+//! | [`HealthPolicy::disabled`] | no health at all: only filters and limits (`Retry-After` ignored, no latency penalty) |
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use modelfleet::health::{FailureKind, HealthPolicy, Report};
+//! use modelfleet::{Deployment, Error, Policy, Registry, Request, Selector};
+//!
+//! let mut reg = Registry::new(Policy::NAME_ENDPOINT);
+//! reg.insert(Deployment::builder("openai", "gpt-4").endpoint("http://a/v1").build()?)?;
+//! let selector = Selector::builder(&reg).health(HealthPolicy::dify()).build();
+//! let s = Duration::from_secs;
+//!
+//! let pick = selector.select(&Request::new("gpt-4").at(s(0)))?;
+//! pick.complete(Report::failure(s(1), FailureKind::RateLimited { retry_after: None }));
+//! match selector.select(&Request::new("gpt-4").at(s(30))) {
+//!     Err(Error::Unavailable { retry_at, .. }) => assert_eq!(retry_at, Some(s(61))),
+//!     other => panic!("{other:?}"),
+//! }
+//! assert!(selector.select(&Request::new("gpt-4").at(s(61))).is_ok());
+//! # Ok::<(), modelfleet::Error>(())
+//! ```
+
+mod kind;
+mod policy;
+mod presets;
+mod report;
+mod snapshot;
+pub(crate) mod state;
+
+pub use kind::FailureKind;
+pub use policy::{
+    CooldownRule, Cooldowns, Ejection, FailureRate, HealthPolicy, MAX_RULE_FAILURES, RetryAfter,
+    SlowStart, Unhealthy,
+};
+pub use report::{Outcome, Report};
+pub use snapshot::HealthSnapshot;
+pub use state::State;

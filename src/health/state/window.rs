@@ -1,0 +1,111 @@
+//! Usage over the rolling minute: picks, completed and failed requests and
+//! reported tokens, in two one-minute buckets.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use super::DeploymentState;
+
+const MINUTE: u64 = 60_000_000_000;
+
+impl DeploymentState {
+    /// Picks in the rolling minute at `now`.
+    pub(crate) fn picks_per_minute(&self, now: u64) -> u64 {
+        self.window.rolling(now, |b| &b.picks)
+    }
+
+    /// Reported tokens in the rolling minute at `now`.
+    pub(crate) fn tokens_per_minute(&self, now: u64) -> u64 {
+        self.window.rolling(now, |b| &b.tokens)
+    }
+
+    pub(crate) fn count_pick(&self, now: u64) {
+        self.window.add(now, |b| &b.picks, 1);
+    }
+}
+
+/// Counters over the current and the previous minute of the caller's clock.
+#[derive(Debug, Default)]
+pub(super) struct MinuteWindow {
+    /// The minute bucket `buckets[minute % 2]` holds.
+    minute: AtomicU64,
+    buckets: [Bucket; 2],
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Bucket {
+    pub(super) picks: AtomicU64,
+    pub(super) completed: AtomicU64,
+    pub(super) failures: AtomicU64,
+    pub(super) tokens: AtomicU64,
+}
+
+impl Bucket {
+    fn clear(&self) {
+        for c in [&self.picks, &self.completed, &self.failures, &self.tokens] {
+            c.store(0, Relaxed);
+        }
+    }
+}
+
+impl MinuteWindow {
+    pub(super) fn add(&self, now: u64, field: impl Fn(&Bucket) -> &AtomicU64, n: u64) {
+        let m = now / MINUTE + 1; // +1: 0 means "never written"
+        let stored = self.minute.load(Relaxed);
+        if stored == m {
+            field(&self.buckets[(m % 2) as usize]).fetch_add(n, Relaxed);
+        } else if stored < m {
+            if self
+                .minute
+                .compare_exchange(stored, m, Relaxed, Relaxed)
+                .is_ok()
+            {
+                self.buckets[(m % 2) as usize].clear();
+                if stored + 1 < m {
+                    self.buckets[((m + 1) % 2) as usize].clear();
+                }
+            }
+            field(&self.buckets[(m % 2) as usize]).fetch_add(n, Relaxed);
+        } else if stored == m + 1 {
+            // A late report for the previous minute.
+            field(&self.buckets[(m % 2) as usize]).fetch_add(n, Relaxed);
+        }
+    }
+
+    /// `current + previous × (share of the previous minute still within the last 60 s)`.
+    pub(super) fn rolling(&self, now: u64, field: impl Fn(&Bucket) -> &AtomicU64) -> u64 {
+        let m = now / MINUTE + 1;
+        let stored = self.minute.load(Relaxed);
+        let get = |minute: u64| field(&self.buckets[(minute % 2) as usize]).load(Relaxed);
+        let (cur, prev) = if stored == m {
+            (get(m), get(m - 1))
+        } else if stored + 1 == m {
+            (0, get(stored))
+        } else {
+            (0, 0)
+        };
+        let elapsed = now % MINUTE;
+        let carried = (u128::from(prev) * u128::from(MINUTE - elapsed) / u128::from(MINUTE)) as u64;
+        cur + carried
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rolling_minute_carries_the_previous_minute() {
+        let w = MinuteWindow::default();
+        let s = |x: u64| x * 1_000_000_000;
+        w.add(s(10), |b| &b.picks, 60);
+        assert_eq!(w.rolling(s(10), |b| &b.picks), 60);
+        // 30 s into the next minute half of the previous one still counts.
+        assert_eq!(w.rolling(s(90), |b| &b.picks), 30);
+        w.add(s(90), |b| &b.picks, 5);
+        assert_eq!(w.rolling(s(90), |b| &b.picks), 35);
+        // Two minutes later nothing is left.
+        assert_eq!(w.rolling(s(200), |b| &b.picks), 0);
+        w.add(s(200), |b| &b.picks, 1);
+        assert_eq!(w.rolling(s(200), |b| &b.picks), 1);
+    }
+}
