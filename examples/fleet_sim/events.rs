@@ -102,7 +102,10 @@ const REQUEST_FIELDS: &str = "model, provider, labels, tags, tag_match, version,
 /// Every outcome name: `success`, then every failure kind's.
 fn outcomes() -> String {
     let kinds = FailureKind::ALL.iter().map(|k| k.as_str());
-    std::iter::once("success").chain(kinds).collect::<Vec<_>>().join(", ")
+    std::iter::once("success")
+        .chain(kinds)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Problems of one line: `(place, problem)`.

@@ -16,9 +16,10 @@ pub use overrides::{
 pub use preset::HealthPreset;
 
 use super::error::{ConfigErrors, Errors, Path};
+use crate::Error;
 use crate::health::{
-    CooldownRule, Ejection, FailureKind, FailureRate, HealthPolicy, MAX_RULE_FAILURES, RetryAfter,
-    SlowStart, Unhealthy,
+    CooldownRule, Ejection, FailureKind, FailureRate, HealthPolicy, RetryAfter, SlowStart,
+    Unhealthy,
 };
 
 /// The health policy: a preset, and overrides of any part of it.
@@ -77,6 +78,23 @@ pub struct HealthConfig {
     /// The latency a counted failure feeds into the estimate, in milliseconds.
     #[serde(default, skip_serializing_if = "Override::is_keep")]
     pub failure_penalty_ms: Override<u64>,
+}
+
+/// Reports at `at` what a health check found wrong, in the check's own
+/// words (the one set of range checks lives with the policy, in
+/// [`crate::health`]); `true` when the check passed.
+fn report(errs: &mut Errors, at: &Path, checked: Result<(), Error>) -> bool {
+    match checked {
+        Ok(()) => true,
+        Err(Error::InvalidHealth { problem, .. }) => {
+            errs.push(at, problem);
+            false
+        }
+        Err(other) => {
+            errs.push(at, other.to_string());
+            false
+        }
+    }
 }
 
 fn ms(d: Duration) -> u64 {
@@ -148,12 +166,8 @@ impl HealthConfig {
                     let window = r.window_ms.or(base.map(|b| ms(b.window()))).unwrap_or(0);
                     let cooldown = r.cooldown_ms.or(base.map(|b| ms(b.cooldown())));
                     let before = errs.len();
-                    if failures == 0 || failures > MAX_RULE_FAILURES {
-                        errs.push(
-                            &at.key("failures"),
-                            format!("must be from 1 to {MAX_RULE_FAILURES}, got {failures}"),
-                        );
-                    } else if failures > 1 && window == 0 {
+                    let checked = CooldownRule::check_failures(failures);
+                    if report(errs, &at.key("failures"), checked) && failures > 1 && window == 0 {
                         errs.push(
                             &at.key("window_ms"),
                             "must be more than 0 when failures is more than 1".to_owned(),
@@ -209,12 +223,7 @@ impl HealthConfig {
                 if rate.min_requests == 0 {
                     errs.push(&at.key("min_requests"), "must be at least 1".to_owned());
                 }
-                if !(0.0..=1.0).contains(&rate.ratio) {
-                    errs.push(
-                        &at.key("ratio"),
-                        format!("must be from 0 to 1, got {}", rate.ratio),
-                    );
-                }
+                report(errs, &at.key("ratio"), FailureRate::check_ratio(rate.ratio));
                 positive(errs, &at.key("cooldown_ms"), ms(rate.cooldown));
                 p.cooldowns.failure_rate = Some(rate);
             }
@@ -235,12 +244,11 @@ impl HealthConfig {
                     max_percent: u8::try_from(percent.min(100)).unwrap_or(100),
                     interval: c.interval_ms.map_or(base.interval, Duration::from_millis),
                 };
-                if e.consecutive_failures == 0 {
-                    errs.push(
-                        &at.key("consecutive_failures"),
-                        "must be at least 1".to_owned(),
-                    );
-                }
+                report(
+                    errs,
+                    &at.key("consecutive_failures"),
+                    Ejection::check_consecutive_failures(e.consecutive_failures),
+                );
                 positive(errs, &at.key("base_ms"), ms(e.base));
                 if !e.base.is_zero() && e.max < e.base {
                     errs.push(
@@ -252,12 +260,11 @@ impl HealthConfig {
                         ),
                     );
                 }
-                if percent > 100 {
-                    errs.push(
-                        &at.key("max_percent"),
-                        format!("must be at most 100, got {percent}"),
-                    );
-                }
+                report(
+                    errs,
+                    &at.key("max_percent"),
+                    Ejection::check_max_percent(percent),
+                );
                 positive(errs, &at.key("interval_ms"), ms(e.interval));
                 p.ejection = Some(e);
             }
@@ -287,18 +294,16 @@ impl HealthConfig {
                     ),
                     Some(w) => positive(errs, &at.key("window_ms"), w),
                 }
-                if !(s.aggression.is_finite() && s.aggression > 0.0) {
-                    errs.push(
-                        &at.key("aggression"),
-                        format!("must be a positive number, got {}", s.aggression),
-                    );
-                }
-                if !(0.0..=100.0).contains(&s.min_percent) {
-                    errs.push(
-                        &at.key("min_percent"),
-                        format!("must be from 0 to 100, got {}", s.min_percent),
-                    );
-                }
+                report(
+                    errs,
+                    &at.key("aggression"),
+                    SlowStart::check_aggression(s.aggression),
+                );
+                report(
+                    errs,
+                    &at.key("min_percent"),
+                    SlowStart::check_min_percent(s.min_percent),
+                );
                 p.slow_start = Some(s);
             }
         }
@@ -306,12 +311,9 @@ impl HealthConfig {
             None => {}
             Some(UnhealthyConfig::Fail) => p.unhealthy = Unhealthy::Fail,
             Some(UnhealthyConfig::Panic { threshold_percent }) => {
-                if threshold_percent == 0 || threshold_percent > 100 {
-                    errs.push(
-                        &at.key("unhealthy").key("panic"),
-                        format!("must be from 1 to 100, got {threshold_percent}"),
-                    );
-                } else {
+                let at = at.key("unhealthy").key("panic");
+                let checked = Unhealthy::check_threshold_percent(threshold_percent);
+                if report(errs, &at, checked) {
                     p.unhealthy = Unhealthy::Panic {
                         threshold_percent: threshold_percent as u8,
                     };
