@@ -142,11 +142,11 @@ pub mod select;
 
 pub use deployment::{Credential, Deployment, DeploymentBuilder, Limits};
 pub use diff::{Change, Changes};
-pub use endpoint::MAX_ENDPOINT_LEN;
-pub use error::{EndpointProblem, Error, Field, NameProblem};
+pub use endpoint::{EndpointProblem, MAX_ENDPOINT_LEN};
+pub use error::{Error, Field};
 pub use fleet::{Fleet, FleetHandle, FleetPick};
 pub use key::{Discriminator, ModelKey};
-pub use name::MAX_NAME_LEN;
+pub use name::{MAX_NAME_LEN, NameProblem};
 pub use policy::{Discriminators, IdentityPolicy, Policy};
 pub use registry::{Collision, Iter, Registry};
 pub use request::{Request, TagMatch, VersionPreference};
