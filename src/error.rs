@@ -5,6 +5,7 @@ use std::fmt;
 use crate::endpoint::EndpointProblem;
 use crate::key::ModelKey;
 use crate::name::NameProblem;
+use crate::registry::Collision;
 
 /// Everything that can go wrong in modelfleet.
 ///
@@ -84,7 +85,7 @@ pub enum Error {
         /// The target policy, as it displays.
         policy: String,
         /// Every new key that more than one deployment would share.
-        collisions: Vec<crate::Collision>,
+        collisions: Vec<Collision>,
     },
     /// A registry change cannot apply.
     #[error("change {index} ({key}): {problem}")]
@@ -270,7 +271,7 @@ impl Error {
     }
 }
 
-struct CollisionList<'a>(&'a [crate::Collision]);
+struct CollisionList<'a>(&'a [Collision]);
 
 impl fmt::Display for CollisionList<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
