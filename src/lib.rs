@@ -139,7 +139,8 @@ mod registry;
 mod request;
 pub mod select;
 
-pub use deployment::{Credential, Deployment, DeploymentBuilder, Limits};
+pub use deployment::builder::DeploymentBuilder;
+pub use deployment::{Credential, Deployment, Limits};
 pub use endpoint::{EndpointProblem, MAX_ENDPOINT_LEN};
 pub use error::{Error, Field};
 pub use fleet::{Fleet, FleetHandle, FleetPick};
