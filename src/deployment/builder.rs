@@ -2,6 +2,7 @@
 //! is set.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::num::{NonZeroU32, NonZeroU64};
 
 use semver::Version;
@@ -25,7 +26,7 @@ impl Deployment {
     pub fn builder(provider: &str, model: &str) -> DeploymentBuilder {
         let who = describe(provider, model);
         let mut b = DeploymentBuilder {
-            error: None,
+            errors: Vec::new(),
             who,
             d: Deployment {
                 provider: provider.to_owned(),
@@ -57,15 +58,15 @@ impl Deployment {
     /// ```
     pub fn to_builder(&self) -> DeploymentBuilder {
         DeploymentBuilder {
-            error: None,
+            errors: Vec::new(),
             who: describe(&self.provider, &self.model),
             d: self.clone(),
         }
     }
 }
 
-/// Builds a validated [`Deployment`]. Setters record the first error, which
-/// [`build`](Self::build) reports.
+/// Builds a validated [`Deployment`]. Setters record every problem they
+/// meet; [`build`](Self::build) reports the first.
 ///
 /// ```
 /// use modelfleet::{Deployment, Error, Field};
@@ -82,13 +83,24 @@ impl Deployment {
 ///     "deployment openai/gpt-4: version \"1.2\" is not a semantic version"
 /// );
 /// ```
-#[derive(Debug)]
 #[must_use = "a builder does nothing until .build() is called"]
 pub struct DeploymentBuilder {
-    error: Option<Error>,
+    /// Every problem the setters met, in the order they met them.
+    errors: Vec<Error>,
     /// The deployment as error messages name it.
     pub(super) who: String,
     d: Deployment,
+}
+
+impl fmt::Debug for DeploymentBuilder {
+    /// Shows the problem [`build`](Self::build) would report.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeploymentBuilder")
+            .field("error", &self.errors.first())
+            .field("who", &self.who)
+            .field("d", &self.d)
+            .finish()
+    }
 }
 
 impl DeploymentBuilder {
@@ -107,9 +119,7 @@ impl DeploymentBuilder {
     }
 
     pub(super) fn fail(&mut self, e: Error) {
-        if self.error.is_none() {
-            self.error = Some(e);
-        }
+        self.errors.push(e);
     }
 
     fn nonzero(&mut self, field: Field, v: u64) -> Option<NonZeroU64> {
@@ -275,9 +285,124 @@ impl DeploymentBuilder {
     /// model, upstream model, tag, label, credential), [`Error::InvalidEndpoint`],
     /// [`Error::InvalidVersion`] or [`Error::InvalidNumber`].
     pub fn build(self) -> Result<Deployment, Error> {
-        match self.error {
+        match self.errors.into_iter().next() {
             Some(e) => Err(e),
             None => Ok(self.d),
         }
+    }
+
+    /// Builds the deployment, or reports every problem the setters met, in
+    /// the order they met them. Each is the error [`build`](Self::build)
+    /// reports when it is the first, so the list starts with that one.
+    #[cfg(any(feature = "serde", test))]
+    #[cfg_attr(
+        not(test),
+        expect(
+            dead_code,
+            reason = "its caller, the config entry check, does not use it yet"
+        )
+    )]
+    pub(crate) fn build_collecting_errors(self) -> Result<Deployment, Vec<Error>> {
+        if self.errors.is_empty() {
+            Ok(self.d)
+        } else {
+            Err(self.errors)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Setter = fn(DeploymentBuilder) -> DeploymentBuilder;
+
+    /// One bad value per checked setter, each independent of the others.
+    const BAD: [(Field, Setter); 11] = [
+        (Field::UpstreamModel, |b| b.upstream_model(" id")),
+        (Field::Endpoint, |b| b.endpoint("ftp://h/v1")),
+        (Field::Tag, |b| b.tag("")),
+        (Field::Version, |b| b.version("1.2")),
+        (Field::LabelKey, |b| b.label("", "eu")),
+        (Field::LabelValue, |b| b.label("region", "e\u{7}u")),
+        (Field::MaxInFlight, |b| b.max_in_flight(0)),
+        (Field::Rpm, |b| b.rpm(0)),
+        (Field::Tpm, |b| b.tpm(0)),
+        (Field::ContextWindow, |b| b.context_window(0)),
+        (Field::Credential, |b| b.credential("\u{1}")),
+    ];
+
+    fn all_bad() -> DeploymentBuilder {
+        BAD.iter()
+            .fold(Deployment::builder("openai", "gpt-4"), |b, (_, set)| set(b))
+    }
+
+    /// `Error` is not `PartialEq` (its sources are not); `Debug` shows every field.
+    fn same(a: &Error, b: &Error) -> bool {
+        format!("{a:?}") == format!("{b:?}") && a.to_string() == b.to_string()
+    }
+
+    #[test]
+    fn first_collected_error_is_the_one_build_reports() {
+        let first = all_bad().build().unwrap_err();
+        let all = all_bad().build_collecting_errors().unwrap_err();
+        assert!(same(&all[0], &first), "{:?} vs {first:?}", all[0]);
+
+        let first = Deployment::builder(" ", "").tag("").build().unwrap_err();
+        let all = Deployment::builder(" ", "")
+            .tag("")
+            .build_collecting_errors()
+            .unwrap_err();
+        assert!(same(&all[0], &first));
+        let fields: Vec<_> = all.iter().map(Error::field).collect();
+        assert_eq!(
+            fields,
+            [Some(Field::Provider), Some(Field::Model), Some(Field::Tag)]
+        );
+    }
+
+    #[test]
+    fn every_independent_problem_is_collected_in_order() {
+        let all = all_bad().build_collecting_errors().unwrap_err();
+        assert_eq!(all.len(), BAD.len());
+        for ((field, set), e) in BAD.iter().zip(&all) {
+            assert_eq!(e.field(), Some(*field), "{e}");
+            let alone = set(Deployment::builder("openai", "gpt-4"))
+                .build()
+                .unwrap_err();
+            assert!(same(e, &alone), "{e:?} vs {alone:?}");
+        }
+    }
+
+    #[test]
+    fn a_valid_builder_collects_nothing() {
+        let d = Deployment::builder("openai", "gpt-4")
+            .endpoint("http://h/v1")
+            .max_in_flight(4)
+            .build_collecting_errors()
+            .unwrap();
+        assert_eq!(
+            Deployment::builder("openai", "gpt-4")
+                .endpoint("http://h/v1")
+                .max_in_flight(4)
+                .build()
+                .unwrap(),
+            d
+        );
+    }
+
+    #[test]
+    fn debug_shows_the_problem_build_reports() {
+        let b = Deployment::builder("openai", "gpt-4").tag("").rpm(0);
+        let shown = format!("{b:?}");
+        assert!(
+            shown.starts_with("DeploymentBuilder { error: Some(InvalidName {"),
+            "{shown}"
+        );
+        assert!(!shown.contains("InvalidNumber"), "{shown}");
+        let b = Deployment::builder("openai", "gpt-4");
+        assert!(format!("{b:?}").starts_with(
+            "DeploymentBuilder { error: None, who: \"openai/gpt-4\", d: Deployment {"
+        ));
     }
 }

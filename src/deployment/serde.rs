@@ -114,9 +114,7 @@ impl<'de> Deserialize<'de> for Deployment {
         let r = Repr::deserialize(d)?;
         let unknown = (r.unknown.keys().next())
             .map(|f| (f, "", FIELDS))
-            .or_else(|| {
-                (r.limits.unknown.keys().next()).map(|f| (f, "limits.", LIMITS_FIELDS))
-            });
+            .or_else(|| (r.limits.unknown.keys().next()).map(|f| (f, "limits.", LIMITS_FIELDS)));
         if let Some((field, prefix, expected)) = unknown {
             return Err(de::Error::custom(format_args!(
                 "deployment {}: unknown field `{prefix}{field}`, expected one of {expected}",
@@ -131,6 +129,14 @@ impl Repr {
     /// Builds the deployment (unknown fields aside): the first problem
     /// is reported, as by [`DeploymentBuilder::build`].
     pub(crate) fn build(&self) -> Result<Deployment, Error> {
+        self.builder().build()
+    }
+
+    /// A builder given every field (unknown fields aside): names,
+    /// endpoint, tag, version, labels, weight, priority, context window,
+    /// limits, credential, in that order, so that its problems come in
+    /// that order too. The numbers are checked on the way.
+    pub(crate) fn builder(&self) -> DeploymentBuilder {
         let r = self;
         let mut b = Deployment::builder(&r.provider, &r.model);
         if let Some(v) = &r.upstream_model {
@@ -175,7 +181,7 @@ impl Repr {
         if let Some(v) = &r.credential {
             b = b.credential(v);
         }
-        b.build()
+        b
     }
 }
 
@@ -241,3 +247,60 @@ impl<'de> Deserialize<'de> for Num {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The problems found by building, clearing the field of the first
+    /// problem and building again, until the build succeeds.
+    fn one_at_a_time(r: &Repr) -> Vec<Error> {
+        let mut r = r.clone();
+        let mut found = Vec::new();
+        while let Err(e) = r.build() {
+            match e.field().expect("a builder error names its field") {
+                Field::Provider => r.provider = "provider".into(),
+                Field::Model => r.model = "model".into(),
+                Field::UpstreamModel => r.upstream_model = None,
+                Field::Endpoint => r.endpoint = None,
+                Field::Tag => r.tag = None,
+                Field::Version => r.version = None,
+                Field::LabelKey | Field::LabelValue => r.labels.clear(),
+                Field::Weight => r.weight = None,
+                Field::Priority => r.priority = None,
+                Field::MaxInFlight => r.limits.max_in_flight = None,
+                Field::Rpm => r.limits.rpm = None,
+                Field::Tpm => r.limits.tpm = None,
+                Field::ContextWindow => r.context_window = None,
+                Field::Credential => r.credential = None,
+            }
+            found.push(e);
+        }
+        found
+    }
+
+    #[test]
+    fn one_build_collects_what_rebuilding_finds() {
+        let r: Repr = serde_json::from_str(
+            r#"{"provider": "openai", "model": "gpt-4", "upstream_model": "",
+                "endpoint": "http://u:pw@h/", "tag": " t", "version": "1",
+                "labels": {"": "x"}, "weight": -1, "priority": 1.5,
+                "context_window": 0, "credential": "",
+                "limits": {"max_in_flight": "many", "rpm": 0, "tpm": -3}}"#,
+        )
+        .unwrap();
+        let rebuilt = one_at_a_time(&r);
+        let collected = r.builder().build_collecting_errors().unwrap_err();
+        assert_eq!(collected.len(), 12);
+        let show = |es: &[Error]| es.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>();
+        assert_eq!(show(&collected), show(&rebuilt));
+
+        let r: Repr = serde_json::from_str(r#"{"provider": "", "model": " ", "rpm": 1}"#).unwrap();
+        let fields = |es: &[Error]| es.iter().map(Error::field).collect::<Vec<_>>();
+        let collected = r.builder().build_collecting_errors().unwrap_err();
+        assert_eq!(fields(&collected), fields(&one_at_a_time(&r)));
+        assert_eq!(
+            fields(&collected),
+            [Some(Field::Provider), Some(Field::Model)]
+        );
+    }
+}
