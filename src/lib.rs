@@ -126,6 +126,7 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub mod config;
 mod deployment;
+mod discriminators;
 mod endpoint;
 mod error;
 mod fleet;
@@ -147,7 +148,8 @@ pub use fleet::{Fleet, FleetHandle, FleetPick};
 pub use key::{Discriminator, ModelKey};
 pub use name::{MAX_NAME_LEN, NameProblem};
 pub use policy::{Discriminators, IdentityPolicy, Policy};
-pub use registry::{Change, Changes, Collision, Iter, Registry};
+pub use registry::diff::{Change, Changes};
+pub use registry::{Collision, Iter, Registry};
 pub use request::{Request, TagMatch, VersionPreference};
 pub use select::{Explanation, Pick, Plan, Selector, SelectorBuilder, Verdict};
 

@@ -143,7 +143,7 @@ impl DeploymentBuilder {
     }
 
     /// The endpoint URL: `http` or `https`, no user, password, query or
-    /// fragment. It is normalized (see [`ModelKey`]'s text form).
+    /// fragment. It is normalized (see [`ModelKey`](crate::ModelKey)'s text form).
     pub fn endpoint(mut self, url: &str) -> Self {
         match crate::endpoint::normalize(url) {
             Ok(u) => self.d.endpoint = Some(u),

@@ -14,10 +14,10 @@ use std::num::{NonZeroU32, NonZeroU64};
 use semver::Version;
 use url::Url;
 
+use crate::discriminators::Discriminators;
 use crate::error::{Error, Field};
 use crate::key::ModelKey;
 use crate::name::NameProblem;
-use crate::policy::Discriminators;
 
 /// One reachable serving of a model.
 ///

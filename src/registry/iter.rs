@@ -2,11 +2,10 @@
 
 use std::sync::Arc;
 
-use super::Registry;
 use crate::deployment::Deployment;
 use crate::key::ModelKey;
 
-/// Iterator over a registry's `(key, deployment)` pairs, from [`Registry::iter`].
+/// Iterator over a registry's `(key, deployment)` pairs, from [`Registry::iter`](crate::Registry::iter).
 #[derive(Clone, Debug)]
 pub struct Iter<'a>(pub(super) indexmap::map::Iter<'a, Arc<ModelKey>, Arc<Deployment>>);
 
@@ -27,11 +26,3 @@ impl DoubleEndedIterator for Iter<'_> {
 }
 
 impl ExactSizeIterator for Iter<'_> {}
-
-impl<'a, P> IntoIterator for &'a Registry<P> {
-    type Item = (&'a ModelKey, &'a Deployment);
-    type IntoIter = Iter<'a>;
-    fn into_iter(self) -> Iter<'a> {
-        self.iter()
-    }
-}

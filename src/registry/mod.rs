@@ -1,9 +1,9 @@
 //! [`Registry`]: deployments keyed by [`ModelKey`] under one identity policy,
-//! the [`Collision`]s another policy would cause, and the [`Changes`] between
-//! two versions.
+//! the [`Collision`]s another policy would cause, and the
+//! [`Changes`](diff::Changes) between two versions.
 
 mod collision;
-mod diff;
+pub(crate) mod diff;
 mod iter;
 // Named `serde_impl` so that `serde` keeps naming the crate in this module.
 #[cfg(feature = "serde")]
@@ -16,7 +16,6 @@ use std::sync::Arc;
 use indexmap::{IndexMap, IndexSet};
 
 pub use collision::Collision;
-pub use diff::{Change, Changes};
 pub use iter::Iter;
 
 use crate::deployment::Deployment;
@@ -539,5 +538,13 @@ impl<P: IdentityPolicy> Extend<Deployment> for Registry<P> {
         for d in iter {
             self.upsert(d);
         }
+    }
+}
+
+impl<'a, P> IntoIterator for &'a Registry<P> {
+    type Item = (&'a ModelKey, &'a Deployment);
+    type IntoIter = Iter<'a>;
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
     }
 }
