@@ -93,7 +93,7 @@ pub struct DeploymentBuilder {
 }
 
 impl fmt::Debug for DeploymentBuilder {
-    /// Shows the problem [`build`](Self::build) would report.
+    // Shows, as `error`, the problem `build` would report.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DeploymentBuilder")
             .field("error", &self.errors.first())
