@@ -1,4 +1,5 @@
-//! Endpoint URL validation and normalization.
+//! Endpoint URL validation and normalization, and [`EndpointProblem`], what
+//! is wrong with an endpoint that is refused.
 //!
 //! Two spellings of one endpoint must give one key. `url` already lowercases
 //! the scheme and host, maps IDN hosts to punycode, canonicalizes IPv4 and
@@ -8,10 +9,53 @@
 
 use url::Url;
 
-use crate::error::EndpointProblem;
-
 /// The longest endpoint URL accepted, in bytes.
 pub const MAX_ENDPOINT_LEN: usize = 2048;
+
+/// What is wrong with an endpoint URL.
+///
+/// None of these echo the URL's credentials, query or fragment.
+///
+/// ```
+/// use modelfleet::EndpointProblem;
+/// assert_eq!(
+///     EndpointProblem::Userinfo.to_string(),
+///     "carries credentials (user or password); keep secrets out of endpoints"
+/// );
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EndpointProblem {
+    /// The URL did not parse.
+    #[error("{input:?} is not a valid URL")]
+    Unparsable {
+        /// The input, with anything between `://` and `@` and after `?` or `#` redacted.
+        input: String,
+    },
+    /// The scheme is neither `http` nor `https`.
+    #[error("scheme {scheme:?} is not supported; use http or https")]
+    Scheme {
+        /// The scheme found.
+        scheme: String,
+    },
+    /// The URL has a user name or password.
+    #[error("carries credentials (user or password); keep secrets out of endpoints")]
+    Userinfo,
+    /// The URL has a query string (`?…`), which often carries API keys.
+    #[error("has a query string; endpoints may not carry one (it often holds secrets)")]
+    Query,
+    /// The URL has a fragment (`#…`).
+    #[error("has a fragment (#…); endpoints may not carry one")]
+    Fragment,
+    /// The URL is longer than [`MAX_ENDPOINT_LEN`](crate::MAX_ENDPOINT_LEN) bytes.
+    #[error("is {len} bytes long; the limit is {max}")]
+    TooLong {
+        /// The input's length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
 
 /// Parses, checks and normalizes an endpoint URL.
 pub(crate) fn normalize(input: &str) -> Result<Url, (EndpointProblem, Option<url::ParseError>)> {

@@ -2,7 +2,10 @@
 
 use std::fmt;
 
+use crate::endpoint::EndpointProblem;
 use crate::key::ModelKey;
+use crate::name::NameProblem;
+use crate::registry::Collision;
 
 /// Everything that can go wrong in modelfleet.
 ///
@@ -82,7 +85,7 @@ pub enum Error {
         /// The target policy, as it displays.
         policy: String,
         /// Every new key that more than one deployment would share.
-        collisions: Vec<crate::Collision>,
+        collisions: Vec<Collision>,
     },
     /// A registry change cannot apply.
     #[error("change {index} ({key}): {problem}")]
@@ -249,87 +252,6 @@ impl fmt::Display for Field {
     }
 }
 
-/// What is wrong with a name.
-///
-/// ```
-/// use modelfleet::NameProblem;
-/// assert_eq!(NameProblem::Empty.to_string(), "is empty");
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum NameProblem {
-    /// The name is empty or only white space.
-    #[error("is empty")]
-    Empty,
-    /// The name starts or ends with white space.
-    #[error("{input:?} starts or ends with white space")]
-    SurroundingWhitespace {
-        /// The offending input.
-        input: String,
-    },
-    /// The name holds a control character.
-    #[error("{input:?} holds a control character at byte {at}")]
-    ControlCharacter {
-        /// The offending input (control characters escaped).
-        input: String,
-        /// Byte offset of the first control character.
-        at: usize,
-    },
-    /// The name is longer than [`MAX_NAME_LEN`](crate::MAX_NAME_LEN) bytes.
-    #[error("is {len} bytes long; the limit is {max}")]
-    TooLong {
-        /// The input's length in bytes.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-}
-
-/// What is wrong with an endpoint URL.
-///
-/// None of these echo the URL's credentials, query or fragment.
-///
-/// ```
-/// use modelfleet::EndpointProblem;
-/// assert_eq!(
-///     EndpointProblem::Userinfo.to_string(),
-///     "carries credentials (user or password); keep secrets out of endpoints"
-/// );
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum EndpointProblem {
-    /// The URL did not parse.
-    #[error("{input:?} is not a valid URL")]
-    Unparsable {
-        /// The input, with anything between `://` and `@` and after `?` or `#` redacted.
-        input: String,
-    },
-    /// The scheme is neither `http` nor `https`.
-    #[error("scheme {scheme:?} is not supported; use http or https")]
-    Scheme {
-        /// The scheme found.
-        scheme: String,
-    },
-    /// The URL has a user name or password.
-    #[error("carries credentials (user or password); keep secrets out of endpoints")]
-    Userinfo,
-    /// The URL has a query string (`?…`), which often carries API keys.
-    #[error("has a query string; endpoints may not carry one (it often holds secrets)")]
-    Query,
-    /// The URL has a fragment (`#…`).
-    #[error("has a fragment (#…); endpoints may not carry one")]
-    Fragment,
-    /// The URL is longer than [`MAX_ENDPOINT_LEN`](crate::MAX_ENDPOINT_LEN) bytes.
-    #[error("is {len} bytes long; the limit is {max}")]
-    TooLong {
-        /// The input's length in bytes.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-}
-
 impl Error {
     /// The deployment field this error is about, when it is about one.
     ///
@@ -349,7 +271,7 @@ impl Error {
     }
 }
 
-struct CollisionList<'a>(&'a [crate::Collision]);
+struct CollisionList<'a>(&'a [Collision]);
 
 impl fmt::Display for CollisionList<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -6,10 +6,10 @@ use std::str::FromStr;
 use semver::Version;
 use url::Url;
 
-use crate::Deployment;
-use crate::error::Error;
-use crate::name::check_name;
-use crate::policy::Discriminators;
+use crate::deployment::Deployment;
+use crate::discriminators::Discriminators;
+use crate::error::{Error, Field};
+use crate::name::{check_name, describe};
 
 /// One discriminator of a [`ModelKey`]: not part of the identity, part of it
 /// but absent from the deployment, or part of it with a value.
@@ -151,12 +151,12 @@ impl ModelKey {
     /// ```
     pub fn new(provider: &str, model: &str) -> Result<Self, Error> {
         let bad = |field, problem| Error::InvalidName {
-            deployment: crate::name::describe(provider, model),
+            deployment: describe(provider, model),
             field,
             problem,
         };
-        check_name(provider).map_err(|p| bad(crate::Field::Provider, p))?;
-        check_name(model).map_err(|p| bad(crate::Field::Model, p))?;
+        check_name(provider).map_err(|p| bad(Field::Provider, p))?;
+        check_name(model).map_err(|p| bad(Field::Model, p))?;
         Ok(Self::from_valid(provider.to_owned(), model.to_owned()))
     }
 
@@ -217,8 +217,8 @@ impl ModelKey {
     pub fn with_tag(mut self, tag: Option<&str>) -> Result<Self, Error> {
         if let Some(t) = tag {
             check_name(t).map_err(|problem| Error::InvalidName {
-                deployment: crate::name::describe(&self.provider, &self.model),
-                field: crate::Field::Tag,
+                deployment: describe(&self.provider, &self.model),
+                field: Field::Tag,
                 problem,
             })?;
         }
@@ -260,7 +260,7 @@ impl ModelKey {
             Some(u) => Some(
                 crate::endpoint::normalize_url(u.clone()).map_err(|problem| {
                     Error::InvalidEndpoint {
-                        deployment: crate::name::describe(&self.provider, &self.model),
+                        deployment: describe(&self.provider, &self.model),
                         problem,
                         source: None,
                     }

@@ -126,7 +126,7 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub mod config;
 mod deployment;
-mod diff;
+mod discriminators;
 mod endpoint;
 mod error;
 mod fleet;
@@ -140,14 +140,15 @@ mod registry;
 mod request;
 pub mod select;
 
-pub use deployment::{Credential, Deployment, DeploymentBuilder, Limits};
-pub use diff::{Change, Changes};
-pub use endpoint::MAX_ENDPOINT_LEN;
-pub use error::{EndpointProblem, Error, Field, NameProblem};
+pub use deployment::builder::DeploymentBuilder;
+pub use deployment::{Credential, Deployment, Limits};
+pub use endpoint::{EndpointProblem, MAX_ENDPOINT_LEN};
+pub use error::{Error, Field};
 pub use fleet::{Fleet, FleetHandle, FleetPick};
 pub use key::{Discriminator, ModelKey};
-pub use name::MAX_NAME_LEN;
+pub use name::{MAX_NAME_LEN, NameProblem};
 pub use policy::{Discriminators, IdentityPolicy, Policy};
+pub use registry::diff::{Change, Changes};
 pub use registry::{Collision, Iter, Registry};
 pub use request::{Request, TagMatch, VersionPreference};
 pub use select::{Explanation, Pick, Plan, Selector, SelectorBuilder, Verdict};

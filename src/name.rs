@@ -1,12 +1,47 @@
-//! Validation of names (provider, model, tag, label keys and values).
-
-use crate::error::NameProblem;
+//! Names (provider, model, tag, label keys and values): what is accepted,
+//! and [`NameProblem`], what is wrong with one that is not.
 
 /// The longest provider, model, upstream model, tag or label name accepted, in bytes.
 ///
 /// Names are identities and log fields, not payloads; 256 bytes holds every
 /// real model id (the longest Hugging Face repository ids are under 100).
 pub const MAX_NAME_LEN: usize = 256;
+
+/// What is wrong with a name.
+///
+/// ```
+/// use modelfleet::NameProblem;
+/// assert_eq!(NameProblem::Empty.to_string(), "is empty");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NameProblem {
+    /// The name is empty or only white space.
+    #[error("is empty")]
+    Empty,
+    /// The name starts or ends with white space.
+    #[error("{input:?} starts or ends with white space")]
+    SurroundingWhitespace {
+        /// The offending input.
+        input: String,
+    },
+    /// The name holds a control character.
+    #[error("{input:?} holds a control character at byte {at}")]
+    ControlCharacter {
+        /// The offending input (control characters escaped).
+        input: String,
+        /// Byte offset of the first control character.
+        at: usize,
+    },
+    /// The name is longer than [`MAX_NAME_LEN`](crate::MAX_NAME_LEN) bytes.
+    #[error("is {len} bytes long; the limit is {max}")]
+    TooLong {
+        /// The input's length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
 
 /// Checks a name: not empty or blank, no surrounding white space, no control
 /// characters, at most [`MAX_NAME_LEN`] bytes.

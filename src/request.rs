@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use semver::VersionReq;
 
-use crate::ModelKey;
+use crate::key::ModelKey;
 
 /// What a caller asks for: a model, and what the deployment must satisfy.
 ///

@@ -3,8 +3,12 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::Registry;
+use crate::deployment::Deployment;
+use crate::error::Error;
 use crate::hash::FixedState;
-use crate::{Deployment, Error, IdentityPolicy, ModelKey, Registry};
+use crate::key::ModelKey;
+use crate::policy::IdentityPolicy;
 
 /// One change to a registry.
 ///

@@ -1,13 +1,28 @@
-//! [`Registry`]: deployments keyed by [`ModelKey`] under one identity policy.
+//! [`Registry`]: deployments keyed by [`ModelKey`] under one identity policy,
+//! the [`Collision`]s another policy would cause, and the
+//! [`Changes`](diff::Changes) between two versions.
+
+mod collision;
+pub(crate) mod diff;
+mod iter;
+// Named `serde_impl` so that `serde` keeps naming the crate in this module.
+#[cfg(feature = "serde")]
+#[path = "serde.rs"]
+mod serde_impl;
 
 use std::fmt;
 use std::sync::Arc;
 
 use indexmap::{IndexMap, IndexSet};
 
+pub use collision::Collision;
+pub use iter::Iter;
+
+use crate::deployment::Deployment;
 use crate::error::Error;
 use crate::hash::FixedState;
-use crate::{Deployment, IdentityPolicy, ModelKey, Policy};
+use crate::key::ModelKey;
+use crate::policy::{IdentityPolicy, Policy};
 
 /// An ordered map `ModelKey → Deployment` under one identity policy.
 ///
@@ -55,58 +70,6 @@ pub struct Registry<P = Policy> {
     entries: IndexMap<Arc<ModelKey>, Arc<Deployment>, FixedState>,
     /// model name → keys of its deployments, in registry order.
     by_model: IndexMap<String, IndexSet<Arc<ModelKey>, FixedState>, FixedState>,
-}
-
-/// Deployments that would share one key under another policy.
-///
-/// ```
-/// use modelfleet::{Deployment, Policy, Registry};
-///
-/// let mut reg = Registry::new(Policy::NAME_ENDPOINT);
-/// reg.insert(Deployment::builder("openai", "gpt-4").endpoint("http://a/v1").build()?)?;
-/// reg.insert(Deployment::builder("openai", "gpt-4").endpoint("http://b/v1").build()?)?;
-/// let collisions = reg.collisions(&Policy::NAME);
-/// assert_eq!(collisions[0].key().to_string(), "openai/gpt-4");
-/// assert_eq!(collisions[0].deployments().len(), 2);
-/// # Ok::<(), modelfleet::Error>(())
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-pub struct Collision {
-    key: ModelKey,
-    deployments: Vec<ModelKey>,
-}
-
-impl Collision {
-    /// The key the deployments would share under the new policy.
-    ///
-    /// See [`Collision`] for an example.
-    #[must_use]
-    pub fn key(&self) -> &ModelKey {
-        &self.key
-    }
-
-    /// The colliding deployments, by their keys under the current policy, in
-    /// registry order (at least two).
-    ///
-    /// See [`Collision`] for an example.
-    #[must_use]
-    pub fn deployments(&self) -> &[ModelKey] {
-        &self.deployments
-    }
-}
-
-impl fmt::Display for Collision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} <- ", self.key)?;
-        for (i, k) in self.deployments.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{k}")?;
-        }
-        Ok(())
-    }
 }
 
 impl<P: IdentityPolicy> Registry<P> {
@@ -578,79 +541,10 @@ impl<P: IdentityPolicy> Extend<Deployment> for Registry<P> {
     }
 }
 
-/// Iterator over a registry's `(key, deployment)` pairs, from [`Registry::iter`].
-#[derive(Clone, Debug)]
-pub struct Iter<'a>(indexmap::map::Iter<'a, Arc<ModelKey>, Arc<Deployment>>);
-
-impl<'a> Iterator for Iter<'a> {
-    type Item = (&'a ModelKey, &'a Deployment);
-    fn next(&mut self) -> Option<Self::Item> {
-        self.0.next().map(|(k, d)| (&**k, &**d))
-    }
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        self.0.size_hint()
-    }
-}
-
-impl DoubleEndedIterator for Iter<'_> {
-    fn next_back(&mut self) -> Option<Self::Item> {
-        self.0.next_back().map(|(k, d)| (&**k, &**d))
-    }
-}
-
-impl ExactSizeIterator for Iter<'_> {}
-
 impl<'a, P> IntoIterator for &'a Registry<P> {
     type Item = (&'a ModelKey, &'a Deployment);
     type IntoIter = Iter<'a>;
     fn into_iter(self) -> Iter<'a> {
         self.iter()
-    }
-}
-
-#[cfg(feature = "serde")]
-mod serde_impl {
-    //! A registry serializes as its policy and its deployments in order; keys
-    //! are derived again on the way in, and duplicates are rejected.
-
-    use super::*;
-    use serde::de::Error as _;
-    use serde::ser::SerializeStruct;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    impl<P: Serialize> Serialize for Registry<P> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            let mut st = s.serialize_struct("Registry", 2)?;
-            st.serialize_field("policy", &self.policy)?;
-            st.serialize_field("deployments", &Deployments(&self.entries))?;
-            st.end()
-        }
-    }
-
-    struct Deployments<'a>(&'a IndexMap<Arc<ModelKey>, Arc<Deployment>, FixedState>);
-
-    impl Serialize for Deployments<'_> {
-        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            s.collect_seq(self.0.values().map(|d| &**d))
-        }
-    }
-
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Repr<P> {
-        policy: P,
-        deployments: Vec<Deployment>,
-    }
-
-    impl<'de, P: Deserialize<'de> + IdentityPolicy> Deserialize<'de> for Registry<P> {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            let repr = Repr::<P>::deserialize(d)?;
-            let mut reg = Registry::with_capacity(repr.policy, repr.deployments.len());
-            for (i, d) in repr.deployments.into_iter().enumerate() {
-                reg.insert(d)
-                    .map_err(|e| D::Error::custom(format_args!("deployments[{i}]: {e}")))?;
-            }
-            Ok(reg)
-        }
     }
 }
