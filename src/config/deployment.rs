@@ -9,7 +9,7 @@ use super::FleetConfig;
 use super::error::{ConfigErrors, Errors, Path};
 use crate::Deployment;
 use crate::deployment::serde_impl::{FIELDS, LIMITS_FIELDS, Repr};
-use crate::error::{Error, Field};
+use crate::error::Error;
 use crate::name::{check_free_text, check_name};
 
 /// One deployment as written in a fleet file: the fields of a serialized
@@ -126,12 +126,11 @@ impl DeploymentEntry {
     }
 }
 
-/// Checks a raw deployment, reporting every problem at its field.
-///
-/// The builder reports the first problem it meets; each problem found is
-/// recorded and its field cleared (or, for the provider and model,
-/// replaced by a valid stand-in; messages never name the deployment), and
-/// the build is tried again.
+/// Checks a raw deployment, reporting every problem at its field: the
+/// builder records every problem its setters meet, and each is reported at
+/// the place of its field (messages never name the deployment). Labels are
+/// checked here, so that a bad key and a bad value are reported at their
+/// own places.
 fn check_repr(r: &Repr, at: &Path, errs: &mut Errors) -> Option<Deployment> {
     let before = errs.len();
     for field in r.unknown.keys() {
@@ -161,15 +160,14 @@ fn check_repr(r: &Repr, at: &Path, errs: &mut Errors) -> Option<Deployment> {
             r.labels.insert(k, v);
         }
     }
-    // Each round clears one field, so this ends; the bound is a safeguard.
-    for _ in 0..32 {
-        let e = match r.build() {
-            Ok(d) => return (errs.len() == before).then_some(d),
-            Err(e) => e,
-        };
+    let problems = match r.builder().build_collecting_errors() {
+        Ok(d) => return (errs.len() == before).then_some(d),
+        Err(problems) => problems,
+    };
+    for e in problems {
         let Some(field) = e.field() else {
             errs.push(at, e.to_string());
-            return None;
+            continue;
         };
         let mut place = at.clone();
         for part in field.as_str().split('.') {
@@ -183,22 +181,6 @@ fn check_repr(r: &Repr, at: &Path, errs: &mut Errors) -> Option<Deployment> {
             other => other.to_string(),
         };
         errs.push(&place, message);
-        match field {
-            Field::Provider => r.provider = "provider".into(),
-            Field::Model => r.model = "model".into(),
-            Field::UpstreamModel => r.upstream_model = None,
-            Field::Endpoint => r.endpoint = None,
-            Field::Tag => r.tag = None,
-            Field::Version => r.version = None,
-            Field::LabelKey | Field::LabelValue => r.labels.clear(),
-            Field::Weight => r.weight = None,
-            Field::Priority => r.priority = None,
-            Field::MaxInFlight => r.limits.max_in_flight = None,
-            Field::Rpm => r.limits.rpm = None,
-            Field::Tpm => r.limits.tpm = None,
-            Field::ContextWindow => r.context_window = None,
-            Field::Credential => r.credential = None,
-        }
     }
     None
 }

@@ -296,10 +296,10 @@ impl DeploymentBuilder {
     /// reports when it is the first, so the list starts with that one.
     #[cfg(any(feature = "serde", test))]
     #[cfg_attr(
-        not(test),
+        not(any(test, feature = "serde")),
         expect(
             dead_code,
-            reason = "its caller, the config entry check, does not use it yet"
+            reason = "its one caller, the config entry check, needs serde"
         )
     )]
     pub(crate) fn build_collecting_errors(self) -> Result<Deployment, Vec<Error>> {
