@@ -399,7 +399,7 @@ fn overrides(preset: HealthPreset, policy: &HealthPolicy) -> HealthConfig {
     if b.retry_after != p.retry_after {
         c.retry_after = Some(match p.retry_after {
             RetryAfter::SetsEnd => RetryAfterMode::SetsEnd,
-            _ => RetryAfterMode::Cools,
+            RetryAfter::Cools => RetryAfterMode::Cools,
         });
     }
     if b.min_group_size != p.min_group_size {
@@ -439,7 +439,7 @@ fn overrides(preset: HealthPreset, policy: &HealthPolicy) -> HealthConfig {
             Unhealthy::Panic { threshold_percent } => UnhealthyConfig::Panic {
                 threshold_percent: threshold_percent.into(),
             },
-            _ => UnhealthyConfig::Fail,
+            Unhealthy::Fail => UnhealthyConfig::Fail,
         });
     }
     if base.failure_penalty != policy.failure_penalty {
