@@ -1,7 +1,7 @@
 //! Picking a deployment per request.
 //!
-//! A [`Selector`] is built from a [`Registry`](crate::Registry) and a [`Strategy`]. For each
-//! [`Request`](crate::Request) it runs one pipeline:
+//! A [`Selector`] is built from a [`Registry`](crate::Registry) and a
+//! [`Strategy`]. For each [`Request`](crate::Request) it runs one pipeline:
 //!
 //! 1. **candidates**: the deployments of the requested model;
 //! 2. **filters**: drained (weight 0), provider, labels, tags, version,
@@ -23,10 +23,11 @@
 //! `select` takes no lock and allocates nothing: the model is found in a
 //! fixed-seed hash map, tiers, cumulative weights and hash rings are
 //! precomputed, and per-deployment counters are atomics on their own cache
-//! lines. A request with no filter ([`Request::is_plain`](crate::Request::is_plain)) on a tier where
-//! every member is healthy and unlimited uses the precomputed tables
-//! directly: O(1), on average for the searches of a weight line or a hash
-//! ring (a bucket index narrows each to a few entries).
+//! lines. A request with no filter
+//! ([`Request::is_plain`](crate::Request::is_plain)) on a tier where every
+//! member is healthy and unlimited uses the precomputed tables directly:
+//! O(1), on average for the searches of a weight line or a hash ring (a
+//! bucket index narrows each to a few entries).
 //!
 //! Otherwise (request filters, or a member of the tier cooling, ejected,
 //! ramping up or limited) the candidates are a bit mask over the tier,
@@ -78,6 +79,7 @@
 //! # Determinism
 //!
 //! Same registry, strategy, seed and sequence of calls on one handle ⇒ the
+//! same picks. The selector reads no clock; latency reports carry the time.
 
 // `Selector`'s methods, one part per file, in the order its docs list them
 // (rustdoc lists impl blocks in module order).

@@ -11,8 +11,9 @@ use super::strategy::BuiltinStrategy;
 use super::tables::{Local, Shared, Slot};
 use crate::{IdentityPolicy, ModelKey, Registry};
 
-/// Picks a deployment for each request. See the [module docs](crate::select) for the
-/// pipeline, the cost and the threading model.
+/// Picks a deployment for each request. See the
+/// [module docs](crate::select) for the pipeline, the cost and the
+/// threading model.
 ///
 /// ```
 /// use modelfleet::{Deployment, Policy, Registry, Request, Selector};

@@ -63,7 +63,7 @@ pub(crate) struct Tier {
     /// weight of a set of candidates is their number times it.
     pub(crate) uniform: Option<u64>,
     pub(crate) total: u64,
-    /// The rotation stride for `total` (see [`stride`]).
+    /// The rotation stride for `total` (see [`stride`](mod@stride)).
     pub(crate) stride: u64,
     /// The last rotation stride computed for a subset of the members
     /// ([`stride::Cache`]): a filtered or disturbed tier usually keeps one
