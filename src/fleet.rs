@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use arc_swap::{ArcSwap, Cache};
 
 use crate::health::{HealthSnapshot, Report};
-use crate::select::Slot;
+use crate::select::{Holder, Lease, Slot};
 use crate::{
     Changes, Deployment, Error, IdentityPolicy, ModelKey, Policy, Registry, Request, Selector,
     SelectorBuilder,
@@ -113,12 +114,13 @@ impl<P: IdentityPolicy + Clone> Fleet<P> {
         // A full reference at once: turning a short-term guard into one
         // costs more than taking it.
         let current = self.current.load_full();
-        let (slot, priority) = current.choose(current.local(), request)?;
-        Ok(FleetPick {
+        let (index, priority) = current.choose(request)?;
+        let holder = Picked {
             current: &self.current,
             version: current,
-            slot,
-            priority,
+        };
+        Ok(FleetPick {
+            lease: Lease::new(holder, index, priority),
         })
     }
 
@@ -324,12 +326,13 @@ impl<'f, P: IdentityPolicy + Clone> FleetHandle<'f, P> {
             Some(v) if v.same_version(current) => v,
             _ => mine.insert(Arc::new(current.handle_of(self.number, mine.as_deref()))),
         };
-        let (slot, priority) = version.choose(version.local(), request)?;
-        Ok(FleetPick {
+        let (index, priority) = version.choose(request)?;
+        let holder = Picked {
             current: &self.fleet.current,
             version: Arc::clone(version),
-            slot,
-            priority,
+        };
+        Ok(FleetPick {
+            lease: Lease::new(holder, index, priority),
         })
     }
 }
@@ -351,49 +354,79 @@ impl<'f, P: IdentityPolicy + Clone> FleetHandle<'f, P> {
 /// # Ok::<(), modelfleet::Error>(())
 /// ```
 pub struct FleetPick<'f> {
+    lease: Lease<Picked<'f>>,
+}
+
+/// How a [`FleetPick`] holds its version: the handle (of the version it
+/// came from) that picked it, which keeps the deployment alive across swaps
+/// and says whether and on which stripe it was counted in flight; and the
+/// fleet's current version, which its report goes to.
+struct Picked<'f> {
     current: &'f ArcSwap<Selector>,
-    /// The handle (of the version it came from) that picked it: keeps the
-    /// deployment alive across swaps, and says whether and on which stripe
-    /// it was counted in flight.
     version: Arc<Selector>,
-    /// Index of the deployment in `version`.
-    slot: usize,
-    priority: u32,
+}
+
+impl Deref for Picked<'_> {
+    type Target = Selector;
+
+    fn deref(&self) -> &Selector {
+        &self.version
+    }
+}
+
+impl Holder for Picked<'_> {
+    type Ref<'a, T: ?Sized + 'static>
+        = &'a T
+    where
+        Self: 'a;
+
+    fn project<'a, T: ?Sized + 'static>(
+        &'a self,
+        part: impl for<'x> FnOnce(&'x Selector) -> &'x T,
+    ) -> &'a T {
+        part(&self.version)
+    }
+
+    /// The report reaches the current version's deployment if it is the
+    /// one picked (same key, same live state); a report for a deployment
+    /// removed or replaced meanwhile is ignored.
+    fn report(&self, picked: &Slot, report: &Report) {
+        let current = self.current.load();
+        if let Some(slot) = current.same_slot(&picked.key, &picked.state) {
+            current.apply(slot, report);
+        }
+    }
 }
 
 impl fmt::Debug for FleetPick<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FleetPick")
-            .field("key", &self.slot().key)
-            .field("priority", &self.priority)
+            .field("key", &self.key())
+            .field("priority", &self.priority())
             .finish()
     }
 }
 
 impl FleetPick<'_> {
-    fn slot(&self) -> &Slot {
-        self.version.slot_at(self.slot)
-    }
-
     /// The chosen deployment's key.
     ///
     /// See [`FleetPick`] for an example.
     pub fn key(&self) -> &ModelKey {
-        &self.slot().key
+        self.lease.key()
     }
 
     /// The chosen deployment.
     ///
     /// See [`FleetPick`] for an example.
     pub fn deployment(&self) -> &Deployment {
-        &self.slot().deployment
+        self.lease.deployment()
     }
 
     /// The priority tier it came from.
     ///
     /// See [`FleetPick`] for an example.
     pub fn priority(&self) -> u32 {
-        self.priority
+        self.lease.priority()
     }
 
     /// Completes the pick with an outcome report and releases its in-flight
@@ -413,11 +446,7 @@ impl FleetPick<'_> {
     /// # Ok::<(), modelfleet::Error>(())
     /// ```
     pub fn complete(self, report: Report) {
-        let current = self.current.load();
-        let picked = self.slot();
-        if let Some(slot) = current.same_slot(&picked.key, &picked.state) {
-            current.apply(slot, &report);
-        }
+        self.lease.complete(report);
     }
 
     /// Completes the pick as a success that took `latency`, at `now`.
@@ -437,15 +466,12 @@ impl FleetPick<'_> {
     /// # Ok::<(), modelfleet::Error>(())
     /// ```
     pub fn succeed(self, latency: Duration, now: Duration) {
-        self.complete(Report::success(now, latency));
+        self.lease.succeed(latency, now);
     }
 }
 
 impl Drop for FleetPick<'_> {
     fn drop(&mut self) {
-        if self.version.counts_in_flight() {
-            let stripe = self.version.stripe();
-            self.slot().state.release(stripe);
-        }
+        self.lease.release();
     }
 }

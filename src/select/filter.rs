@@ -1,205 +1,12 @@
-//! The request filters, and why a candidate was removed.
-
-use std::fmt;
+//! The request filters: each rule once, composed in the order of
+//! [`Reason::ALL`] for the tests the pipeline needs.
 
 use semver::Version;
 
-use super::Slot;
+use super::reason::Reason;
+use super::tables::Slot;
 use crate::health::State;
-use crate::names::names;
-use crate::{Request, TagMatch};
-
-/// Why a deployment is not a candidate for a request.
-///
-/// ```
-/// use modelfleet::select::Reason;
-/// assert_eq!(Reason::ContextWindow.to_string(), "context window smaller than the request's tokens");
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
-#[non_exhaustive]
-pub enum Reason {
-    /// Weight 0: drained.
-    Drained,
-    /// Another provider than the requested one.
-    Provider,
-    /// A required label is missing or has another value.
-    Labels,
-    /// The tag does not match the requested tags.
-    Tags,
-    /// No version, or one outside the requested range.
-    Version,
-    /// A matching version, but not the newest one among the candidates.
-    NotNewest,
-    /// A known context window smaller than the request's token estimate.
-    ContextWindow,
-    /// Excluded by the request (already tried).
-    Excluded,
-    /// Cooling down after failures (see [`health`](crate::health)).
-    Cooling,
-    /// Ejected as an outlier.
-    Ejected,
-    /// At its `max_in_flight` limit.
-    InFlightLimit,
-    /// At its `rpm` limit over the rolling minute.
-    RpmLimit,
-    /// At its `tpm` limit over the rolling minute.
-    TpmLimit,
-}
-
-names! {
-    Reason;
-    /// Every reason, in the order the filters run.
-    ///
-    /// ```
-    /// use modelfleet::select::Reason;
-    /// assert_eq!(Reason::ALL[0], Reason::Drained);
-    /// assert!(Reason::ALL.contains(&Reason::TpmLimit));
-    /// ```
-    pub const ALL;
-    /// The reason's short name (`drained`, `provider`, …).
-    ///
-    /// ```
-    /// assert_eq!(modelfleet::select::Reason::NotNewest.as_str(), "not_newest");
-    /// ```
-    pub fn as_str;
-    {
-        Reason::Drained => "drained" = Reason::Drained,
-        Reason::Provider => "provider" = Reason::Provider,
-        Reason::Labels => "labels" = Reason::Labels,
-        Reason::Tags => "tags" = Reason::Tags,
-        Reason::Version => "version" = Reason::Version,
-        Reason::NotNewest => "not_newest" = Reason::NotNewest,
-        Reason::ContextWindow => "context_window" = Reason::ContextWindow,
-        Reason::Excluded => "excluded" = Reason::Excluded,
-        Reason::Cooling => "cooling" = Reason::Cooling,
-        Reason::Ejected => "ejected" = Reason::Ejected,
-        Reason::InFlightLimit => "max_in_flight" = Reason::InFlightLimit,
-        Reason::RpmLimit => "rpm" = Reason::RpmLimit,
-        Reason::TpmLimit => "tpm" = Reason::TpmLimit,
-    }
-}
-
-impl Reason {
-    /// Whether the reason is the deployment's state (health or a limit)
-    /// rather than what the request asked for: such candidates may come
-    /// back by themselves.
-    ///
-    /// ```
-    /// use modelfleet::select::Reason;
-    /// assert!(Reason::Cooling.is_transient());
-    /// assert!(!Reason::Labels.is_transient());
-    /// ```
-    pub const fn is_transient(self) -> bool {
-        matches!(
-            self,
-            Reason::Cooling
-                | Reason::Ejected
-                | Reason::InFlightLimit
-                | Reason::RpmLimit
-                | Reason::TpmLimit
-        )
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Reason::Drained => "drained (weight 0)",
-            Reason::Provider => "another provider",
-            Reason::Labels => "a required label is missing or differs",
-            Reason::Tags => "tag does not match",
-            Reason::Version => "version outside the requested range",
-            Reason::NotNewest => "not the newest matching version",
-            Reason::ContextWindow => "context window smaller than the request's tokens",
-            Reason::Excluded => "excluded by the request",
-            Reason::Cooling => "cooling down",
-            Reason::Ejected => "ejected as an outlier",
-            Reason::InFlightLimit => "at its max_in_flight limit",
-            Reason::RpmLimit => "at its requests-per-minute limit",
-            Reason::TpmLimit => "at its tokens-per-minute limit",
-        })
-    }
-}
-
-/// How many candidates each filter removed (each candidate counted once,
-/// under the first filter it failed, in the order of [`Reason::ALL`]).
-///
-/// ```
-/// use modelfleet::select::{Reason, Removed};
-/// let mut r = Removed::default();
-/// r.add(Reason::Labels);
-/// r.add(Reason::Labels);
-/// r.add(Reason::Drained);
-/// assert_eq!(r.count(Reason::Labels), 2);
-/// assert_eq!(r.total(), 3);
-/// assert_eq!(r.iter().collect::<Vec<_>>(), [(Reason::Drained, 1), (Reason::Labels, 2)]);
-/// assert_eq!(r.to_string(), "drained removed 1, labels removed 2");
-/// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Removed {
-    counts: [u32; Reason::ALL.len()],
-}
-
-impl Removed {
-    /// Counts one more candidate removed for `reason`.
-    ///
-    /// See [`Removed`] for an example.
-    pub fn add(&mut self, reason: Reason) {
-        let i = reason.index();
-        self.counts[i] = self.counts[i].saturating_add(1);
-    }
-
-    /// How many candidates `reason` removed.
-    ///
-    /// See [`Removed`] for an example.
-    pub fn count(&self, reason: Reason) -> u32 {
-        self.counts[reason.index()]
-    }
-
-    /// All candidates removed.
-    ///
-    /// See [`Removed`] for an example.
-    pub fn total(&self) -> u32 {
-        self.counts.iter().sum()
-    }
-
-    /// The non-zero counts, in filter order.
-    ///
-    /// See [`Removed`] for an example.
-    pub fn iter(&self) -> impl Iterator<Item = (Reason, u32)> + '_ {
-        Reason::ALL
-            .iter()
-            .zip(self.counts)
-            .filter(|(_, n)| *n > 0)
-            .map(|(r, n)| (*r, n))
-    }
-}
-
-impl fmt::Display for Removed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut first = true;
-        for (r, n) in self.iter() {
-            if !first {
-                f.write_str(", ")?;
-            }
-            first = false;
-            write!(f, "{} removed {n}", r.as_str())?;
-        }
-        if first {
-            f.write_str("no candidates")?;
-        }
-        Ok(())
-    }
-}
-
-#[cfg(feature = "serde")]
-impl serde::Serialize for Removed {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.iter().map(|(r, n)| (r.as_str(), n)))
-    }
-}
+use crate::{Deployment, Request, TagMatch};
 
 /// A request's filters, ready to test candidates.
 pub(crate) struct Filter<'a> {
@@ -255,23 +62,9 @@ impl<'a> Filter<'a> {
     /// requirement, newest version, context window.
     fn passes_unindexed(&self, slot: &Slot) -> Result<(), Reason> {
         let d = &slot.deployment;
-        let r = self.request;
-        if let Some(req) = r.version_req()
-            && !d.version().is_some_and(|v| req.matches(v))
-        {
-            return Err(Reason::Version);
-        }
-        if let Some(newest) = self.newest
-            && d.version() != Some(newest)
-        {
-            return Err(Reason::NotNewest);
-        }
-        if let (Some(tokens), Some(window)) = (r.token_estimate(), d.context_window())
-            && window < tokens
-        {
-            return Err(Reason::ContextWindow);
-        }
-        Ok(())
+        self.version(d)?;
+        self.newest(d)?;
+        self.context_window(d)
     }
 
     /// The deployment's health and limits at the request's time.
@@ -312,31 +105,62 @@ impl<'a> Filter<'a> {
     /// What the request asks for, whatever the deployment's state.
     pub(crate) fn passes_request(&self, slot: &Slot) -> Result<(), Reason> {
         self.passes_before_newest(slot)?;
-        if let Some(newest) = self.newest
-            && slot.deployment.version() != Some(newest)
-        {
-            return Err(Reason::NotNewest);
-        }
+        self.newest(&slot.deployment)?;
         self.passes_after_newest(slot)
     }
 
     /// Every filter that runs before the newest-version one.
     pub(crate) fn passes_before_newest(&self, slot: &Slot) -> Result<(), Reason> {
         let d = &slot.deployment;
-        let r = self.request;
         if d.weight() == 0 {
             return Err(Reason::Drained);
         }
-        if r.required_provider().is_some_and(|p| p != d.provider()) {
+        self.provider(d)?;
+        self.labels(d)?;
+        self.tags(d)?;
+        self.version(d)
+    }
+
+    /// The filters after the newest-version one. The newest version is taken
+    /// among deployments passing *every other* filter, so these also run
+    /// when it is computed: once the newest deployments are excluded (tried),
+    /// the next version down becomes the newest.
+    pub(crate) fn passes_after_newest(&self, slot: &Slot) -> Result<(), Reason> {
+        self.context_window(&slot.deployment)?;
+        if self.request.excluded().contains(&slot.key) {
+            return Err(Reason::Excluded);
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn provider(&self, d: &Deployment) -> Result<(), Reason> {
+        if self
+            .request
+            .required_provider()
+            .is_some_and(|p| p != d.provider())
+        {
             return Err(Reason::Provider);
         }
-        if !r
+        Ok(())
+    }
+
+    #[inline]
+    fn labels(&self, d: &Deployment) -> Result<(), Reason> {
+        if !self
+            .request
             .required_labels()
             .iter()
             .all(|(k, v)| d.label(k) == Some(v.as_str()))
         {
             return Err(Reason::Labels);
         }
+        Ok(())
+    }
+
+    #[inline]
+    fn tags(&self, d: &Deployment) -> Result<(), Reason> {
+        let r = self.request;
         let tags = r.requested_tags();
         if !tags.is_empty() {
             let ok = match (r.tag_match_mode(), d.tag()) {
@@ -348,7 +172,12 @@ impl<'a> Filter<'a> {
                 return Err(Reason::Tags);
             }
         }
-        if let Some(req) = r.version_req()
+        Ok(())
+    }
+
+    #[inline]
+    fn version(&self, d: &Deployment) -> Result<(), Reason> {
+        if let Some(req) = self.request.version_req()
             && !d.version().is_some_and(|v| req.matches(v))
         {
             return Err(Reason::Version);
@@ -356,20 +185,22 @@ impl<'a> Filter<'a> {
         Ok(())
     }
 
-    /// The filters after the newest-version one. The newest version is taken
-    /// among deployments passing *every other* filter, so these also run
-    /// when it is computed: once the newest deployments are excluded (tried),
-    /// the next version down becomes the newest.
-    pub(crate) fn passes_after_newest(&self, slot: &Slot) -> Result<(), Reason> {
-        let d = &slot.deployment;
-        let r = self.request;
-        if let (Some(tokens), Some(window)) = (r.token_estimate(), d.context_window())
+    #[inline]
+    fn newest(&self, d: &Deployment) -> Result<(), Reason> {
+        if let Some(newest) = self.newest
+            && d.version() != Some(newest)
+        {
+            return Err(Reason::NotNewest);
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn context_window(&self, d: &Deployment) -> Result<(), Reason> {
+        if let (Some(tokens), Some(window)) = (self.request.token_estimate(), d.context_window())
             && window < tokens
         {
             return Err(Reason::ContextWindow);
-        }
-        if r.excluded().contains(&slot.key) {
-            return Err(Reason::Excluded);
         }
         Ok(())
     }

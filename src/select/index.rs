@@ -1,11 +1,10 @@
 //! Per-tier inverted index of the fields a request filters on exactly
 //! (provider, labels, tag), and the bit masks built from it.
 //!
-//! A filtered request used to test every member of a tier, each test
-//! reaching through two pointers into the deployment (about 20 ns a member
-//! at 1,000 members). With the index, the request's provider, labels, tags
-//! and exclusions become a bit mask over the tier's positions in
-//! O(n / 64) word operations, built on the stack; strategies then count,
+//! Testing a filter per member costs O(n) per pick, each test reaching
+//! through two pointers into the deployment. With the index, the request's
+//! provider, labels, tags and exclusions become a bit mask over the tier's
+//! positions in O(n / 64) word operations, built on the stack; strategies then count,
 //! rank and weigh candidates from the mask and the tier's prefix sums
 //! without touching the deployments. Filters the index cannot answer
 //! (version requirement, newest version, context window) and the health of

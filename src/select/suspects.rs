@@ -2,8 +2,8 @@
 //!
 //! While some member of a tier is cooling, ejected or ramping up (or has
 //! limits), a pick cannot take the tier's members on trust, and testing
-//! every member's state costs a pass over the tier: about 3.5 µs at 1,000
-//! members, on every pick for as long as one member cools. Yet a member
+//! every member's state costs a pass over the tier (O(n)), on every pick
+//! for as long as one member cools. Yet a member
 //! that was healthy at full weight at some time stays so at every later
 //! time until a report puts it out: cooldowns, ejections and slow starts
 //! only begin with a report (or a rebuild, before the version is

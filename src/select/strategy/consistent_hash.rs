@@ -1,14 +1,14 @@
 //! `consistent_hash`: the same deployment for the same affinity key.
 
 use super::WeightedRandom;
-use super::strategy::{Candidate, Candidates, Context, Strategy};
+use super::{Candidate, Candidates, Context, Strategy};
 use crate::Error;
 
 /// Sticky sessions: the same affinity key maps to the same deployment while
 /// the candidate set is unchanged (Karger et al., "Consistent Hashing and
 /// Random Trees", 1997; nginx `hash … consistent`, Envoy ring hash).
 ///
-/// Each tier gets a [`Ring`](super::Ring) with points in proportion to the
+/// Each tier gets a [`Ring`](crate::select::Ring) with points in proportion to the
 /// members' weights. A request hashes its affinity key (xxh3, stable across
 /// platforms, runs and crate versions) and walks the ring clockwise to the
 /// first point whose member is a candidate. So:
@@ -55,6 +55,9 @@ pub struct ConsistentHash {
 }
 
 impl ConsistentHash {
+    /// The default settings (no bounded load), as a constant.
+    pub(crate) const DEFAULT: Self = Self { bounded_load: None };
+
     /// Consistent hashing with bounded loads: a request with an affinity key
     /// does not go to a member already holding `⌈factor × (in-flight + 1) / n⌉`
     /// picks in flight.
@@ -72,7 +75,7 @@ impl ConsistentHash {
     pub fn with_bounded_load(factor: f64) -> Result<Self, Error> {
         if !factor.is_finite() || factor < 1.0 {
             return Err(Error::InvalidStrategy {
-                strategy: "consistent_hash",
+                strategy: Self::NAME,
                 problem: format!(
                     "bounded load factor must be a finite number of at least 1, got {factor}"
                 ),
@@ -114,7 +117,7 @@ impl Strategy for ConsistentHash {
     }
 
     fn name(&self) -> &str {
-        "consistent_hash"
+        Self::NAME
     }
 
     fn uses_ring(&self) -> bool {

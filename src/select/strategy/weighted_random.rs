@@ -1,6 +1,6 @@
 //! `weighted_random`: candidate i with probability `w_i / Σw`.
 
-use super::strategy::{Candidate, Candidates, Context, Strategy};
+use super::{Candidate, Candidates, Context, Strategy};
 
 /// Picks candidate i with probability `w_i / Σw`, independently per pick.
 ///
@@ -12,7 +12,7 @@ use super::strategy::{Candidate, Candidates, Context, Strategy};
 /// Cost: O(1) on average per pick without request filters (a search of
 /// the precomputed cumulative weights through a bucket index; O(log n) at
 /// worst, when weights are very uneven); with filters, O(k) over the k
-/// candidates' weights (see the [cost model](super#cost)).
+/// candidates' weights (see the [cost model](crate::select#cost)).
 ///
 /// Use it when many independent routers should spread load by weight
 /// without coordinating; prefer [`WeightedRoundRobin`](super::WeightedRoundRobin)
@@ -46,7 +46,7 @@ impl Strategy for WeightedRandom {
     }
 
     fn name(&self) -> &str {
-        "weighted_random"
+        Self::NAME
     }
 
     fn reads_load(&self) -> bool {

@@ -1,6 +1,6 @@
 //! `latency`: the lowest latency estimate, within a buffer.
 
-use super::strategy::{Candidate, Candidates, Context, Strategy};
+use super::{Candidate, Candidates, Context, Strategy};
 use crate::Error;
 
 /// Picks the candidate with the lowest latency estimate; candidates within
@@ -42,6 +42,9 @@ pub struct Latency {
 }
 
 impl Latency {
+    /// The default settings (buffer 0), as a constant.
+    pub(crate) const DEFAULT: Self = Self { buffer: 0.0 };
+
     /// Latency-aware picking that treats candidates up to `buffer` (a
     /// fraction: 0.1 = 10%) slower than the fastest as equals.
     ///
@@ -57,7 +60,7 @@ impl Latency {
     pub fn with_buffer(buffer: f64) -> Result<Self, Error> {
         if !buffer.is_finite() || buffer < 0.0 {
             return Err(Error::InvalidStrategy {
-                strategy: "latency",
+                strategy: Self::NAME,
                 problem: format!("buffer must be a finite number of at least 0, got {buffer}"),
             });
         }
@@ -109,7 +112,7 @@ impl Strategy for Latency {
     }
 
     fn name(&self) -> &str {
-        "latency"
+        Self::NAME
     }
 
     fn reads_load(&self) -> bool {

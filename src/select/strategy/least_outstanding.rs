@@ -1,6 +1,6 @@
 //! `least_outstanding`: the candidate with the fewest picks in flight.
 
-use super::strategy::{Candidate, Candidates, Context, Strategy};
+use super::{Candidate, Candidates, Context, Strategy};
 
 /// Picks the candidate with the fewest picks in flight (picks not yet
 /// dropped or completed, counted across every handle of the selector); ties
@@ -54,6 +54,6 @@ impl Strategy for LeastOutstanding {
     }
 
     fn name(&self) -> &str {
-        "least_outstanding"
+        Self::NAME
     }
 }

@@ -1,6 +1,7 @@
 //! `power_of_two`: the less loaded of two random candidates.
 
-use super::strategy::{Candidate, Candidates, Context, Strategy};
+use super::{Candidate, Candidates, Context, Strategy};
+use crate::names::names;
 
 /// How [`PowerOfTwo`] compares two candidates' load; lower is better.
 ///
@@ -23,6 +24,21 @@ pub enum Load {
     PeakEwma,
 }
 
+names! {
+    Load;
+    /// Every load measure, in table order.
+    #[allow(dead_code, reason = "the load names are for the configuration format")]
+    pub(crate) const ALL;
+    /// The load's name in the configuration format (`in_flight`, …).
+    #[allow(dead_code, reason = "the load names are for the configuration format")]
+    pub(crate) fn as_str;
+    {
+        Load::InFlight => "in_flight" = Load::InFlight,
+        Load::InFlightPerWeight => "in_flight_per_weight" = Load::InFlightPerWeight,
+        Load::PeakEwma => "peak_ewma" = Load::PeakEwma,
+    }
+}
+
 /// Power of two choices: draw two distinct candidates at random and pick the
 /// less loaded (Mitzenmacher, "The Power of Two Choices in Randomized Load
 /// Balancing", 2001; Envoy's least-request and tower's `p2c` balancer).
@@ -33,7 +49,7 @@ pub enum Load {
 /// which is itself random. One candidate: it is picked.
 ///
 /// Cost: O(1) per pick without request filters; with filters, O(n/64) bit
-/// counting over the candidate mask (see the [cost model](super#cost)).
+/// counting over the candidate mask (see the [cost model](crate::select#cost)).
 ///
 /// ```
 /// use modelfleet::{Deployment, Policy, Registry, Request, Selector};
@@ -55,6 +71,9 @@ pub struct PowerOfTwo {
 }
 
 impl PowerOfTwo {
+    /// The default settings ([`Load::InFlight`]), as a constant.
+    pub(crate) const DEFAULT: Self = Self::new(Load::InFlight);
+
     /// Power of two choices comparing `load`.
     pub const fn new(load: Load) -> Self {
         Self { load }
@@ -104,6 +123,21 @@ impl Strategy for PowerOfTwo {
     }
 
     fn name(&self) -> &str {
-        "power_of_two"
+        Self::NAME
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Load;
+
+    #[test]
+    fn load_names_round_trip() {
+        for load in Load::ALL {
+            assert_eq!(Load::from_name(load.as_str()), Some(load));
+        }
+        assert_eq!(Load::ALL[0], Load::default());
+        assert_eq!(Load::EXPECTED, "in_flight, in_flight_per_weight, peak_ewma");
+        assert_eq!(Load::from_name("fastest"), None);
     }
 }

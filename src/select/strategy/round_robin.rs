@@ -1,6 +1,6 @@
 //! `round_robin`: each candidate in turn.
 
-use super::strategy::{Candidate, Candidates, Context, Strategy};
+use super::{Candidate, Candidates, Context, Strategy};
 
 /// Strict rotation over the eligible candidates, ignoring weights.
 ///
@@ -12,7 +12,7 @@ use super::strategy::{Candidate, Candidates, Context, Strategy};
 /// one handle still share the load evenly, but interleave their turns.
 ///
 /// Cost: O(1) per pick without request filters; with filters, O(n/64) bit
-/// counting over the candidate mask (see the [cost model](super#cost)).
+/// counting over the candidate mask (see the [cost model](crate::select#cost)).
 ///
 /// Use it when deployments are alike and you want the plainest even spread.
 ///
@@ -46,7 +46,7 @@ impl Strategy for RoundRobin {
     }
 
     fn name(&self) -> &str {
-        "round_robin"
+        Self::NAME
     }
 
     fn reads_load(&self) -> bool {

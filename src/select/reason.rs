@@ -1,0 +1,198 @@
+//! [`Reason`]: why a deployment is not a candidate for a request; and
+//! [`Removed`], how many each reason removed.
+
+use std::fmt;
+
+use crate::names::names;
+
+/// Why a deployment is not a candidate for a request.
+///
+/// ```
+/// use modelfleet::select::Reason;
+/// assert_eq!(Reason::ContextWindow.to_string(), "context window smaller than the request's tokens");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum Reason {
+    /// Weight 0: drained.
+    Drained,
+    /// Another provider than the requested one.
+    Provider,
+    /// A required label is missing or has another value.
+    Labels,
+    /// The tag does not match the requested tags.
+    Tags,
+    /// No version, or one outside the requested range.
+    Version,
+    /// A matching version, but not the newest one among the candidates.
+    NotNewest,
+    /// A known context window smaller than the request's token estimate.
+    ContextWindow,
+    /// Excluded by the request (already tried).
+    Excluded,
+    /// Cooling down after failures (see [`health`](crate::health)).
+    Cooling,
+    /// Ejected as an outlier.
+    Ejected,
+    /// At its `max_in_flight` limit.
+    InFlightLimit,
+    /// At its `rpm` limit over the rolling minute.
+    RpmLimit,
+    /// At its `tpm` limit over the rolling minute.
+    TpmLimit,
+}
+
+names! {
+    Reason;
+    /// Every reason, in the order the filters run.
+    ///
+    /// ```
+    /// use modelfleet::select::Reason;
+    /// assert_eq!(Reason::ALL[0], Reason::Drained);
+    /// assert!(Reason::ALL.contains(&Reason::TpmLimit));
+    /// ```
+    pub const ALL;
+    /// The reason's short name (`drained`, `provider`, …).
+    ///
+    /// ```
+    /// assert_eq!(modelfleet::select::Reason::NotNewest.as_str(), "not_newest");
+    /// ```
+    pub fn as_str;
+    {
+        Reason::Drained => "drained" = Reason::Drained,
+        Reason::Provider => "provider" = Reason::Provider,
+        Reason::Labels => "labels" = Reason::Labels,
+        Reason::Tags => "tags" = Reason::Tags,
+        Reason::Version => "version" = Reason::Version,
+        Reason::NotNewest => "not_newest" = Reason::NotNewest,
+        Reason::ContextWindow => "context_window" = Reason::ContextWindow,
+        Reason::Excluded => "excluded" = Reason::Excluded,
+        Reason::Cooling => "cooling" = Reason::Cooling,
+        Reason::Ejected => "ejected" = Reason::Ejected,
+        Reason::InFlightLimit => "max_in_flight" = Reason::InFlightLimit,
+        Reason::RpmLimit => "rpm" = Reason::RpmLimit,
+        Reason::TpmLimit => "tpm" = Reason::TpmLimit,
+    }
+}
+
+impl Reason {
+    /// Whether the reason is the deployment's state (health or a limit)
+    /// rather than what the request asked for: such candidates may come
+    /// back by themselves.
+    ///
+    /// ```
+    /// use modelfleet::select::Reason;
+    /// assert!(Reason::Cooling.is_transient());
+    /// assert!(!Reason::Labels.is_transient());
+    /// ```
+    pub const fn is_transient(self) -> bool {
+        matches!(
+            self,
+            Reason::Cooling
+                | Reason::Ejected
+                | Reason::InFlightLimit
+                | Reason::RpmLimit
+                | Reason::TpmLimit
+        )
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Reason::Drained => "drained (weight 0)",
+            Reason::Provider => "another provider",
+            Reason::Labels => "a required label is missing or differs",
+            Reason::Tags => "tag does not match",
+            Reason::Version => "version outside the requested range",
+            Reason::NotNewest => "not the newest matching version",
+            Reason::ContextWindow => "context window smaller than the request's tokens",
+            Reason::Excluded => "excluded by the request",
+            Reason::Cooling => "cooling down",
+            Reason::Ejected => "ejected as an outlier",
+            Reason::InFlightLimit => "at its max_in_flight limit",
+            Reason::RpmLimit => "at its requests-per-minute limit",
+            Reason::TpmLimit => "at its tokens-per-minute limit",
+        })
+    }
+}
+
+/// How many candidates each filter removed (each candidate counted once,
+/// under the first filter it failed, in the order of [`Reason::ALL`]).
+///
+/// ```
+/// use modelfleet::select::{Reason, Removed};
+/// let mut r = Removed::default();
+/// r.add(Reason::Labels);
+/// r.add(Reason::Labels);
+/// r.add(Reason::Drained);
+/// assert_eq!(r.count(Reason::Labels), 2);
+/// assert_eq!(r.total(), 3);
+/// assert_eq!(r.iter().collect::<Vec<_>>(), [(Reason::Drained, 1), (Reason::Labels, 2)]);
+/// assert_eq!(r.to_string(), "drained removed 1, labels removed 2");
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Removed {
+    counts: [u32; Reason::ALL.len()],
+}
+
+impl Removed {
+    /// Counts one more candidate removed for `reason`.
+    ///
+    /// See [`Removed`] for an example.
+    pub fn add(&mut self, reason: Reason) {
+        let i = reason.index();
+        self.counts[i] = self.counts[i].saturating_add(1);
+    }
+
+    /// How many candidates `reason` removed.
+    ///
+    /// See [`Removed`] for an example.
+    pub fn count(&self, reason: Reason) -> u32 {
+        self.counts[reason.index()]
+    }
+
+    /// All candidates removed.
+    ///
+    /// See [`Removed`] for an example.
+    pub fn total(&self) -> u32 {
+        self.counts.iter().sum()
+    }
+
+    /// The non-zero counts, in filter order.
+    ///
+    /// See [`Removed`] for an example.
+    pub fn iter(&self) -> impl Iterator<Item = (Reason, u32)> + '_ {
+        Reason::ALL
+            .iter()
+            .zip(self.counts)
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| (*r, n))
+    }
+}
+
+impl fmt::Display for Removed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (r, n) in self.iter() {
+            if !first {
+                f.write_str(", ")?;
+            }
+            first = false;
+            write!(f, "{} removed {n}", r.as_str())?;
+        }
+        if first {
+            f.write_str("no candidates")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Removed {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.iter().map(|(r, n)| (r.as_str(), n)))
+    }
+}
