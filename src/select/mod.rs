@@ -114,10 +114,9 @@ pub use plan::Plan;
 pub use reason::{Reason, Removed};
 pub use ring::Ring;
 pub use selector::Selector;
-pub use strategy::{
-    BuiltinStrategy, Candidate, Candidates, ConsistentHash, Context, Latency, LeastOutstanding,
-    Load, PowerOfTwo, RoundRobin, Sampler, Strategy, WeightedRandom, WeightedRoundRobin,
-};
+// Every public item of `strategy/`: the trait, what a strategy sees, and
+// every built-in (declared by the table in `strategy/mod.rs`).
+pub use strategy::*;
 
 pub(crate) use pick::{Holder, Lease};
 pub(crate) use tables::Slot;

@@ -1,30 +1,45 @@
-//! [`BuiltinStrategy`]: the built-in strategies, declared by one table.
+//! [`BuiltinStrategy`]: the macro that declares the built-in strategies
+//! from one table (the table itself is in `strategy/mod.rs`), and the
+//! impls that do not depend on the table.
 //!
-//! Each line of the table names a strategy's type (which is also its
-//! variant), its name and its default settings. From it come the enum, its
-//! `From` conversions, its static dispatch of [`Strategy`], each type's
-//! `NAME` (what its [`Strategy::name`] returns) and, through [`names!`],
-//! `ALL`, `as_str`, the parser and the "expected one of" list of its error.
+//! Each line of the table names a strategy's module and type (which is
+//! also its variant), its name, its default settings and its row of the
+//! docs' table. From it come the `mod` and `pub use` of the built-in, the
+//! enum, its `From` conversions, its static dispatch of [`Strategy`], each
+//! type's `NAME` (what its [`Strategy::name`] returns) and, through
+//! `names!`, `ALL`, `as_str`, the parser and the "expected one of" list of
+//! its error.
 
 use std::fmt;
 
-use super::{
-    Candidate, Candidates, ConsistentHash, Context, Latency, LeastOutstanding, PowerOfTwo,
-    RoundRobin, Strategy, WeightedRandom, WeightedRoundRobin,
-};
-use crate::Error;
-use crate::names::names;
+use super::{BuiltinStrategy, Strategy};
 
-/// Declares `BuiltinStrategy` from `Type => "name" = default settings`
-/// lines, with the given docs.
+/// Declares every built-in strategy from one table: each line gives the
+/// strategy's module and type (the type is also its variant), its name, its
+/// default settings, and the "picks" and "cost" cells of its row in the
+/// docs' table. It expands to the `mod` and `pub use` of each built-in and
+/// to [`BuiltinStrategy`] with its conversions and dispatch.
 macro_rules! builtin_strategies {
     (
-        $(#[$attr:meta])*
-        {
-            $($ty:ident => $name:literal = $default:expr),+ $(,)?
+        $(#[$head:meta])*
+        table {
+            $($module:ident::$ty:ident => $name:literal = $default:expr,
+                picks $picks:literal, cost $cost:literal;)+
         }
+        $(#[$tail:meta])*
     ) => {
-        $(#[$attr])*
+        $(
+            mod $module;
+            pub use $module::$ty;
+        )+
+
+        $(#[$head])*
+        #[doc = ""]
+        #[doc = "| name | picks | cost per pick (no filters / filters) |"]
+        #[doc = "|---|---|---|"]
+        $(#[doc = concat!("| `", $name, "` | ", $picks, " | ", $cost, " |")])+
+        #[doc = ""]
+        $(#[$tail])*
         #[derive(Clone, Copy, Debug, PartialEq)]
         #[non_exhaustive]
         pub enum BuiltinStrategy {
@@ -34,13 +49,13 @@ macro_rules! builtin_strategies {
             )+
         }
 
-        names! {
+        $crate::names::names! {
             BuiltinStrategy;
             /// Every built-in strategy with its default settings, in table order.
             pub(crate) const ALL;
             /// The strategy's name.
             pub(crate) fn as_str;
-            parse_error(input, expected) => Error::UnknownStrategy { input, expected };
+            parse_error(input, expected) => $crate::Error::UnknownStrategy { input, expected };
             {
                 $(BuiltinStrategy::$ty(_) => $name = BuiltinStrategy::$ty($default)),+
             }
@@ -60,19 +75,19 @@ macro_rules! builtin_strategies {
         )+
 
         impl BuiltinStrategy {
-            fn inner(&self) -> &dyn Strategy {
+            fn inner(&self) -> &dyn $crate::select::Strategy {
                 match self {
                     $(BuiltinStrategy::$ty(s) => s,)+
                 }
             }
         }
 
-        impl Strategy for BuiltinStrategy {
+        impl $crate::select::Strategy for BuiltinStrategy {
             fn choose<'a>(
                 &self,
-                candidates: &Candidates<'a>,
-                ctx: &Context<'_>,
-            ) -> Option<Candidate<'a>> {
+                candidates: &$crate::select::Candidates<'a>,
+                ctx: &$crate::select::Context<'_>,
+            ) -> Option<$crate::select::Candidate<'a>> {
                 // Static dispatch for the built-ins.
                 match self {
                     $(BuiltinStrategy::$ty(s) => s.choose(candidates, ctx),)+
@@ -93,7 +108,7 @@ macro_rules! builtin_strategies {
         }
 
         #[cfg(test)]
-        mod tests {
+        mod builtin_tests {
             use super::*;
 
             #[test]
@@ -108,43 +123,7 @@ macro_rules! builtin_strategies {
     };
 }
 
-builtin_strategies! {
-    /// The built-in strategies, by name.
-    ///
-    /// | name | picks | cost per pick (no filters / filters) |
-    /// |---|---|---|
-    /// | `round_robin` | each candidate in turn | O(1) / O(n/64) |
-    /// | `weighted_round_robin` | exactly `w_i` of every `Σw` consecutive picks, interleaved | O(1) on average / O(k) |
-    /// | `weighted_random` | candidate i with probability `w_i/Σw` | O(1) on average / O(k) |
-    /// | `least_outstanding` | fewest picks in flight, ties at random | O(n) |
-    /// | `power_of_two` | the less loaded of two random candidates | O(1) / O(n/64) |
-    /// | `latency` | lowest latency estimate, within a buffer | O(n) |
-    /// | `consistent_hash` | the same deployment for the same affinity key | O(1) / O(1 + skipped points) |
-    ///
-    /// With filters (or while a member of the tier is cooling, ejected, ramping
-    /// up or limited), k is the number of candidates and building the
-    /// candidates costs O(n/64), plus one O(k) pass when health, limits,
-    /// versions or context windows must be tested; tiers of more than 4,096
-    /// members cost O(n) (see the [module docs](crate::select#cost)).
-    ///
-    /// ```
-    /// use modelfleet::select::BuiltinStrategy;
-    ///
-    /// let s: BuiltinStrategy = "weighted_round_robin".parse()?;
-    /// assert_eq!(s.to_string(), "weighted_round_robin");
-    /// assert!("fastest".parse::<BuiltinStrategy>().is_err());
-    /// # Ok::<(), modelfleet::Error>(())
-    /// ```
-    {
-        RoundRobin => "round_robin" = RoundRobin,
-        WeightedRoundRobin => "weighted_round_robin" = WeightedRoundRobin,
-        WeightedRandom => "weighted_random" = WeightedRandom,
-        LeastOutstanding => "least_outstanding" = LeastOutstanding,
-        PowerOfTwo => "power_of_two" = PowerOfTwo::DEFAULT,
-        Latency => "latency" = Latency::DEFAULT,
-        ConsistentHash => "consistent_hash" = ConsistentHash::DEFAULT,
-    }
-}
+pub(super) use builtin_strategies;
 
 impl BuiltinStrategy {
     /// Every built-in strategy with its default settings.

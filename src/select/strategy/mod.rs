@@ -10,34 +10,57 @@
 //! too.
 //!
 //! Adding a built-in: its file here (the type, its `impl Strategy` with
-//! `fn name(&self) -> &str { Self::NAME }`); its `mod` and `pub use` below,
-//! and its name in the `pub use strategy::{…}` of `select/mod.rs`; and, in
-//! [`builtin`], its `use` and one line of the table (type, name, default
-//! settings as a constant) with a row of the docs' table.
+//! `fn name(&self) -> &str { Self::NAME }`), and one line of the table
+//! below (module, type, name, default settings as a constant, and the two
+//! cells of its row in the docs' table); the line declares its module,
+//! re-exports it and adds it to [`BuiltinStrategy`]. The README's strategy
+//! table has a row for it too (a test checks the two tables agree).
 
 mod builtin;
 mod candidates;
-mod consistent_hash;
 mod context;
-mod latency;
-mod least_outstanding;
-mod power_of_two;
-mod round_robin;
-mod weighted_random;
-mod weighted_round_robin;
 
 use std::fmt;
 
-pub use builtin::BuiltinStrategy;
 pub use candidates::{Candidate, Candidates};
-pub use consistent_hash::ConsistentHash;
 pub use context::{Context, Sampler};
-pub use latency::Latency;
-pub use least_outstanding::LeastOutstanding;
-pub use power_of_two::{Load, PowerOfTwo};
-pub use round_robin::RoundRobin;
-pub use weighted_random::WeightedRandom;
-pub use weighted_round_robin::WeightedRoundRobin;
+pub use power_of_two::Load;
+
+builtin::builtin_strategies! {
+    /// The built-in strategies, by name.
+    table {
+        round_robin::RoundRobin => "round_robin" = RoundRobin,
+            picks "each candidate in turn", cost "O(1) / O(n/64)";
+        weighted_round_robin::WeightedRoundRobin => "weighted_round_robin" = WeightedRoundRobin,
+            picks "exactly `w_i` of every `Σw` consecutive picks, interleaved",
+            cost "O(1) on average / O(k)";
+        weighted_random::WeightedRandom => "weighted_random" = WeightedRandom,
+            picks "candidate i with probability `w_i/Σw`", cost "O(1) on average / O(k)";
+        least_outstanding::LeastOutstanding => "least_outstanding" = LeastOutstanding,
+            picks "fewest picks in flight, ties at random", cost "O(n)";
+        power_of_two::PowerOfTwo => "power_of_two" = PowerOfTwo::DEFAULT,
+            picks "the less loaded of two random candidates", cost "O(1) / O(n/64)";
+        latency::Latency => "latency" = Latency::DEFAULT,
+            picks "lowest latency estimate, within a buffer", cost "O(n)";
+        consistent_hash::ConsistentHash => "consistent_hash" = ConsistentHash::DEFAULT,
+            picks "the same deployment for the same affinity key",
+            cost "O(1) / O(1 + skipped points)";
+    }
+    /// With filters (or while a member of the tier is cooling, ejected, ramping
+    /// up or limited), k is the number of candidates and building the
+    /// candidates costs O(n/64), plus one O(k) pass when health, limits,
+    /// versions or context windows must be tested; tiers of more than 4,096
+    /// members cost O(n) (see the [module docs](crate::select#cost)).
+    ///
+    /// ```
+    /// use modelfleet::select::BuiltinStrategy;
+    ///
+    /// let s: BuiltinStrategy = "weighted_round_robin".parse()?;
+    /// assert_eq!(s.to_string(), "weighted_round_robin");
+    /// assert!("fastest".parse::<BuiltinStrategy>().is_err());
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+}
 
 /// Chooses one deployment among the eligible candidates of one priority tier.
 ///
