@@ -53,8 +53,6 @@ impl Default for StrategyConfig {
     }
 }
 
-const LOADS: &str = "in_flight, in_flight_per_weight, peak_ewma";
-
 impl StrategyConfig {
     /// The strategy `name` with no settings.
     ///
@@ -89,7 +87,7 @@ impl StrategyConfig {
             BuiltinStrategy::Latency(l) if l.buffer() != 0.0 => c.buffer = Some(l.buffer()),
             BuiltinStrategy::ConsistentHash(h) => c.bounded_load = h.bounded_load(),
             BuiltinStrategy::PowerOfTwo(p) if p.load() != Load::default() => {
-                c.load = Some(load_name(p.load()).to_owned());
+                c.load = Some(p.load().as_str().to_owned());
             }
             _ => {}
         }
@@ -176,32 +174,18 @@ impl StrategyConfig {
         }
         if let Some(l) = &self.load {
             only(errs, "load", "power_of_two", "a load");
-            match parse_load(l) {
+            match Load::from_name(l) {
                 Some(load) if matches!(out, Some(BuiltinStrategy::PowerOfTwo(_))) => {
                     out = Some(PowerOfTwo::new(load).into());
                 }
                 Some(_) => {}
                 None => errs.push(
                     &at.key("load"),
-                    format!("unknown load {l:?}: expected one of {LOADS}"),
+                    format!("unknown load {l:?}: expected one of {}", Load::EXPECTED),
                 ),
             }
         }
         out.filter(|_| errs.len() == before)
-    }
-}
-
-fn parse_load(s: &str) -> Option<Load> {
-    [Load::InFlight, Load::InFlightPerWeight, Load::PeakEwma]
-        .into_iter()
-        .find(|l| load_name(*l) == s)
-}
-
-fn load_name(l: Load) -> &'static str {
-    match l {
-        Load::InFlight => "in_flight",
-        Load::InFlightPerWeight => "in_flight_per_weight",
-        Load::PeakEwma => "peak_ewma",
     }
 }
 

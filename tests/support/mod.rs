@@ -91,3 +91,21 @@ pub(crate) fn with_parts(
     }
     b
 }
+
+/// `text` with `{kinds}` and `{strategies}` replaced by the lists an
+/// "expected one of" message gives: every failure kind's name and every
+/// built-in strategy's, in table order. Pinned messages name the lists
+/// this way so that a new kind or strategy changes one table, not every
+/// test that quotes it.
+pub(crate) fn names(text: &str) -> String {
+    let kinds: Vec<&str> = modelfleet::health::FailureKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    let strategies: Vec<String> = modelfleet::select::BuiltinStrategy::all()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    text.replace("{kinds}", &kinds.join(", "))
+        .replace("{strategies}", &strategies.join(", "))
+}

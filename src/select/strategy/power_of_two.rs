@@ -30,7 +30,10 @@ names! {
     #[allow(dead_code, reason = "the load names are for the configuration format")]
     pub(crate) const ALL;
     /// The load's name in the configuration format (`in_flight`, …).
-    #[allow(dead_code, reason = "the load names are for the configuration format")]
+    #[cfg_attr(
+        not(feature = "serde"),
+        expect(dead_code, reason = "the load names are for the configuration format")
+    )]
     pub(crate) fn as_str;
     {
         Load::InFlight => "in_flight" = Load::InFlight,
