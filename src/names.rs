@@ -4,8 +4,8 @@
 //! have a fixed set of names that appear in `as_str`, in `FromStr`, in the
 //! "expected one of" part of a parse error and in the docs. [`names!`]
 //! generates all of them from a single table, so adding a member is one
-//! line, and `tests/name_tables.rs` checks the docs' tables against the
-//! generated lists.
+//! line, and the tests at the end of this file check the docs' copies of
+//! each list against its table.
 
 /// Implements, from one `pattern => "name" = value` table:
 ///
@@ -95,3 +95,92 @@ macro_rules! names {
 }
 
 pub(crate) use names;
+
+/// The docs' copies of each name list agree with its table: the README's
+/// strategy table and failure-kind list, the preset lists of the README and
+/// of `config`, the presets table of `health` and the loads of
+/// `config::StrategyConfig`.
+#[cfg(test)]
+mod tests {
+    use crate::health::FailureKind;
+    use crate::select::BuiltinStrategy;
+
+    const README: &str = include_str!("../README.md");
+
+    /// The backquoted words of `text` (`` `a` `` → `a`), in order.
+    fn quoted(text: &str) -> Vec<&str> {
+        text.split('`').skip(1).step_by(2).collect()
+    }
+
+    /// The text from `start` up to the first `end` after it.
+    fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+        let from = text
+            .find(start)
+            .unwrap_or_else(|| panic!("{start:?} not found"))
+            + start.len();
+        let len = text[from..]
+            .find(end)
+            .unwrap_or_else(|| panic!("{end:?} not found"));
+        &text[from..from + len]
+    }
+
+    #[test]
+    fn readme_strategy_table_lists_every_builtin_in_table_order() {
+        let table = between(README, "| strategy | picks |", "\n\n");
+        let names: Vec<&str> = table
+            .lines()
+            .filter_map(|row| row.strip_prefix("| `"))
+            .filter_map(|row| row.split('`').next())
+            .collect();
+        assert_eq!(names, BuiltinStrategy::NAMES);
+    }
+
+    #[test]
+    fn readme_failure_kinds_are_the_table() {
+        let list = format!("`{}", between(README, "failure kind (`", ")"));
+        assert_eq!(quoted(&list), FailureKind::NAMES);
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn preset_lists_are_the_table() {
+        use crate::config::HealthPreset;
+        let names: Vec<&str> = HealthPreset::ALL.iter().map(|p| p.as_str()).collect();
+        let readme = between(README, "preset = \"dify\"", "\n");
+        let readme: Vec<&str> = readme.split('"').skip(1).step_by(2).collect();
+        assert_eq!(readme, names);
+        let config = include_str!("config/mod.rs");
+        let config: Vec<&str> = quoted(between(config, "starts from a `preset` (", ", see"))
+            .into_iter()
+            .map(|q| q.trim_matches('"'))
+            .collect();
+        assert_eq!(config, names);
+        let health = between(
+            include_str!("health/mod.rs"),
+            "| preset | reproduces |",
+            "\n//!\n",
+        );
+        let rows: Vec<&str> = health
+            .lines()
+            .filter_map(|row| row.strip_prefix("//! | [`HealthPolicy::"))
+            .filter_map(|row| row.split('`').next())
+            .collect();
+        assert_eq!(rows, names);
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn load_row_of_the_strategy_settings_is_the_table() {
+        let row = between(
+            include_str!("config/strategy.rs"),
+            "| `load` | `power_of_two` |",
+            "\n",
+        );
+        let loads: Vec<&str> = quoted(row)
+            .into_iter()
+            .filter(|q| q.starts_with('"'))
+            .map(|q| q.trim_matches('"'))
+            .collect();
+        assert_eq!(loads, crate::select::Load::NAMES);
+    }
+}

@@ -116,16 +116,18 @@ impl HealthConfig {
     ///
     /// ```
     /// use modelfleet::config::HealthConfig;
+    /// use modelfleet::health::FailureKind;
     ///
     /// let c: HealthConfig = serde_json::from_str(r#"{
     ///   "cooldowns": {"rate_limted": {"cooldown_ms": 1000}},
     ///   "ejection": {"base_ms": 0},
     ///   "unhealthy": {"panic": 0}
     /// }"#)?;
-    /// assert_eq!(c.resolve().unwrap_err().to_string(), "\
-    /// cooldowns.rate_limted: unknown failure kind \"rate_limted\": expected one of rate_limited, timeout, server_error, connection_error, authentication_error, not_found, bad_request, context_window_exceeded, content_filtered, other
+    /// let kinds: Vec<&str> = FailureKind::ALL.iter().map(|k| k.as_str()).collect();
+    /// assert_eq!(c.resolve().unwrap_err().to_string(), format!("\
+    /// cooldowns.rate_limted: unknown failure kind \"rate_limted\": expected one of {}
     /// ejection.base_ms: must be more than 0
-    /// unhealthy.panic: must be from 1 to 100, got 0");
+    /// unhealthy.panic: must be from 1 to 100, got 0", kinds.join(", ")));
     /// # Ok::<(), serde_json::Error>(())
     /// ```
     pub fn resolve(&self) -> Result<HealthPolicy, ConfigErrors> {

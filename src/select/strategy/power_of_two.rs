@@ -31,7 +31,7 @@ names! {
     pub(crate) const ALL;
     /// The load's name in the configuration format (`in_flight`, …).
     #[cfg_attr(
-        not(feature = "serde"),
+        not(any(test, feature = "serde")),
         expect(dead_code, reason = "the load names are for the configuration format")
     )]
     pub(crate) fn as_str;
