@@ -5,117 +5,110 @@ use std::fmt;
 
 use crate::names::names;
 
-/// Why a deployment is not a candidate for a request.
-///
-/// ```
-/// use modelfleet::select::Reason;
-/// assert_eq!(Reason::ContextWindow.to_string(), "context window smaller than the request's tokens");
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
-#[non_exhaustive]
-pub enum Reason {
-    /// Weight 0: drained.
-    Drained,
-    /// Another provider than the requested one.
-    Provider,
-    /// A required label is missing or has another value.
-    Labels,
-    /// The tag does not match the requested tags.
-    Tags,
-    /// No version, or one outside the requested range.
-    Version,
-    /// A matching version, but not the newest one among the candidates.
-    NotNewest,
-    /// A known context window smaller than the request's token estimate.
-    ContextWindow,
-    /// Excluded by the request (already tried).
-    Excluded,
-    /// Cooling down after failures (see [`health`](crate::health)).
-    Cooling,
-    /// Ejected as an outlier.
-    Ejected,
-    /// At its `max_in_flight` limit.
-    InFlightLimit,
-    /// At its `rpm` limit over the rolling minute.
-    RpmLimit,
-    /// At its `tpm` limit over the rolling minute.
-    TpmLimit,
+/// Declares [`Reason`] from one table: each line gives a variant's docs,
+/// the variant, its short name, its `Display` text and whether it is about
+/// the `request` or the deployment's `state` (see [`Reason::is_transient`]).
+/// The table's order is the order the filters run in.
+macro_rules! reasons {
+    (
+        $(#[$attr:meta])*
+        pub enum Reason {
+            $($(#[$doc:meta])* $variant:ident => $name:literal, $text:literal, $about:ident;)+
+        }
+    ) => {
+        $(#[$attr])*
+        pub enum Reason {
+            $($(#[$doc])* $variant,)+
+        }
+
+        names! {
+            Reason;
+            /// Every reason, in the order the filters run.
+            ///
+            /// ```
+            /// use modelfleet::select::Reason;
+            /// assert_eq!(Reason::ALL[0], Reason::Drained);
+            /// assert!(Reason::ALL.contains(&Reason::TpmLimit));
+            /// ```
+            pub const ALL;
+            /// The reason's short name (`drained`, `provider`, …).
+            ///
+            /// ```
+            /// assert_eq!(modelfleet::select::Reason::NotNewest.as_str(), "not_newest");
+            /// ```
+            pub fn as_str;
+            {
+                $(Reason::$variant => $name = Reason::$variant),+
+            }
+        }
+
+        impl Reason {
+            /// Whether the reason is the deployment's state (health or a limit)
+            /// rather than what the request asked for: such candidates may come
+            /// back by themselves.
+            ///
+            /// ```
+            /// use modelfleet::select::Reason;
+            /// assert!(Reason::Cooling.is_transient());
+            /// assert!(!Reason::Labels.is_transient());
+            /// ```
+            pub const fn is_transient(self) -> bool {
+                match self {
+                    $(Reason::$variant => reasons!(@transient $about),)+
+                }
+            }
+        }
+
+        impl fmt::Display for Reason {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(match self {
+                    $(Reason::$variant => $text,)+
+                })
+            }
+        }
+    };
+    (@transient request) => { false };
+    (@transient state) => { true };
 }
 
-names! {
-    Reason;
-    /// Every reason, in the order the filters run.
+reasons! {
+    /// Why a deployment is not a candidate for a request.
     ///
     /// ```
     /// use modelfleet::select::Reason;
-    /// assert_eq!(Reason::ALL[0], Reason::Drained);
-    /// assert!(Reason::ALL.contains(&Reason::TpmLimit));
+    /// assert_eq!(Reason::ContextWindow.to_string(), "context window smaller than the request's tokens");
     /// ```
-    pub const ALL;
-    /// The reason's short name (`drained`, `provider`, …).
-    ///
-    /// ```
-    /// assert_eq!(modelfleet::select::Reason::NotNewest.as_str(), "not_newest");
-    /// ```
-    pub fn as_str;
-    {
-        Reason::Drained => "drained" = Reason::Drained,
-        Reason::Provider => "provider" = Reason::Provider,
-        Reason::Labels => "labels" = Reason::Labels,
-        Reason::Tags => "tags" = Reason::Tags,
-        Reason::Version => "version" = Reason::Version,
-        Reason::NotNewest => "not_newest" = Reason::NotNewest,
-        Reason::ContextWindow => "context_window" = Reason::ContextWindow,
-        Reason::Excluded => "excluded" = Reason::Excluded,
-        Reason::Cooling => "cooling" = Reason::Cooling,
-        Reason::Ejected => "ejected" = Reason::Ejected,
-        Reason::InFlightLimit => "max_in_flight" = Reason::InFlightLimit,
-        Reason::RpmLimit => "rpm" = Reason::RpmLimit,
-        Reason::TpmLimit => "tpm" = Reason::TpmLimit,
-    }
-}
-
-impl Reason {
-    /// Whether the reason is the deployment's state (health or a limit)
-    /// rather than what the request asked for: such candidates may come
-    /// back by themselves.
-    ///
-    /// ```
-    /// use modelfleet::select::Reason;
-    /// assert!(Reason::Cooling.is_transient());
-    /// assert!(!Reason::Labels.is_transient());
-    /// ```
-    pub const fn is_transient(self) -> bool {
-        matches!(
-            self,
-            Reason::Cooling
-                | Reason::Ejected
-                | Reason::InFlightLimit
-                | Reason::RpmLimit
-                | Reason::TpmLimit
-        )
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Reason::Drained => "drained (weight 0)",
-            Reason::Provider => "another provider",
-            Reason::Labels => "a required label is missing or differs",
-            Reason::Tags => "tag does not match",
-            Reason::Version => "version outside the requested range",
-            Reason::NotNewest => "not the newest matching version",
-            Reason::ContextWindow => "context window smaller than the request's tokens",
-            Reason::Excluded => "excluded by the request",
-            Reason::Cooling => "cooling down",
-            Reason::Ejected => "ejected as an outlier",
-            Reason::InFlightLimit => "at its max_in_flight limit",
-            Reason::RpmLimit => "at its requests-per-minute limit",
-            Reason::TpmLimit => "at its tokens-per-minute limit",
-        })
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    #[cfg_attr(feature = "serde", derive(serde::Serialize))]
+    #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+    #[non_exhaustive]
+    pub enum Reason {
+        /// Weight 0: drained.
+        Drained => "drained", "drained (weight 0)", request;
+        /// Another provider than the requested one.
+        Provider => "provider", "another provider", request;
+        /// A required label is missing or has another value.
+        Labels => "labels", "a required label is missing or differs", request;
+        /// The tag does not match the requested tags.
+        Tags => "tags", "tag does not match", request;
+        /// No version, or one outside the requested range.
+        Version => "version", "version outside the requested range", request;
+        /// A matching version, but not the newest one among the candidates.
+        NotNewest => "not_newest", "not the newest matching version", request;
+        /// A known context window smaller than the request's token estimate.
+        ContextWindow => "context_window", "context window smaller than the request's tokens", request;
+        /// Excluded by the request (already tried).
+        Excluded => "excluded", "excluded by the request", request;
+        /// Cooling down after failures (see [`health`](crate::health)).
+        Cooling => "cooling", "cooling down", state;
+        /// Ejected as an outlier.
+        Ejected => "ejected", "ejected as an outlier", state;
+        /// At its `max_in_flight` limit.
+        InFlightLimit => "max_in_flight", "at its max_in_flight limit", state;
+        /// At its `rpm` limit over the rolling minute.
+        RpmLimit => "rpm", "at its requests-per-minute limit", state;
+        /// At its `tpm` limit over the rolling minute.
+        TpmLimit => "tpm", "at its tokens-per-minute limit", state;
     }
 }
 
