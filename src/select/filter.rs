@@ -58,6 +58,26 @@ impl<'a> Filter<'a> {
         Ok(())
     }
 
+    /// Whether the request filters on fields the tier index answers:
+    /// provider, labels, tags, exclusions.
+    #[inline]
+    pub(crate) fn uses_index(&self) -> bool {
+        let r = self.request;
+        r.required_provider().is_some()
+            || !r.required_labels().is_empty()
+            || !r.requested_tags().is_empty()
+            || !r.excluded().is_empty()
+    }
+
+    /// Whether the request filters on fields the tier index does not
+    /// answer, tested member by member by [`passes_unindexed`](Self::passes_unindexed).
+    #[inline]
+    pub(crate) fn tests_members(&self) -> bool {
+        self.request.version_req().is_some()
+            || self.newest.is_some()
+            || self.request.token_estimate().is_some()
+    }
+
     /// The request filters the tier index does not answer: version
     /// requirement, newest version, context window.
     fn passes_unindexed(&self, slot: &Slot) -> Result<(), Reason> {

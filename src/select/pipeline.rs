@@ -88,15 +88,8 @@ impl Selector {
             filter.check_health = false;
         }
         let slow = self.shared.health.slow_start.as_ref();
-        // Whether the request filters on fields the tier index answers, and
-        // on fields it does not (tested per member).
-        let indexable = request.required_provider().is_some()
-            || !request.required_labels().is_empty()
-            || !request.requested_tags().is_empty()
-            || !request.excluded().is_empty();
-        let unindexed = request.version_req().is_some()
-            || filter.newest.is_some()
-            || request.token_estimate().is_some();
+        let indexable = filter.uses_index();
+        let unindexed = filter.tests_members();
         let mut buffer: Mask;
         for (ti, tier) in group.tiers.iter().enumerate() {
             let clear = tier.is_clear(now);
