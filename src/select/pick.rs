@@ -52,6 +52,7 @@ impl fmt::Debug for Pick<'_> {
 
 impl<'s> Pick<'s> {
     /// The pick `lease` holds.
+    #[inline]
     pub(crate) fn new(lease: Lease<&'s Selector>) -> Self {
         Self { lease }
     }
@@ -59,6 +60,7 @@ impl<'s> Pick<'s> {
     /// The chosen deployment's key.
     ///
     /// See [`Pick`] for an example.
+    #[inline]
     pub fn key(&self) -> &'s ModelKey {
         self.lease.key()
     }
@@ -66,6 +68,7 @@ impl<'s> Pick<'s> {
     /// The chosen deployment.
     ///
     /// See [`Pick`] for an example.
+    #[inline]
     pub fn deployment(&self) -> &'s Deployment {
         self.lease.deployment()
     }
@@ -73,6 +76,7 @@ impl<'s> Pick<'s> {
     /// The priority tier it came from.
     ///
     /// See [`Pick`] for an example.
+    #[inline]
     pub fn priority(&self) -> u32 {
         self.lease.priority()
     }
@@ -114,6 +118,7 @@ impl<'s> Pick<'s> {
 }
 
 impl Drop for Pick<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.lease.release();
     }
@@ -148,6 +153,7 @@ impl<'s> Holder for &'s Selector {
     where
         Self: 'a;
 
+    #[inline]
     fn project<'a, T: ?Sized + 'static>(
         &'a self,
         part: impl for<'x> FnOnce(&'x Selector) -> &'x T,
@@ -174,6 +180,7 @@ pub(crate) struct Lease<H: Holder> {
 impl<H: Holder> Lease<H> {
     /// The lease of the pick that `holder`'s [`choose`](Selector::choose)
     /// returned (and counted): `index` and `priority`.
+    #[inline]
     pub(crate) fn new(holder: H, index: usize, priority: u32) -> Self {
         Self {
             holder,
@@ -182,17 +189,20 @@ impl<H: Holder> Lease<H> {
         }
     }
 
+    #[inline]
     fn slot(&self) -> &Slot {
         self.holder.slot_at(self.index)
     }
 
     /// The chosen deployment's key.
+    #[inline]
     pub(crate) fn key(&self) -> H::Ref<'_, ModelKey> {
         let index = self.index;
         self.holder.project(move |s| &*s.slot_at(index).key)
     }
 
     /// The chosen deployment.
+    #[inline]
     pub(crate) fn deployment(&self) -> H::Ref<'_, Deployment> {
         let index = self.index;
         self.holder.project(move |s| &*s.slot_at(index).deployment)
@@ -221,6 +231,7 @@ impl<H: Holder> Lease<H> {
 
     /// Releases the pick's in-flight count, if it was counted. Called once,
     /// by the owner's `drop`.
+    #[inline]
     pub(crate) fn release(&mut self) {
         if self.holder.counts_in_flight() {
             self.slot().state.release(self.holder.stripe());
