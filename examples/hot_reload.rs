@@ -84,8 +84,8 @@ fn main() -> Result<(), modelfleet::Error> {
                             *split.entry(endpoint.unwrap_or_default()).or_default() += 1;
                             // Report the outcome: feeds the latency estimate.
                             pick.succeed(
-                                Duration::from_millis(40),
                                 Duration::from_millis(i as u64),
+                                Duration::from_millis(40),
                             );
                         }
                     }

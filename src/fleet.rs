@@ -449,7 +449,7 @@ impl FleetPick<'_> {
         self.lease.complete(report);
     }
 
-    /// Completes the pick as a success that took `latency`, at `now`.
+    /// Completes the pick as a success at `now` that took `latency`.
     ///
     /// See [`Pick::succeed`](crate::Pick::succeed).
     ///
@@ -460,13 +460,13 @@ impl FleetPick<'_> {
     /// let fleet = Fleet::new(reg, |b| b);
     /// let pick = fleet.select(&Request::new("gpt-4"))?;
     /// let key = pick.key().clone();
-    /// pick.succeed(Duration::from_millis(90), Duration::from_secs(1));
+    /// pick.succeed(Duration::from_secs(1), Duration::from_millis(90));
     /// assert_eq!(fleet.selector().latency(&key), Some(Duration::from_millis(90)));
     /// assert_eq!(fleet.selector().in_flight(&key), Some(0));
     /// # Ok::<(), modelfleet::Error>(())
     /// ```
-    pub fn succeed(self, latency: Duration, now: Duration) {
-        self.lease.succeed(latency, now);
+    pub fn succeed(self, now: Duration, latency: Duration) {
+        self.lease.succeed(now, latency);
     }
 }
 

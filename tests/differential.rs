@@ -1055,7 +1055,7 @@ fn selector_trace(index: usize, counts: &mut Counts) -> String {
                             8 => {
                                 let l = g.range(1, 2_000);
                                 writeln!(text, "  succeed {l}ms").unwrap();
-                                pick.succeed(ms(l), ms(now));
+                                pick.succeed(ms(now), ms(l));
                             }
                             _ => {
                                 writeln!(text, "  drop").unwrap();
@@ -1416,7 +1416,7 @@ fn fleet_trace(index: usize, counts: &mut Counts) -> String {
                                 writeln!(text, "  complete {rdesc}").unwrap();
                                 pick.complete(report);
                             }
-                            8 => pick.succeed(ms(g.range(1, 900)), ms(now)),
+                            8 => pick.succeed(ms(now), ms(g.range(1, 900))),
                             _ => drop(pick),
                         }
                     }

@@ -225,7 +225,7 @@ fn serve<'f>(
         if held.len() > HELD {
             let oldest = held.pop_front().unwrap();
             if n % 2 == 0 {
-                oldest.succeed(ms(20 + (n % 7) as u64), ms(n as u64));
+                oldest.succeed(ms(n as u64), ms(20 + (n % 7) as u64));
             } else {
                 drop(oldest);
             }

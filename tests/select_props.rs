@@ -1069,8 +1069,8 @@ fn run_ops(
             Op::Succeed(i, ms) if !held.is_empty() => {
                 let n = held.len();
                 held.remove(i % n).succeed(
-                    Duration::from_millis(*ms),
                     Duration::from_millis(step as u64),
+                    Duration::from_millis(*ms),
                 );
             }
             Op::Drop(_) | Op::Succeed(..) => {}

@@ -601,3 +601,32 @@ fn uncounted_in_flight_only_where_nothing_reads_it() {
     let total: u32 = held.iter().map(|p| s.in_flight(p.key()).unwrap()).sum();
     assert_eq!(total, 2, "a max_in_flight limit needs the count");
 }
+
+/// `succeed` takes the time first, as `Report::success` does: an hour-late
+/// observation of a 40 ms call records 40 ms, through a `Pick` and through
+/// a `FleetPick`.
+#[test]
+fn succeed_takes_now_then_latency() {
+    let reg: Registry = [Deployment::builder("openai", "gpt-4").build().unwrap()]
+        .into_iter()
+        .collect();
+    let key: ModelKey = "openai/gpt-4@".parse().unwrap();
+    let (hour, call) = (
+        std::time::Duration::from_secs(3600),
+        std::time::Duration::from_millis(40),
+    );
+
+    let selector = Selector::new(&reg, modelfleet::select::Latency::default());
+    selector
+        .select(&Request::new("gpt-4"))
+        .unwrap()
+        .succeed(hour, call);
+    assert_eq!(selector.latency(&key), Some(call));
+
+    let fleet = modelfleet::Fleet::new(reg, |b| b);
+    fleet
+        .select(&Request::new("gpt-4"))
+        .unwrap()
+        .succeed(hour, call);
+    assert_eq!(fleet.selector().latency(&key), Some(call));
+}

@@ -88,14 +88,14 @@ impl<'s> Pick<'s> {
         self.lease.strategy()
     }
 
-    /// Completes the pick as a success that took `latency`, observed at
-    /// `now` (time since any fixed origin of your choosing; it must not go
-    /// backwards). Feeds the deployment's latency estimate and releases the
+    /// Completes the pick as a success observed at `now` (time since any
+    /// fixed origin of your choosing; it must not go backwards) that took
+    /// `latency`. Times come first, as in [`Report::success`]. Feeds the deployment's latency estimate and releases the
     /// in-flight slot.
     ///
     /// See [`Selector::latency`] for an example.
-    pub fn succeed(self, latency: Duration, now: Duration) {
-        self.lease.succeed(latency, now);
+    pub fn succeed(self, now: Duration, latency: Duration) {
+        self.lease.succeed(now, latency);
     }
 
     /// Completes the pick with an outcome report and releases its
@@ -224,8 +224,8 @@ impl<H: Holder> Lease<H> {
         self.holder.report(self.slot(), &report);
     }
 
-    /// Reports the pick as a success that took `latency`, at `now`.
-    pub(crate) fn succeed(&self, latency: Duration, now: Duration) {
+    /// Reports the pick as a success at `now` that took `latency`.
+    pub(crate) fn succeed(&self, now: Duration, latency: Duration) {
         self.complete(Report::success(now, latency));
     }
 

@@ -175,7 +175,7 @@ impl Selector {
     /// let s = Selector::new(&reg, modelfleet::select::RoundRobin);
     /// let pick = s.select(&Request::new("gpt-4"))?;
     /// let key = pick.key().clone();
-    /// pick.succeed(Duration::from_millis(80), Duration::ZERO);
+    /// pick.succeed(Duration::ZERO, Duration::from_millis(80));
     /// assert_eq!(s.latency(&key), Some(Duration::from_millis(80)));
     /// # Ok::<(), modelfleet::Error>(())
     /// ```

@@ -31,7 +31,7 @@ use crate::Error;
 /// for _ in 0..2 {
 ///     let pick = selector.select(&req)?;
 ///     let latency = if pick.deployment().tag() == Some("fast") { ms(20) } else { ms(200) };
-///     pick.succeed(latency, ms(0));
+///     pick.succeed(ms(0), latency);
 /// }
 /// assert_eq!(selector.select(&req)?.deployment().tag(), Some("fast"));
 /// # Ok::<(), modelfleet::Error>(())
