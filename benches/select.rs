@@ -209,7 +209,7 @@ fn select(c: &mut Criterion) {
             .collect();
         let mut g = c.benchmark_group(format!("select/{n}"));
 
-        for strategy in BuiltinStrategy::all() {
+        for &strategy in BuiltinStrategy::all() {
             let s = Selector::builder(&reg).strategy(strategy).seed(1).build();
             let name = format!("modelfleet/{strategy}");
             if matches!(strategy, BuiltinStrategy::ConsistentHash(_)) {

@@ -9,7 +9,8 @@
 
 /// Implements, from one `pattern => "name" = value` table:
 ///
-/// - `ALL`: every value, in table order (visibility and docs as given);
+/// - `ALL`: every value, in table order, as a slice so that a new member
+///   changes no public type (visibility and docs as given);
 /// - `as_str`: the value's name (visibility and docs as given);
 /// - `NAMES`, `EXPECTED` (the names joined by `", "`), `index` (the
 ///   position in `ALL`) and `from_name`;
@@ -31,12 +32,11 @@ macro_rules! names {
     ) => {
         impl $ty {
             $(#[$all_attr])*
-            $all_vis const ALL: [$ty; [$first_name $(, $name)*].len()] = [$first_value $(, $value)*];
+            $all_vis const ALL: &'static [$ty] = &[$first_value $(, $value)*];
 
             /// Every name, in the order of `ALL`.
             #[allow(dead_code, reason = "not every table reads its names as a list")]
-            pub(crate) const NAMES: [&'static str; [$first_name $(, $name)*].len()] =
-                [$first_name $(, $name)*];
+            pub(crate) const NAMES: &'static [&'static str] = &[$first_name $(, $name)*];
 
             /// Every name, joined by `", "`: the "expected one of" of a parse error.
             #[allow(dead_code, reason = "not every table parses")]

@@ -145,14 +145,25 @@ impl Policy {
         Self { discriminators }
     }
 
-    /// All eight built-in policies, coarsest first.
+    /// All built-in policies, coarsest first (eight: every combination of
+    /// the discriminators).
     ///
     /// ```
     /// assert_eq!(modelfleet::Policy::all().len(), 8);
     /// ```
     #[must_use]
-    pub fn all() -> [Policy; 8] {
-        [0, 1, 2, 4, 3, 5, 6, 7].map(|b| Policy::new(Discriminators(b)))
+    pub fn all() -> &'static [Policy] {
+        const ALL: &[Policy] = &[
+            Policy::new(Discriminators(0)),
+            Policy::new(Discriminators(1)),
+            Policy::new(Discriminators(2)),
+            Policy::new(Discriminators(4)),
+            Policy::new(Discriminators(3)),
+            Policy::new(Discriminators(5)),
+            Policy::new(Discriminators(6)),
+            Policy::new(Discriminators(7)),
+        ];
+        ALL
     }
 
     /// The discriminators this policy adds to the name.
@@ -273,11 +284,14 @@ mod tests {
 
     #[test]
     fn display_parse_round_trip() {
-        for p in Policy::all() {
+        for &p in Policy::all() {
             assert_eq!(p.to_string().parse::<Policy>().unwrap(), p);
         }
         assert_eq!(
-            Policy::all().map(|p| p.to_string()),
+            Policy::all()
+                .iter()
+                .map(Policy::to_string)
+                .collect::<Vec<_>>(),
             [
                 "name",
                 "name+endpoint",

@@ -316,7 +316,7 @@ fn strategies_and_their_settings() {
         assert_eq!(s, expected, "{text}");
         assert_eq!(StrategyConfig::from_strategy(&s).resolve().unwrap(), s);
     }
-    for s in BuiltinStrategy::all() {
+    for &s in BuiltinStrategy::all() {
         let c = StrategyConfig::from_strategy(&s);
         assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{s}\""));
     }

@@ -670,7 +670,8 @@ enum Choice {
 
 fn strategies() -> Vec<Choice> {
     let mut v: Vec<Choice> = BuiltinStrategy::all()
-        .into_iter()
+        .iter()
+        .copied()
         .map(Choice::Builtin)
         .collect();
     v.extend([
@@ -1671,10 +1672,10 @@ fn sanity(counts: &Counts) {
     .into_iter()
     .map(str::to_owned)
     .collect();
-    for kind in FailureKind::ALL {
+    for &kind in FailureKind::ALL {
         required.push(format!("report.{}", kind.as_str()));
     }
-    for reason in Reason::ALL {
+    for &reason in Reason::ALL {
         // Health and limits make a model unavailable; filters make it
         // ineligible. Every reason must show in some explanation.
         required.push(format!("explain.{}", reason.as_str()));

@@ -427,7 +427,7 @@ proptest! {
             }
         }
         // `name` is the coarsest, `name+endpoint+tag+version` the finest.
-        for p in Policy::all() {
+        for &p in Policy::all() {
             prop_assert!(p.refines(&Policy::NAME));
             prop_assert!(Policy::NAME_ENDPOINT_TAG_VERSION.refines(&p));
             prop_assert!(p.refines(&p));

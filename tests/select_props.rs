@@ -414,7 +414,7 @@ fn check_select(reg: &Registry, req: &Request, result: &Result<Pick<'_>, Error>,
         }
         (None, Err(Error::NoEligible { model: m, removed })) => {
             assert_eq!(m, model, "{what}");
-            for reason in Reason::ALL {
+            for &reason in Reason::ALL {
                 let expected = hand_verdicts(reg, model, req, &[])
                     .iter()
                     .filter(|(_, _, r)| *r == Some(reason))

@@ -97,7 +97,7 @@ fn check_pick(pick: &Pick<'_>, req: &Request) {
 fn shared_selector_counts_return_to_zero() {
     let reg = registry();
     let requests = requests();
-    for strategy in BuiltinStrategy::all() {
+    for &strategy in BuiltinStrategy::all() {
         let sel = Selector::with_seed(&reg, strategy, 3);
         let barrier = Barrier::new(THREADS + 1);
         thread::scope(|s| {
@@ -135,7 +135,7 @@ fn shared_selector_counts_return_to_zero() {
 fn per_thread_clones_and_shared_handle_together() {
     let reg = registry();
     let requests = requests();
-    for strategy in BuiltinStrategy::all() {
+    for &strategy in BuiltinStrategy::all() {
         let sel = Selector::with_seed(&reg, strategy, 5);
         let (tx, rx) = mpsc::channel::<Pick<'_>>();
         thread::scope(|s| {

@@ -157,7 +157,7 @@ proptest! {
 
 #[test]
 fn policies_serialize_as_text() {
-    for p in Policy::all() {
+    for &p in Policy::all() {
         let json = serde_json::to_string(&p).unwrap();
         assert_eq!(json, format!("\"{p}\""));
         assert_eq!(serde_json::from_str::<Policy>(&json).unwrap(), p);
@@ -242,7 +242,7 @@ fn credentials_are_never_shown_or_written() {
     for (k, _) in reg.iter() {
         assert_hidden("key", &format!("{k} {k:?}"));
     }
-    for p in Policy::all() {
+    for &p in Policy::all() {
         assert_hidden("key under a policy", &p.key(&d).to_string());
     }
 

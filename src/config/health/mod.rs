@@ -357,7 +357,8 @@ impl HealthConfig {
     /// ```
     pub fn from_policy(policy: &HealthPolicy) -> Self {
         HealthPreset::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .map(|preset| overrides(preset, policy))
             .min_by_key(HealthConfig::override_count)
             .unwrap_or_default()
@@ -383,7 +384,7 @@ fn overrides(preset: HealthPreset, policy: &HealthPolicy) -> HealthConfig {
         preset,
         ..HealthConfig::default()
     };
-    for kind in FailureKind::ALL {
+    for &kind in FailureKind::ALL {
         if (b.rule(kind), b.counts(kind)) == (p.rule(kind), p.counts(kind)) {
             continue;
         }

@@ -78,7 +78,7 @@ mod tests {
     /// Serde derives its names from `rename_all`; they must be the table's.
     #[test]
     fn serde_names_are_the_table() {
-        for (preset, name) in HealthPreset::ALL.into_iter().zip(HealthPreset::NAMES) {
+        for (&preset, &name) in HealthPreset::ALL.iter().zip(HealthPreset::NAMES) {
             assert_eq!(serde_json::to_value(preset).unwrap(), name);
             assert_eq!(
                 serde_json::from_value::<HealthPreset>(name.into()).unwrap(),

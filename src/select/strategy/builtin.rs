@@ -135,7 +135,7 @@ impl BuiltinStrategy {
     /// assert_eq!(names[0], "round_robin");
     /// assert!(names.contains(&"consistent_hash".to_owned()));
     /// ```
-    pub fn all() -> [BuiltinStrategy; Self::ALL.len()] {
+    pub fn all() -> &'static [BuiltinStrategy] {
         Self::ALL
     }
 }

@@ -136,7 +136,7 @@ mod tests {
 
     #[test]
     fn load_names_round_trip() {
-        for load in Load::ALL {
+        for &load in Load::ALL {
             assert_eq!(Load::from_name(load.as_str()), Some(load));
         }
         assert_eq!(Load::ALL[0], Load::default());
