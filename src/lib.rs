@@ -139,6 +139,8 @@ pub mod policy;
 mod registry;
 mod request;
 pub mod select;
+#[cfg(feature = "serde")]
+mod unique_keys;
 
 pub use deployment::builder::DeploymentBuilder;
 pub use deployment::{Credential, Deployment, Limits};
