@@ -143,7 +143,7 @@ pub mod select;
 mod unique_keys;
 
 pub use deployment::builder::DeploymentBuilder;
-pub use deployment::{Credential, Deployment, Limits};
+pub use deployment::{Credential, Deployment, Limits, MAX_VERSION_LEN};
 pub use endpoint::{EndpointProblem, MAX_ENDPOINT_LEN};
 pub use error::{Error, Field};
 pub use fleet::{Fleet, FleetHandle, FleetPick};

@@ -19,6 +19,17 @@ use crate::error::{Error, Field};
 use crate::key::ModelKey;
 use crate::name::NameProblem;
 
+/// The longest version text accepted, in bytes (a version's prerelease and
+/// build parts are otherwise unbounded).
+///
+/// ```
+/// use modelfleet::{Deployment, MAX_VERSION_LEN};
+///
+/// let long = format!("1.0.0-{}", "a".repeat(MAX_VERSION_LEN));
+/// assert!(Deployment::builder("openai", "gpt-4").version(&long).build().is_err());
+/// ```
+pub const MAX_VERSION_LEN: usize = 256;
+
 /// One reachable serving of a model.
 ///
 /// A deployment is what a request is finally sent to: a provider, the public
