@@ -82,7 +82,7 @@ pub enum Error {
     /// Moving a registry to another identity policy would merge deployments.
     #[error("{} key(s) would collide under policy {policy}: {}", collisions.len(), CollisionList(collisions))]
     Collisions {
-        /// The target policy, as it displays.
+        /// The target policy, as [`IdentityPolicy::describe`](crate::IdentityPolicy::describe) names it.
         policy: String,
         /// Every new key that more than one deployment would share.
         collisions: Vec<Collision>,

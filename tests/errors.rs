@@ -802,3 +802,26 @@ fn long_lists_in_messages_are_cut() {
     assert!(text.starts_with("1000 key(s) would collide under policy name: openai/m0 <- "), "{text}");
     assert!(text.ends_with("; … and 990 more"), "{text}");
 }
+
+/// `rekey` takes any policy, a boxed trait object included; the message
+/// names it by `IdentityPolicy::describe`.
+#[test]
+fn rekey_takes_a_boxed_policy() {
+    use modelfleet::IdentityPolicy;
+
+    let mut reg = Registry::new(Policy::NAME_TAG);
+    for tag in ["a", "b"] {
+        reg.insert(gpt4().tag(tag).build().unwrap()).unwrap();
+    }
+    let coarse: Box<dyn IdentityPolicy> = Box::new(Policy::NAME);
+    let err = reg.rekey(coarse).unwrap_err();
+    pinned(
+        &err,
+        None,
+        "1 key(s) would collide under policy name: openai/gpt-4 <- openai/gpt-4#a, openai/gpt-4#b",
+    );
+    let fine: Box<dyn IdentityPolicy> = Box::new(Policy::NAME_ENDPOINT_TAG);
+    let rekeyed = reg.rekey(fine).unwrap();
+    assert_eq!(rekeyed.len(), 2);
+    assert_eq!(rekeyed.policy().describe(), "name+endpoint+tag");
+}
