@@ -1,4 +1,5 @@
-//! The crate's one error type.
+//! [`Error`], the error of every fallible call outside the fleet-file layer
+//! (which reports `ConfigErrors`), and [`Field`].
 
 use std::fmt;
 
