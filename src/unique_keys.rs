@@ -67,8 +67,13 @@ mod tests {
         let key = "k".repeat(1000);
         let json = format!(r#"{{"{key}": 1, "{key}": 2}}"#);
         let mut de = serde_json::Deserializer::from_str(&json);
-        let e = super::map::<_, String, u32>(&mut de, "labels").unwrap_err().to_string();
-        assert!(e.starts_with(&format!("duplicate key `{}` in labels", "k".repeat(64))), "{e}");
+        let e = super::map::<_, String, u32>(&mut de, "labels")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("duplicate key `{}` in labels", "k".repeat(64))),
+            "{e}"
+        );
         assert!(e.len() < 200, "{e}");
     }
 }

@@ -97,7 +97,14 @@ enum Op {
 
 /// Operations over a palette: index into the palette, weight, priority,
 /// label, kind.
-type RawOps = Vec<(Index, u32, u32, Option<&'static str>, Option<&'static str>, u8)>;
+type RawOps = Vec<(
+    Index,
+    u32,
+    u32,
+    Option<&'static str>,
+    Option<&'static str>,
+    u8,
+)>;
 
 fn raw_ops(max: usize) -> impl Strategy<Value = RawOps> {
     prop::collection::vec(
@@ -213,6 +220,7 @@ fn stripped(reg: &Registry) -> Registry {
 }
 
 /// Every credential of the pools appears nowhere in `text`.
+#[cfg(feature = "serde")]
 #[track_caller]
 fn assert_no_credential(text: &str) {
     for c in CREDENTIALS.iter().flatten() {
@@ -281,7 +289,11 @@ fn assert_shape(a: &Registry, b: &Registry, changes: &Changes) {
                 credential_withheld,
             } => {
                 let source = b.get(key).unwrap();
-                assert_eq!(&source.without_credential(), deployment, "addition of {key}");
+                assert_eq!(
+                    &source.without_credential(),
+                    deployment,
+                    "addition of {key}"
+                );
                 assert_eq!(*credential_withheld, source.credential().is_some());
                 assert_eq!(&b.key_of(deployment), key);
                 added_positions.push(b.position(key).unwrap());
@@ -598,8 +610,13 @@ mod serde_changes {
         let mut a = Registry::new(Policy::NAME_ENDPOINT);
         a.insert(node("10.0.0.1", 1).build().unwrap()).unwrap();
         let mut b = Registry::new(Policy::NAME_ENDPOINT);
-        b.insert(node("10.0.0.1", 2).credential("sk-live-sender").build().unwrap())
-            .unwrap();
+        b.insert(
+            node("10.0.0.1", 2)
+                .credential("sk-live-sender")
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
         let changes = a.diff(&b);
         let json = serde_json::to_string(&changes).unwrap();
         assert!(!json.contains("sk-live"), "{json}");

@@ -799,7 +799,10 @@ fn long_lists_in_messages_are_cut() {
     assert_eq!(collisions.len(), 1000);
     let text = err.to_string();
     assert!(text.len() < 2000, "{} bytes: {text}", text.len());
-    assert!(text.starts_with("1000 key(s) would collide under policy name: openai/m0 <- "), "{text}");
+    assert!(
+        text.starts_with("1000 key(s) would collide under policy name: openai/m0 <- "),
+        "{text}"
+    );
     assert!(text.ends_with("; … and 990 more"), "{text}");
 }
 

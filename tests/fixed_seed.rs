@@ -18,7 +18,10 @@ fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
 #[test]
 fn every_map_under_src_has_a_fixed_seed() {
     let mut files = Vec::new();
-    sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    sources(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
     assert!(files.len() > 20, "found {} files", files.len());
     let mut found = Vec::new();
     for (path, text) in &files {
@@ -41,5 +44,9 @@ fn every_map_under_src_has_a_fixed_seed() {
             }
         }
     }
-    assert!(found.is_empty(), "maps without FixedState:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "maps without FixedState:\n{}",
+        found.join("\n")
+    );
 }

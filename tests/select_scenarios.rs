@@ -641,11 +641,20 @@ fn a_normalizing_policy_finds_its_models() {
     let selector = Selector::builder(&reg).strategy(RoundRobin).seed(1).build();
     for asked in ["gpt-4", "GPT-4", "Gpt-4"] {
         let picked: BTreeSet<String> = (0..4)
-            .map(|_| selector.select(&Request::new(asked)).unwrap().key().to_string())
+            .map(|_| {
+                selector
+                    .select(&Request::new(asked))
+                    .unwrap()
+                    .key()
+                    .to_string()
+            })
             .collect();
         assert_eq!(
             picked.into_iter().collect::<Vec<_>>(),
-            ["openai/gpt-4@http://10.0.0.1/v1", "openai/gpt-4@http://10.0.0.2/v1"],
+            [
+                "openai/gpt-4@http://10.0.0.1/v1",
+                "openai/gpt-4@http://10.0.0.2/v1"
+            ],
             "asked for {asked}"
         );
     }

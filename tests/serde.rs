@@ -319,17 +319,28 @@ fn repeated_keys_are_refused_with_their_place() {
         (d(r#""limits": {"rpm": 1, "rpm": 2}"#), "`rpm`", "rpm"),
     ];
     for (json, key, place) in &deployment_cases {
-        let e = serde_json::from_str::<Deployment>(json).unwrap_err().to_string();
-        assert!(e.contains("duplicate") && e.contains(key) && e.contains(place), "{e}: {json}");
+        let e = serde_json::from_str::<Deployment>(json)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("duplicate") && e.contains(key) && e.contains(place),
+            "{e}: {json}"
+        );
         let reg = format!(r#"{{"policy": "name", "deployments": [{json}]}}"#);
-        let e = serde_json::from_str::<Registry>(&reg).unwrap_err().to_string();
+        let e = serde_json::from_str::<Registry>(&reg)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("duplicate") && e.contains(key), "{e}: {reg}");
         let fleet = format!(r#"{{"deployments": [{json}]}}"#);
-        let e = serde_json::from_str::<FleetConfig>(&fleet).unwrap_err().to_string();
+        let e = serde_json::from_str::<FleetConfig>(&fleet)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("duplicate") && e.contains(key), "{e}: {fleet}");
     }
     let change = format!(r#"[{{"op": "added", "key": "openai/gpt-4@", "deployment": {labels}}}]"#);
-    let e = serde_json::from_str::<Changes>(&change).unwrap_err().to_string();
+    let e = serde_json::from_str::<Changes>(&change)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("duplicate") && e.contains("`region`"), "{e}");
 
     let fleet_cases = [
@@ -351,7 +362,12 @@ fn repeated_keys_are_refused_with_their_place() {
         ),
     ];
     for (json, key, place) in fleet_cases {
-        let e = serde_json::from_str::<FleetConfig>(json).unwrap_err().to_string();
-        assert!(e.contains("duplicate") && e.contains(key) && e.contains(place), "{e}: {json}");
+        let e = serde_json::from_str::<FleetConfig>(json)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("duplicate") && e.contains(key) && e.contains(place),
+            "{e}: {json}"
+        );
     }
 }

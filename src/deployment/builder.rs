@@ -204,8 +204,16 @@ impl DeploymentBuilder {
             + digits(version.minor)
             + digits(version.patch)
             + 2
-            + if version.pre.is_empty() { 0 } else { 1 + version.pre.len() }
-            + if version.build.is_empty() { 0 } else { 1 + version.build.len() };
+            + if version.pre.is_empty() {
+                0
+            } else {
+                1 + version.pre.len()
+            }
+            + if version.build.is_empty() {
+                0
+            } else {
+                1 + version.build.len()
+            };
         if self.version_fits(len) {
             self.d.version = Some(version);
         }
