@@ -1,4 +1,5 @@
-//! The crate's one error type.
+//! [`Error`], the error of every fallible call outside the fleet-file layer
+//! (which reports `ConfigErrors`), and [`Field`].
 
 use std::fmt;
 
@@ -82,7 +83,7 @@ pub enum Error {
     /// Moving a registry to another identity policy would merge deployments.
     #[error("{} key(s) would collide under policy {policy}: {}", collisions.len(), CollisionList(collisions))]
     Collisions {
-        /// The target policy, as it displays.
+        /// The target policy, as [`IdentityPolicy::describe`](crate::IdentityPolicy::describe) names it.
         policy: String,
         /// Every new key that more than one deployment would share.
         collisions: Vec<Collision>,
@@ -275,11 +276,47 @@ struct CollisionList<'a>(&'a [Collision]);
 
 impl fmt::Display for CollisionList<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, c) in self.0.iter().enumerate() {
+        Cut::new(self.0, "; ").fmt(f)
+    }
+}
+
+/// A list in a message: its first [`Cut::SHOWN`] items, then how many more
+/// there are, so that a message stays short however long the list; the
+/// typed error keeps every item.
+pub(crate) struct Cut<'a, T> {
+    items: &'a [T],
+    separator: &'static str,
+    shown: usize,
+}
+
+impl<'a, T> Cut<'a, T> {
+    /// How many items a message shows.
+    pub(crate) const SHOWN: usize = 10;
+
+    pub(crate) fn new(items: &'a [T], separator: &'static str) -> Self {
+        Self::showing(items, separator, Self::SHOWN)
+    }
+
+    pub(crate) fn showing(items: &'a [T], separator: &'static str, shown: usize) -> Self {
+        Self {
+            items,
+            separator,
+            shown,
+        }
+    }
+}
+
+impl<T: fmt::Display> fmt::Display for Cut<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, item) in self.items.iter().take(self.shown).enumerate() {
             if i > 0 {
-                f.write_str("; ")?;
+                f.write_str(self.separator)?;
             }
-            write!(f, "{c}")?;
+            write!(f, "{item}")?;
+        }
+        if self.items.len() > self.shown {
+            let more = self.items.len() - self.shown;
+            write!(f, "{}… and {more} more", self.separator)?;
         }
         Ok(())
     }

@@ -470,6 +470,12 @@ impl FromStr for ModelKey {
         if let Some(v) = version {
             let version = if v.is_empty() {
                 None
+            } else if v.len() > crate::MAX_VERSION_LEN {
+                return Err(fail(format!(
+                    "version: is {} bytes long; the limit is {}",
+                    v.len(),
+                    crate::MAX_VERSION_LEN
+                )));
             } else {
                 let parsed = Version::parse(v).map_err(|e| fail(format!("version: {e}")))?;
                 if parsed.to_string() != v {

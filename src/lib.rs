@@ -76,6 +76,55 @@
 //! # Ok::<(), modelfleet::Error>(())
 //! ```
 //!
+//! # A request's life: select, report, install
+//!
+//! A [`Fleet`] holds the current registry and its selector. Each request
+//! is a [`select`](Fleet::select); the pick holds an in-flight slot until
+//! its outcome is reported, which feeds [health]; a new registry version is
+//! installed while threads keep selecting.
+//!
+//! ```
+//! use std::time::Duration;
+//! use modelfleet::health::{FailureKind, HealthPolicy, Report, State};
+//! use modelfleet::{Deployment, Fleet, Policy, Registry, Request};
+//!
+//! let node = |ip: &str| {
+//!     Deployment::builder("openai-api-compatible", "gpt-4")
+//!         .endpoint(&format!("http://{ip}/v1"))
+//!         .build()
+//! };
+//! let mut reg = Registry::new(Policy::NAME_ENDPOINT);
+//! reg.insert(node("10.0.0.1")?)?;
+//! reg.insert(node("10.0.0.2")?)?;
+//! // Dify's health preset: a connection error cools a deployment for 10 s.
+//! let fleet = Fleet::new(reg.clone(), |b| b.seed(7).health(HealthPolicy::dify()));
+//!
+//! // Select, send the request to `pick.deployment()`, report the outcome.
+//! let now = Duration::from_secs(1);
+//! let pick = fleet.select(&Request::new("gpt-4").at(now))?;
+//! let failed = pick.key().clone();
+//! pick.complete(Report::failure(now, FailureKind::ConnectionError));
+//!
+//! // The failed deployment cools down; requests go to the other one.
+//! let health = fleet.health(now);
+//! let cooling: Vec<_> = health.iter().filter(|h| h.state == State::Cooling).collect();
+//! assert_eq!(cooling.len(), 1);
+//! assert_eq!(cooling[0].key, failed);
+//! for _ in 0..3 {
+//!     let pick = fleet.select(&Request::new("gpt-4").at(now))?;
+//!     assert_ne!(pick.key(), &failed);
+//!     pick.succeed(Duration::from_millis(120), now);
+//! }
+//!
+//! // A new version: one more node. Kept deployments keep their health.
+//! let mut next = reg.clone();
+//! next.insert(node("10.0.0.3")?)?;
+//! let changes = fleet.install(next, now);
+//! assert_eq!(changes.to_string(), "+ openai-api-compatible/gpt-4@http://10.0.0.3/v1");
+//! assert_eq!(fleet.health(now).iter().filter(|h| h.state == State::Cooling).count(), 1);
+//! # Ok::<(), modelfleet::Error>(())
+//! ```
+//!
 //! # Concurrency model
 //!
 //! Selection state is split by how often it changes and who changes it, so
@@ -139,18 +188,22 @@ pub mod policy;
 mod registry;
 mod request;
 pub mod select;
+#[cfg(feature = "serde")]
+mod unique_keys;
 
 pub use deployment::builder::DeploymentBuilder;
-pub use deployment::{Credential, Deployment, Limits};
+pub use deployment::{Credential, Deployment, Limits, MAX_VERSION_LEN};
 pub use endpoint::{EndpointProblem, MAX_ENDPOINT_LEN};
 pub use error::{Error, Field};
 pub use fleet::{Fleet, FleetHandle, FleetPick};
 pub use key::{Discriminator, ModelKey};
 pub use name::{MAX_NAME_LEN, NameProblem};
+#[doc(inline)]
 pub use policy::{Discriminators, IdentityPolicy, Policy};
 pub use registry::diff::{Change, Changes};
 pub use registry::{Collision, Iter, Registry};
 pub use request::{Request, TagMatch, VersionPreference};
+#[doc(inline)]
 pub use select::{Explanation, Pick, Plan, Selector, SelectorBuilder, Verdict};
 
 /// The README's examples, compiled and run as doctests.

@@ -21,29 +21,43 @@
 //! # A custom policy
 //!
 //! ```
-//! use modelfleet::{Deployment, Discriminators, IdentityPolicy, ModelKey, Registry};
+//! use std::borrow::Cow;
+//! use modelfleet::{
+//!     Deployment, Discriminators, IdentityPolicy, ModelKey, Registry, Request, Selector,
+//! };
 //!
 //! /// Model names compare without case: `GPT-4` and `gpt-4` are one model.
 //! #[derive(Debug)]
 //! struct CaseInsensitive;
+//!
+//! fn lowercase(model: &str) -> Cow<'_, str> {
+//!     Cow::Owned(model.to_lowercase())
+//! }
 //!
 //! impl IdentityPolicy for CaseInsensitive {
 //!     fn key(&self, d: &Deployment) -> ModelKey {
 //!         let base = ModelKey::for_deployment(d, Discriminators::ENDPOINT);
 //!         // Lowercasing a valid name keeps it valid, except for the rare
 //!         // name whose lowercase form grows past the length limit.
-//!         ModelKey::new(d.provider(), &d.model().to_lowercase())
+//!         ModelKey::new(d.provider(), &lowercase(d.model()))
 //!             .and_then(|k| k.with_endpoint(d.endpoint()))
 //!             .unwrap_or(base)
+//!     }
+//!     // Requests find models through the same normalization.
+//!     fn model_normalizer(&self) -> Option<fn(&str) -> Cow<'_, str>> {
+//!         Some(lowercase)
 //!     }
 //! }
 //!
 //! let mut reg = Registry::new(CaseInsensitive);
 //! reg.insert(Deployment::builder("openai", "GPT-4").build()?)?;
 //! assert!(reg.insert(Deployment::builder("openai", "gpt-4").build()?).is_err());
+//! let selector = Selector::builder(&reg).build();
+//! assert!(selector.select(&Request::new("Gpt-4")).is_ok());
 //! # Ok::<(), modelfleet::Error>(())
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -69,25 +83,81 @@ use crate::key::ModelKey;
 pub trait IdentityPolicy: fmt::Debug + Send + Sync {
     /// The key of `deployment` under this policy.
     fn key(&self, deployment: &Deployment) -> ModelKey;
-}
 
-impl<P: IdentityPolicy + ?Sized> IdentityPolicy for &P {
-    fn key(&self, deployment: &Deployment) -> ModelKey {
-        (**self).key(deployment)
+    /// The policy's name in messages ([`Error::Collisions`]). The default
+    /// is its `Debug` form; [`Policy`] gives its text form.
+    ///
+    /// ```
+    /// use modelfleet::{IdentityPolicy, Policy};
+    ///
+    /// let policy: Box<dyn IdentityPolicy> = Box::new(Policy::NAME_TAG);
+    /// assert_eq!(policy.describe(), "name+tag");
+    /// ```
+    fn describe(&self) -> String {
+        format!("{self:?}")
+    }
+
+    /// How this policy normalizes model names, if it does: a policy whose
+    /// [`key`](Self::key) writes a deployment's model in a normal form
+    /// (lowercase, say) returns the function that makes that form, so that
+    /// a [`Selector`](crate::Selector) groups deployments by the normal
+    /// name and finds a request's model through the same function. It must
+    /// be idempotent, and give the model of `key`. The default, `None`,
+    /// uses names as they are.
+    ///
+    /// A request whose model is already in normal form is found without
+    /// calling it; another calls it once, and allocates if it returns an
+    /// owned name.
+    ///
+    /// ```
+    /// use std::borrow::Cow;
+    /// use modelfleet::{Deployment, IdentityPolicy, ModelKey, Registry, Request, Selector};
+    ///
+    /// fn lowercase(model: &str) -> Cow<'_, str> {
+    ///     Cow::Owned(model.to_lowercase())
+    /// }
+    ///
+    /// #[derive(Debug)]
+    /// struct CaseInsensitive;
+    ///
+    /// impl IdentityPolicy for CaseInsensitive {
+    ///     fn key(&self, d: &Deployment) -> ModelKey {
+    ///         ModelKey::new(d.provider(), &lowercase(d.model())).expect("a valid name")
+    ///     }
+    ///     fn model_normalizer(&self) -> Option<fn(&str) -> Cow<'_, str>> {
+    ///         Some(lowercase)
+    ///     }
+    /// }
+    ///
+    /// let mut reg = Registry::new(CaseInsensitive);
+    /// reg.insert(Deployment::builder("openai", "GPT-4").build()?)?;
+    /// let selector = Selector::builder(&reg).build();
+    /// assert_eq!(selector.select(&Request::new("gpt-4"))?.deployment().model(), "GPT-4");
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    fn model_normalizer(&self) -> Option<fn(&str) -> Cow<'_, str>> {
+        None
     }
 }
 
-impl<P: IdentityPolicy + ?Sized> IdentityPolicy for Box<P> {
-    fn key(&self, deployment: &Deployment) -> ModelKey {
-        (**self).key(deployment)
-    }
+/// Forwards every method, so that wrappers keep what the policy says.
+macro_rules! forward {
+    ($($t:ty),*) => {$(
+        impl<P: IdentityPolicy + ?Sized> IdentityPolicy for $t {
+            fn key(&self, deployment: &Deployment) -> ModelKey {
+                (**self).key(deployment)
+            }
+            fn describe(&self) -> String {
+                (**self).describe()
+            }
+            fn model_normalizer(&self) -> Option<fn(&str) -> Cow<'_, str>> {
+                (**self).model_normalizer()
+            }
+        }
+    )*};
 }
 
-impl<P: IdentityPolicy + ?Sized> IdentityPolicy for Arc<P> {
-    fn key(&self, deployment: &Deployment) -> ModelKey {
-        (**self).key(deployment)
-    }
-}
+forward!(&P, Box<P>, Arc<P>);
 
 /// The built-in identity policy: provider + model plus a set of
 /// [`Discriminators`].
@@ -201,6 +271,10 @@ impl Default for Policy {
 impl IdentityPolicy for Policy {
     fn key(&self, deployment: &Deployment) -> ModelKey {
         ModelKey::for_deployment(deployment, self.discriminators)
+    }
+
+    fn describe(&self) -> String {
+        self.to_string()
     }
 }
 

@@ -3,7 +3,8 @@
 //! Registries are built by random `insert`/`upsert`/`remove`/re-add
 //! sequences under one random built-in policy per case, from small pools (2
 //! providers, 2 models, 3 endpoints counting "none", 2 tags, 2 versions,
-//! weights 0..=3, 2 priorities, an optional label), reusing a palette of a
+//! weights 0..=3, 2 priorities, an optional label, an optional credential
+//! out of 2), reusing a palette of a
 //! few deployments per case, so keys collide often and removals followed by
 //! additions reorder the registry often. The second (and third) registry is
 //! either built independently or derived from the first by more operations,
@@ -11,18 +12,25 @@
 //!
 //! Properties:
 //! 1. round trip: `a.apply(&a.diff(&b))` gives a registry equal to `b`
-//!    (`==` compares order too), with the same per-model index; the diff
-//!    is empty exactly when `a == b`, and has the documented shape
-//!    (removals, then updates, then additions in `b`'s order);
+//!    (`==` compares order too) but for credentials, which are never
+//!    carried: each key of `b` also in `a` has `a`'s credential, each other
+//!    none; the per-model index is `b`'s; the diff is empty exactly when
+//!    `a` and `b` are equal without credentials, and has the documented
+//!    shape (removals, then updates, then additions in `b`'s order, no
+//!    credential in any change, `credential_withheld` exactly where `b`'s
+//!    deployment has one);
 //! 2. equal registries give an empty diff;
-//! 3. composition: applying `diff(a, b)` then `diff(b, c)` to `a` gives `c`;
+//! 3. composition: applying `diff(a, b)` then `diff(b, c)` to `a` gives `c`
+//!    (credentials: `a`'s for the keys in all three), and the two lists
+//!    applied as one give `c` with `a`'s credentials for the keys in `a`
+//!    and `c`;
 //! 4. all or nothing: a change list with one bad change in the middle
 //!    (removing a missing key, adding a stored key, an update against a
 //!    stale `before`, an update of a missing key, a deployment under the
 //!    wrong key) fails with `Error::InvalidChange` naming that change's
 //!    index and key, and leaves the registry equal to what it was;
-//! 5. `Changes` survives a `serde_json` round trip (deployments without
-//!    credentials; a credential is never written);
+//! 5. `Changes` survives a `serde_json` round trip, applies through it
+//!    exactly as in memory, and no credential appears in the JSON;
 //! 6. upserting deployments equal to stored ones changes nothing: the diff
 //!    is empty; upserting changed ones (same keys) gives only updates.
 
@@ -39,6 +47,8 @@ const MODELS: &[&str] = &["gpt-4", "llama-3"];
 const ENDPOINTS: &[Option<&str>] = &[None, Some("http://10.0.0.1/v1"), Some("http://10.0.0.2/v1")];
 const TAGS: &[Option<&str>] = &[None, Some("canary")];
 const VERSIONS: &[Option<&str>] = &[None, Some("1.0.0")];
+/// Credential references and values; none may appear in serialized changes.
+const CREDENTIALS: &[Option<&str>] = &[None, Some("env:SECRET_KEY_A"), Some("sk-live-SECRET-B")];
 
 fn deployment() -> impl Strategy<Value = Deployment> {
     (
@@ -58,10 +68,19 @@ fn deployment() -> impl Strategy<Value = Deployment> {
 
 /// A palette deployment with another weight, priority and label, so that
 /// the same key comes back with different contents (an update).
-fn variant(base: &Deployment, weight: u32, priority: u32, region: Option<&str>) -> Deployment {
+fn variant(
+    base: &Deployment,
+    weight: u32,
+    priority: u32,
+    region: Option<&str>,
+    credential: Option<&str>,
+) -> Deployment {
     let mut b = base.to_builder().weight(weight).priority(priority);
     if let Some(r) = region {
         b = b.label("region", r);
+    }
+    if let Some(c) = credential {
+        b = b.credential(c);
     }
     b.build().unwrap()
 }
@@ -78,7 +97,14 @@ enum Op {
 
 /// Operations over a palette: index into the palette, weight, priority,
 /// label, kind.
-type RawOps = Vec<(Index, u32, u32, Option<&'static str>, u8)>;
+type RawOps = Vec<(
+    Index,
+    u32,
+    u32,
+    Option<&'static str>,
+    Option<&'static str>,
+    u8,
+)>;
 
 fn raw_ops(max: usize) -> impl Strategy<Value = RawOps> {
     prop::collection::vec(
@@ -87,6 +113,7 @@ fn raw_ops(max: usize) -> impl Strategy<Value = RawOps> {
             0u32..=3,
             0u32..2,
             select(vec![None, Some("eu"), Some("us")]),
+            select(CREDENTIALS),
             0u8..10,
         ),
         0..max,
@@ -95,8 +122,8 @@ fn raw_ops(max: usize) -> impl Strategy<Value = RawOps> {
 
 fn to_ops(palette: &[Deployment], raw: &RawOps) -> Vec<Op> {
     raw.iter()
-        .map(|(i, w, p, region, kind)| {
-            let d = variant(i.get(palette), *w, *p, *region);
+        .map(|(i, w, p, region, credential, kind)| {
+            let d = variant(i.get(palette), *w, *p, *region, *credential);
             match kind {
                 0..=2 => Op::Insert(d),
                 3..=5 => Op::Upsert(d),
@@ -172,6 +199,36 @@ fn entries(reg: &Registry) -> Vec<String> {
         .collect()
 }
 
+/// `to` with the credentials a diff leaves: each key also in `from` has
+/// `from`'s credential, each other key none.
+fn carried(from: &Registry, to: &Registry) -> Registry {
+    let mut out = Registry::new(*to.policy());
+    for (k, d) in to.iter() {
+        let d = d.without_credential();
+        let d = match from.get(k).and_then(Deployment::credential) {
+            Some(c) => d.to_builder().credential(c.expose()).build().unwrap(),
+            None => d,
+        };
+        out.insert(d).unwrap();
+    }
+    out
+}
+
+/// `reg` without any credential.
+fn stripped(reg: &Registry) -> Registry {
+    carried(&Registry::new(*reg.policy()), reg)
+}
+
+/// Every credential of the pools appears nowhere in `text`.
+#[cfg(feature = "serde")]
+#[track_caller]
+fn assert_no_credential(text: &str) {
+    for c in CREDENTIALS.iter().flatten() {
+        assert!(!text.contains(c), "{c} in {text}");
+        assert!(!text.contains("SECRET"), "{text}");
+    }
+}
+
 /// `got` equals `want`, order included, and so does its per-model index.
 #[track_caller]
 fn assert_same(got: &Registry, want: &Registry, what: &str) {
@@ -218,13 +275,26 @@ fn assert_shape(a: &Registry, b: &Registry, changes: &Changes) {
                 assert!(seen.insert(("-", key.clone())), "{key} removed twice");
             }
             Change::Updated { key, before, after } => {
-                assert_eq!(a.get(key), Some(before), "update of {key}: before");
-                assert_eq!(b.get(key), Some(after), "update of {key}: after");
+                assert!(before.credential().is_none() && after.credential().is_none());
+                let before_cred = a.get(key).unwrap().without_credential();
+                assert_eq!(&before_cred, before, "update of {key}: before");
+                let after_cred = b.get(key).unwrap().without_credential();
+                assert_eq!(&after_cred, after, "update of {key}: after");
                 assert_ne!(before, after, "update of {key} changes nothing");
                 assert!(seen.insert(("~", key.clone())), "{key} updated twice");
             }
-            Change::Added { key, deployment } => {
-                assert_eq!(b.get(key), Some(deployment), "addition of {key}");
+            Change::Added {
+                key,
+                deployment,
+                credential_withheld,
+            } => {
+                let source = b.get(key).unwrap();
+                assert_eq!(
+                    &source.without_credential(),
+                    deployment,
+                    "addition of {key}"
+                );
+                assert_eq!(*credential_withheld, source.credential().is_some());
                 assert_eq!(&b.key_of(deployment), key);
                 added_positions.push(b.position(key).unwrap());
                 assert!(seen.insert(("+", key.clone())), "{key} added twice");
@@ -269,6 +339,7 @@ fn bad_change(state: &Registry, palette: &[Deployment], kind: u8, pick: Index) -
             Change::Added {
                 key: k.clone(),
                 deployment: d.clone(),
+                credential_withheld: false,
             }
         }
         // Update against a stale `before` (the stored one with another weight).
@@ -298,6 +369,7 @@ fn bad_change(state: &Registry, palette: &[Deployment], kind: u8, pick: Index) -
         4 => Change::Added {
             key: state.key_of(&absent),
             deployment: Deployment::builder("openai", "gpt-4").build().unwrap(),
+            credential_withheld: false,
         },
         // Remove a key that is not stored (also the fallback when nothing is).
         _ => Change::Removed { key: missing },
@@ -312,16 +384,21 @@ proptest! {
         let Case { a, b, .. } = case;
         let changes = a.diff(&b);
         assert_shape(&a, &b, &changes);
-        prop_assert_eq!(changes.is_empty(), a == b, "empty diff iff equal: {}", changes);
+        prop_assert_eq!(
+            changes.is_empty(),
+            stripped(&a) == stripped(&b),
+            "empty diff iff equal without credentials: {}",
+            changes
+        );
         let mut got = a.clone();
         got.apply(&changes).unwrap();
-        assert_same(&got, &b, "a + diff(a, b)");
+        assert_same(&got, &carried(&a, &b), "a + diff(a, b)");
         // And back.
         let back = b.diff(&a);
         assert_shape(&b, &a, &back);
         let mut got = b.clone();
         got.apply(&back).unwrap();
-        assert_same(&got, &a, "b + diff(b, a)");
+        assert_same(&got, &carried(&b, &a), "b + diff(b, a)");
     }
 
     #[test]
@@ -348,12 +425,12 @@ proptest! {
         let mut got = a.clone();
         got.apply(&a.diff(&b)).unwrap();
         got.apply(&b.diff(&c)).unwrap();
-        assert_same(&got, &c, "a + diff(a, b) + diff(b, c)");
+        assert_same(&got, &carried(&carried(&a, &b), &c), "a + diff(a, b) + diff(b, c)");
         // The composed list applied in one call gives c too.
         let both: Changes = a.diff(&b).into_iter().chain(b.diff(&c)).collect();
         let mut got = a.clone();
         got.apply(&both).unwrap();
-        assert_same(&got, &c, "a + (diff(a, b) ++ diff(b, c))");
+        assert_same(&got, &carried(&a, &c), "a + (diff(a, b) ++ diff(b, c))");
     }
 
     #[test]
@@ -441,17 +518,21 @@ mod serde_changes {
         #[test]
         fn changes_serde_round_trip(case in case()) {
             let Case { a, b, .. } = case;
-            for changes in [a.diff(&b), b.diff(&a)] {
+            for (from, to) in [(&a, &b), (&b, &a)] {
+                let changes = from.diff(to);
                 let json = serde_json::to_string(&changes).unwrap();
+                assert_no_credential(&json);
                 let back: Changes = serde_json::from_str(&json)
                     .unwrap_or_else(|e| panic!("{e}: {json}"));
                 prop_assert_eq!(&back, &changes, "{}", json);
+                // Through JSON, the list applies exactly as in memory.
+                let mut in_memory = from.clone();
+                in_memory.apply(&changes).unwrap();
+                let mut got = from.clone();
+                got.apply(&back).unwrap_or_else(|e| panic!("{e}: {json}"));
+                assert_same(&got, &in_memory, "diff through JSON");
+                assert_same(&got, &carried(from, to), "diff through JSON");
             }
-            // The round-tripped list still applies.
-            let back: Changes = serde_json::from_str(&serde_json::to_string(&a.diff(&b)).unwrap()).unwrap();
-            let mut got = a.clone();
-            got.apply(&back).unwrap();
-            assert_same(&got, &b, "a + diff(a, b) through JSON");
         }
     }
 
@@ -479,8 +560,17 @@ mod serde_changes {
         assert!(!json.contains("SECRET_KEY_2"), "{json}");
         assert!(json.contains(r#""op":"added""#), "{json}");
         let back: Changes = serde_json::from_str(&json).unwrap();
-        // Everything but the credential comes back.
-        let [Change::Added { deployment, .. }] = back.as_slice() else {
+        assert_eq!(back, changes);
+        // Everything but the credential comes back, and the change says
+        // that one was withheld.
+        let [
+            Change::Added {
+                deployment,
+                credential_withheld: true,
+                ..
+            },
+        ] = back.as_slice()
+        else {
             panic!("{back:?}");
         };
         assert!(deployment.credential().is_none());
@@ -492,6 +582,50 @@ mod serde_changes {
                 .unwrap(),
             *b.get(back.as_slice()[0].key()).unwrap()
         );
+        // A hand-made change holding a credential serializes without it,
+        // and says so.
+        let key = back.as_slice()[0].key().clone();
+        let by_hand: Changes = vec![Change::Added {
+            deployment: b.get(&key).unwrap().clone(),
+            key,
+            credential_withheld: false,
+        }]
+        .into();
+        let json = serde_json::to_string(&by_hand).unwrap();
+        assert!(!json.contains("SECRET_KEY_2"), "{json}");
+        assert_eq!(serde_json::from_str::<Changes>(&json).unwrap(), changes);
+    }
+
+    /// A diff shipped as JSON applies to the registry it was computed
+    /// from even when that registry's deployments hold credentials, and
+    /// the receiver keeps its own credential for the key it updates.
+    #[test]
+    fn a_shipped_diff_applies_to_deployments_with_credentials() {
+        let node = |ip: &str, w: u32| {
+            Deployment::builder("openai", "gpt-4")
+                .endpoint(&format!("http://{ip}/v1"))
+                .weight(w)
+                .credential("sk-live-receiver")
+        };
+        let mut a = Registry::new(Policy::NAME_ENDPOINT);
+        a.insert(node("10.0.0.1", 1).build().unwrap()).unwrap();
+        let mut b = Registry::new(Policy::NAME_ENDPOINT);
+        b.insert(
+            node("10.0.0.1", 2)
+                .credential("sk-live-sender")
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+        let changes = a.diff(&b);
+        let json = serde_json::to_string(&changes).unwrap();
+        assert!(!json.contains("sk-live"), "{json}");
+        let back: Changes = serde_json::from_str(&json).unwrap();
+        let mut got = a.clone();
+        got.apply(&back).unwrap_or_else(|e| panic!("{e}: {json}"));
+        let d = got.deployments().next().unwrap();
+        assert_eq!(d.weight(), 2);
+        assert_eq!(d.credential().map(|c| c.expose()), Some("sk-live-receiver"));
     }
 
     #[test]

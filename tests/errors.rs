@@ -734,3 +734,97 @@ fn collisions_on_rekey() {
     );
     assert_eq!(reg, before);
 }
+
+/// A version is capped in length like a name: a 10 MB prerelease is
+/// refused, by the builder and by the key parser, and the message stays
+/// short.
+#[test]
+fn over_long_versions_are_refused() {
+    let long = format!("1.0.0-{}", "a".repeat(10 << 20));
+    let err = build_err(gpt4().version(&long));
+    assert_eq!(err.field(), Some(Field::Version));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "deployment openai/gpt-4: version is {} bytes long; the limit is {}",
+            long.len(),
+            modelfleet::MAX_VERSION_LEN
+        )
+    );
+    let parsed: semver::Version = long.parse().unwrap();
+    let err = build_err(gpt4().semver(parsed));
+    assert_eq!(err.field(), Some(Field::Version));
+    assert!(err.to_string().len() < 200, "{err}");
+    let at_limit = format!("1.0.0-{}", "a".repeat(modelfleet::MAX_VERSION_LEN - 6));
+    assert!(gpt4().version(&at_limit).build().is_ok());
+    let over = format!("{at_limit}a");
+    assert!(gpt4().version(&over).build().is_err());
+
+    let key = format!("openai/gpt-4~{long}@");
+    let err = key.parse::<ModelKey>().unwrap_err();
+    assert!(err.to_string().len() < 400, "{}", &err.to_string()[..400]);
+}
+
+/// Lists in messages are cut after a few items with "… and N more"; the
+/// typed error keeps every item.
+#[test]
+fn long_lists_in_messages_are_cut() {
+    // One key that 1,000 deployments would share.
+    let mut reg = Registry::new(Policy::NAME_ENDPOINT);
+    for i in 0..1000 {
+        let d = gpt4().endpoint(&format!("http://10.0.{}.{}/v1", i / 256, i % 256));
+        reg.insert(d.build().unwrap()).unwrap();
+    }
+    let err = reg.rekey(Policy::NAME).unwrap_err();
+    let Error::Collisions { collisions, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(collisions[0].deployments().len(), 1000);
+    let text = err.to_string();
+    assert!(text.len() < 1000, "{} bytes: {text}", text.len());
+    assert!(text.ends_with(" … and 990 more"), "{text}");
+    // 1,000 keys that two deployments each would share.
+    let mut reg = Registry::new(Policy::NAME_ENDPOINT);
+    for i in 0..1000 {
+        for ip in ["10.0.0.1", "10.0.0.2"] {
+            let d = Deployment::builder("openai", &format!("m{i}"))
+                .endpoint(&format!("http://{ip}/v1"));
+            reg.insert(d.build().unwrap()).unwrap();
+        }
+    }
+    let err = reg.rekey(Policy::NAME).unwrap_err();
+    let Error::Collisions { collisions, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(collisions.len(), 1000);
+    let text = err.to_string();
+    assert!(text.len() < 2000, "{} bytes: {text}", text.len());
+    assert!(
+        text.starts_with("1000 key(s) would collide under policy name: openai/m0 <- "),
+        "{text}"
+    );
+    assert!(text.ends_with("; … and 990 more"), "{text}");
+}
+
+/// `rekey` takes any policy, a boxed trait object included; the message
+/// names it by `IdentityPolicy::describe`.
+#[test]
+fn rekey_takes_a_boxed_policy() {
+    use modelfleet::IdentityPolicy;
+
+    let mut reg = Registry::new(Policy::NAME_TAG);
+    for tag in ["a", "b"] {
+        reg.insert(gpt4().tag(tag).build().unwrap()).unwrap();
+    }
+    let coarse: Box<dyn IdentityPolicy> = Box::new(Policy::NAME);
+    let err = reg.rekey(coarse).unwrap_err();
+    pinned(
+        &err,
+        None,
+        "1 key(s) would collide under policy name: openai/gpt-4 <- openai/gpt-4#a, openai/gpt-4#b",
+    );
+    let fine: Box<dyn IdentityPolicy> = Box::new(Policy::NAME_ENDPOINT_TAG);
+    let rekeyed = reg.rekey(fine).unwrap();
+    assert_eq!(rekeyed.len(), 2);
+    assert_eq!(rekeyed.policy().describe(), "name+endpoint+tag");
+}

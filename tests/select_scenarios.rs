@@ -630,3 +630,65 @@ fn succeed_takes_now_then_latency() {
         .succeed(hour, call);
     assert_eq!(fleet.selector().latency(&key), Some(call));
 }
+
+/// A custom policy that keys models without case: requests find the model
+/// through the same normalization, whatever case they use, and a model
+/// written two ways is one model.
+#[test]
+fn a_normalizing_policy_finds_its_models() {
+    use std::borrow::Cow;
+
+    use modelfleet::{Discriminators, IdentityPolicy, ModelKey};
+
+    #[derive(Debug)]
+    struct CaseInsensitive;
+
+    fn lowercase(model: &str) -> Cow<'_, str> {
+        if model.chars().any(char::is_uppercase) {
+            Cow::Owned(model.to_lowercase())
+        } else {
+            Cow::Borrowed(model)
+        }
+    }
+
+    impl IdentityPolicy for CaseInsensitive {
+        fn key(&self, d: &Deployment) -> ModelKey {
+            ModelKey::new(d.provider(), &lowercase(d.model()))
+                .and_then(|k| k.with_endpoint(d.endpoint()))
+                .unwrap_or_else(|_| ModelKey::for_deployment(d, Discriminators::ENDPOINT))
+        }
+        fn model_normalizer(&self) -> Option<fn(&str) -> Cow<'_, str>> {
+            Some(lowercase)
+        }
+    }
+
+    let mut reg = Registry::new(CaseInsensitive);
+    for (model, ip) in [("GPT-4", "10.0.0.1"), ("gpt-4", "10.0.0.2")] {
+        let d = Deployment::builder("openai", model).endpoint(&format!("http://{ip}/v1"));
+        reg.insert(d.build().unwrap()).unwrap();
+    }
+    let selector = Selector::builder(&reg).strategy(RoundRobin).seed(1).build();
+    for asked in ["gpt-4", "GPT-4", "Gpt-4"] {
+        let picked: BTreeSet<String> = (0..4)
+            .map(|_| {
+                selector
+                    .select(&Request::new(asked))
+                    .unwrap()
+                    .key()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            picked.into_iter().collect::<Vec<_>>(),
+            [
+                "openai/gpt-4@http://10.0.0.1/v1",
+                "openai/gpt-4@http://10.0.0.2/v1"
+            ],
+            "asked for {asked}"
+        );
+    }
+    assert!(matches!(
+        selector.select(&Request::new("gpt-5")),
+        Err(modelfleet::Error::UnknownModel { .. })
+    ));
+}

@@ -302,3 +302,72 @@ fn bad_credentials_in_json_are_not_echoed() {
         "deployment openai/gpt-4: credential \"<redacted>\" holds a control character at byte 24"
     );
 }
+
+/// A key given twice in any map or table of a serialized deployment,
+/// registry, change list or fleet file is refused, and the error names the
+/// repeated key and where it is; nothing is kept last-wins.
+#[test]
+fn repeated_keys_are_refused_with_their_place() {
+    use modelfleet::Changes;
+    use modelfleet::config::FleetConfig;
+
+    let d = |rest: &str| format!(r#"{{"provider": "openai", "model": "gpt-4", {rest}}}"#);
+    let labels = d(r#""labels": {"region": "eu", "tier": "gold", "region": "us"}"#);
+    let deployment_cases = [
+        (labels.clone(), "`region`", "labels"),
+        (d(r#""weight": 1, "weight": 2"#), "`weight`", "weight"),
+        (d(r#""limits": {"rpm": 1, "rpm": 2}"#), "`rpm`", "rpm"),
+    ];
+    for (json, key, place) in &deployment_cases {
+        let e = serde_json::from_str::<Deployment>(json)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("duplicate") && e.contains(key) && e.contains(place),
+            "{e}: {json}"
+        );
+        let reg = format!(r#"{{"policy": "name", "deployments": [{json}]}}"#);
+        let e = serde_json::from_str::<Registry>(&reg)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("duplicate") && e.contains(key), "{e}: {reg}");
+        let fleet = format!(r#"{{"deployments": [{json}]}}"#);
+        let e = serde_json::from_str::<FleetConfig>(&fleet)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("duplicate") && e.contains(key), "{e}: {fleet}");
+    }
+    let change = format!(r#"[{{"op": "added", "key": "openai/gpt-4@", "deployment": {labels}}}]"#);
+    let e = serde_json::from_str::<Changes>(&change)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("duplicate") && e.contains("`region`"), "{e}");
+
+    let fleet_cases = [
+        (
+            r#"{"fallbacks": {"gpt-4": ["a"], "gpt-3": [], "gpt-4": ["b"]}}"#,
+            "`gpt-4`",
+            "fallbacks",
+        ),
+        (
+            r#"{"health": {"cooldowns": {"timeout": null, "timeout": {"cooldown_ms": 5}}}}"#,
+            "`timeout`",
+            "health.cooldowns",
+        ),
+        (r#"{"seed": 1, "seed": 2}"#, "`seed`", "seed"),
+        (
+            r#"{"strategy": {"name": "round_robin", "name": "latency"}}"#,
+            "`name`",
+            "name",
+        ),
+    ];
+    for (json, key, place) in fleet_cases {
+        let e = serde_json::from_str::<FleetConfig>(json)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("duplicate") && e.contains(key) && e.contains(place),
+            "{e}: {json}"
+        );
+    }
+}

@@ -148,7 +148,8 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Every problem found in a fleet config, in order. `Display` writes one
-/// line per problem.
+/// line per problem, up to [`ConfigErrors::SHOWN`], then one line saying how
+/// many more there are; [`iter`](Self::iter) yields them all.
 ///
 /// ```
 /// use modelfleet::config::FleetConfig;
@@ -166,6 +167,20 @@ impl std::error::Error for ConfigError {}
 pub struct ConfigErrors(pub(crate) Vec<ConfigError>);
 
 impl ConfigErrors {
+    /// How many problems `Display` writes before `… and N more`.
+    ///
+    /// ```
+    /// use modelfleet::config::{ConfigErrors, FleetConfig};
+    ///
+    /// let bad = vec![r#"{"provider": "", "model": "m"}"#; ConfigErrors::SHOWN + 3].join(",");
+    /// let c: FleetConfig = serde_json::from_str(&format!(r#"{{"deployments": [{bad}]}}"#))?;
+    /// let errors = c.build().unwrap_err();
+    /// assert_eq!(errors.iter().count(), ConfigErrors::SHOWN + 3);
+    /// assert_eq!(errors.to_string().lines().last(), Some("… and 3 more"));
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub const SHOWN: usize = 50;
+
     /// The number of problems.
     ///
     /// ```
@@ -221,14 +236,10 @@ impl IntoIterator for ConfigErrors {
 }
 
 impl fmt::Display for ConfigErrors {
+    /// One line per problem, the first [`ConfigErrors::SHOWN`], then a
+    /// line saying how many more there are.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
+        crate::error::Cut::showing(&self.0, "\n", Self::SHOWN).fmt(f)
     }
 }
 

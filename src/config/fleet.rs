@@ -55,11 +55,21 @@ pub struct FleetConfig {
     pub on_duplicate: OnDuplicate,
     /// Model → models to fall back to, in order, when no deployment of the
     /// model can serve a request.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "fallbacks"
+    )]
     pub fallbacks: BTreeMap<String, Vec<String>>,
     /// The deployments, in registry order.
     #[serde(default)]
     pub deployments: Vec<DeploymentEntry>,
+}
+
+fn fallbacks<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, Vec<String>>, D::Error> {
+    crate::unique_keys::map(d, "fallbacks")
 }
 
 fn default_identity() -> String {

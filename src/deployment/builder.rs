@@ -8,7 +8,7 @@ use std::num::{NonZeroU32, NonZeroU64};
 use semver::Version;
 use url::Url;
 
-use super::{Credential, Deployment, Limits};
+use super::{Credential, Deployment, Limits, MAX_VERSION_LEN};
 use crate::error::{Error, Field};
 use crate::name::{NameProblem, check_free_text, check_name, describe};
 
@@ -178,8 +178,12 @@ impl DeploymentBuilder {
         self
     }
 
-    /// The semantic version, parsed from text (`"1.2.0"`, `"2.0.0-rc.1"`).
+    /// The semantic version, parsed from text (`"1.2.0"`, `"2.0.0-rc.1"`),
+    /// at most [`MAX_VERSION_LEN`] bytes.
     pub fn version(mut self, version: &str) -> Self {
+        if !self.version_fits(version.len()) {
+            return self;
+        }
         match Version::parse(version) {
             Ok(v) => self.d.version = Some(v),
             Err(source) => self.fail(Error::InvalidVersion {
@@ -191,10 +195,46 @@ impl DeploymentBuilder {
         self
     }
 
-    /// The semantic version, already parsed.
+    /// The semantic version, already parsed; its text form is at most
+    /// [`MAX_VERSION_LEN`] bytes.
     pub fn semver(mut self, version: Version) -> Self {
-        self.d.version = Some(version);
+        // The text form's length, without writing it out.
+        let digits = |n: u64| n.checked_ilog10().map_or(1, |d| d as usize + 1);
+        let len = digits(version.major)
+            + digits(version.minor)
+            + digits(version.patch)
+            + 2
+            + if version.pre.is_empty() {
+                0
+            } else {
+                1 + version.pre.len()
+            }
+            + if version.build.is_empty() {
+                0
+            } else {
+                1 + version.build.len()
+            };
+        if self.version_fits(len) {
+            self.d.version = Some(version);
+        }
         self
+    }
+
+    /// Whether a version text of `len` bytes is within
+    /// [`MAX_VERSION_LEN`]; records the error if not.
+    fn version_fits(&mut self, len: usize) -> bool {
+        let fits = len <= MAX_VERSION_LEN;
+        if !fits {
+            self.fail(Error::InvalidName {
+                deployment: self.who.clone(),
+                field: Field::Version,
+                problem: NameProblem::TooLong {
+                    len,
+                    max: MAX_VERSION_LEN,
+                },
+            });
+        }
+        fits
     }
 
     /// Adds or replaces one routing label. Keys are names (non-empty, no

@@ -19,6 +19,17 @@ use crate::error::{Error, Field};
 use crate::key::ModelKey;
 use crate::name::NameProblem;
 
+/// The longest version text accepted, in bytes (a version's prerelease and
+/// build parts are otherwise unbounded).
+///
+/// ```
+/// use modelfleet::{Deployment, MAX_VERSION_LEN};
+///
+/// let long = format!("1.0.0-{}", "a".repeat(MAX_VERSION_LEN));
+/// assert!(Deployment::builder("openai", "gpt-4").version(&long).build().is_err());
+/// ```
+pub const MAX_VERSION_LEN: usize = 256;
+
 /// One reachable serving of a model.
 ///
 /// A deployment is what a request is finally sent to: a provider, the public
@@ -341,6 +352,60 @@ impl Deployment {
     #[must_use]
     pub fn credential(&self) -> Option<&Credential> {
         self.credential.as_ref()
+    }
+
+    /// This deployment without its credential: what a [`Change`](crate::Change)
+    /// carries. O(its length), as a clone.
+    ///
+    /// ```
+    /// let d = modelfleet::Deployment::builder("openai", "gpt-4").credential("env:KEY_1").build()?;
+    /// assert!(d.without_credential().credential().is_none());
+    /// assert_eq!(d.without_credential().model(), "gpt-4");
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    #[must_use]
+    pub fn without_credential(&self) -> Deployment {
+        Deployment {
+            credential: None,
+            ..self.clone()
+        }
+    }
+
+    /// Whether the two are equal in everything but their credentials.
+    pub(crate) fn eq_except_credential(&self, other: &Deployment) -> bool {
+        let Deployment {
+            provider,
+            model,
+            upstream_model,
+            endpoint,
+            tag,
+            version,
+            labels,
+            weight,
+            priority,
+            limits,
+            context_window,
+            credential: _,
+        } = self;
+        *provider == other.provider
+            && *model == other.model
+            && *upstream_model == other.upstream_model
+            && *endpoint == other.endpoint
+            && *tag == other.tag
+            && *version == other.version
+            && *labels == other.labels
+            && *weight == other.weight
+            && *priority == other.priority
+            && *limits == other.limits
+            && *context_window == other.context_window
+    }
+
+    /// This deployment with `credential` when it has none of its own.
+    pub(crate) fn or_credential(mut self, credential: Option<&Credential>) -> Deployment {
+        if self.credential.is_none() {
+            self.credential = credential.cloned();
+        }
+        self
     }
 
     /// The discriminators this deployment has values for.

@@ -30,7 +30,7 @@ pub(crate) struct Repr {
     pub(crate) tag: Option<String>,
     #[serde(default)]
     pub(crate) version: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::unique_keys::labels")]
     pub(crate) labels: BTreeMap<String, String>,
     #[serde(default)]
     pub(crate) weight: Option<Num>,

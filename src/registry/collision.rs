@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use crate::error::Cut;
 use crate::key::ModelKey;
 
 /// Deployments that would share one key under another policy.
@@ -44,14 +45,8 @@ impl Collision {
 }
 
 impl fmt::Display for Collision {
+    /// `new key <- old key, …`, with at most ten old keys shown.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} <- ", self.key)?;
-        for (i, k) in self.deployments.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{k}")?;
-        }
-        Ok(())
+        write!(f, "{} <- {}", self.key, Cut::new(&self.deployments, ", "))
     }
 }

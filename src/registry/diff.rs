@@ -4,13 +4,23 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::Registry;
-use crate::deployment::Deployment;
+use crate::deployment::{Credential, Deployment};
 use crate::error::Error;
 use crate::hash::FixedState;
 use crate::key::ModelKey;
 use crate::policy::IdentityPolicy;
 
 /// One change to a registry.
+///
+/// A change never carries a credential: a credential may be the secret
+/// itself, and changes are shipped and stored. The deployments in a change
+/// from [`Registry::diff`] have none, deployments are compared without them,
+/// and [`Registry::apply`] keeps the receiver's own credential for every key
+/// it keeps, updates, or removes and adds again in the same list. An added
+/// deployment whose source had a credential says so in
+/// `credential_withheld`; the receiver sets its own reference
+/// ([`DeploymentBuilder::credential`](crate::DeploymentBuilder::credential))
+/// before or after applying.
 ///
 /// ```
 /// use modelfleet::{Change, Deployment, Policy, Registry};
@@ -23,7 +33,7 @@ use crate::policy::IdentityPolicy;
 /// # Ok::<(), modelfleet::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(
     feature = "serde",
     serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)
@@ -37,8 +47,15 @@ pub enum Change {
     Added {
         /// Its key under the registry's policy.
         key: ModelKey,
-        /// The deployment.
+        /// The deployment (without a credential when the change comes
+        /// from [`Registry::diff`]).
         deployment: Deployment,
+        /// Whether the deployment had a credential where the change was
+        /// made, which the change does not carry. Serialized as `true`
+        /// also for a deployment that holds a credential, since
+        /// serialization leaves the credential out.
+        #[cfg_attr(feature = "serde", serde(default))]
+        credential_withheld: bool,
     },
     /// A deployment to remove.
     Removed {
@@ -49,9 +66,11 @@ pub enum Change {
     Updated {
         /// Its key.
         key: ModelKey,
-        /// The stored deployment the change was computed against.
+        /// The stored deployment the change was computed against (compared
+        /// without credentials).
         before: Deployment,
-        /// Its replacement.
+        /// Its replacement; without a credential of its own, it keeps the
+        /// stored deployment's.
         after: Deployment,
     },
 }
@@ -84,9 +103,52 @@ impl fmt::Display for Change {
     }
 }
 
+#[cfg(feature = "serde")]
+impl serde::Serialize for Change {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        fn is_false(b: &bool) -> bool {
+            !*b
+        }
+        #[derive(serde::Serialize)]
+        #[serde(tag = "op", rename_all = "snake_case")]
+        enum Out<'a> {
+            Added {
+                key: &'a ModelKey,
+                deployment: &'a Deployment,
+                #[serde(skip_serializing_if = "is_false")]
+                credential_withheld: bool,
+            },
+            Removed {
+                key: &'a ModelKey,
+            },
+            Updated {
+                key: &'a ModelKey,
+                before: &'a Deployment,
+                after: &'a Deployment,
+            },
+        }
+        match self {
+            Change::Added {
+                key,
+                deployment,
+                credential_withheld,
+            } => Out::Added {
+                key,
+                deployment,
+                // The credential is left out of the deployment: say so.
+                credential_withheld: *credential_withheld || deployment.credential().is_some(),
+            },
+            Change::Removed { key } => Out::Removed { key },
+            Change::Updated { key, before, after } => Out::Updated { key, before, after },
+        }
+        .serialize(s)
+    }
+}
+
 /// An ordered list of [`Change`]s, from [`Registry::diff`], applied by
 /// [`Registry::apply`]. Serializes as a list, so a control plane can ship or
-/// store it. Deployments serialize without their credential references.
+/// store it. Deployments serialize without their credential references;
+/// see [`Change`] for what happens to credentials.
 ///
 /// ```
 /// use modelfleet::{Change, Deployment, Policy, Registry};
@@ -190,6 +252,10 @@ impl<P: IdentityPolicy> Registry<P> {
     /// `self.apply(&self.diff(&other))` equals `other`, order included. Equal
     /// registries give no change.
     ///
+    /// Credentials are neither compared nor carried (see [`Change`]): a
+    /// difference in credentials alone is no change, and after `apply` each
+    /// kept key has the receiver's credential and each added key none.
+    ///
     /// Computes in **O(n + m)** time.
     ///
     /// ```
@@ -241,11 +307,11 @@ impl<P: IdentityPolicy> Registry<P> {
                 next += 1;
                 // Registries cloned from one another share unchanged
                 // deployments: a pointer comparison settles most of them.
-                if !Arc::ptr_eq(before, after) && before != after {
+                if !Arc::ptr_eq(before, after) && !before.eq_except_credential(after) {
                     updated.push(Change::Updated {
                         key: key.clone(),
-                        before: (**before).clone(),
-                        after: (**after).clone(),
+                        before: before.without_credential(),
+                        after: after.without_credential(),
                     });
                 }
             } else {
@@ -258,7 +324,8 @@ impl<P: IdentityPolicy> Registry<P> {
         for (key, d) in &others[next..] {
             changes.push(Change::Added {
                 key: (***key).clone(),
-                deployment: (***d).clone(),
+                deployment: d.without_credential(),
+                credential_withheld: d.credential().is_some(),
             });
         }
         Changes(changes)
@@ -275,12 +342,20 @@ impl<P: IdentityPolicy> Registry<P> {
     /// registry's policy is not the change's key. The registry is then
     /// unchanged.
     ///
+    /// Credentials follow the rule in [`Change`]: `before` is compared with
+    /// the stored deployment without credentials; an update without a
+    /// credential of its own keeps the stored one, and so does a key removed
+    /// and then added again, without one, in the same list.
+    ///
     /// See [`diff`](Self::diff) for an example.
     pub fn apply(&mut self, changes: &Changes) -> Result<(), Error>
     where
         P: Clone,
     {
         let mut next = self.clone();
+        // Credentials of the keys removed so far: a key removed and added
+        // again (a move) keeps its credential, as a kept key does.
+        let mut removed: indexmap::IndexMap<ModelKey, Credential, FixedState> = Default::default();
         for (index, change) in changes.iter().enumerate() {
             let fail = |problem: &'static str| Error::InvalidChange {
                 index,
@@ -288,33 +363,43 @@ impl<P: IdentityPolicy> Registry<P> {
                 problem,
             };
             match change {
-                Change::Added { key, deployment } => {
+                Change::Added {
+                    key, deployment, ..
+                } => {
                     if next.key_of(deployment) != *key {
                         return Err(fail("the deployment's key under this policy differs"));
                     }
                     if next.contains(key) {
                         return Err(fail("the key is already stored"));
                     }
-                    next.upsert(deployment.clone());
+                    let kept = removed.swap_remove(key);
+                    next.upsert(deployment.clone().or_credential(kept.as_ref()));
                 }
-                Change::Removed { key } => {
-                    if next.remove(key).is_none() {
-                        return Err(fail("no deployment is stored under the key"));
-                    }
-                }
+                Change::Removed { key } => match next.remove(key) {
+                    None => return Err(fail("no deployment is stored under the key")),
+                    Some(d) => match d.credential() {
+                        Some(c) => {
+                            removed.insert(key.clone(), c.clone());
+                        }
+                        None => {
+                            removed.swap_remove(key);
+                        }
+                    },
+                },
                 Change::Updated { key, before, after } => {
                     if next.key_of(after) != *key {
                         return Err(fail("the deployment's key under this policy differs"));
                     }
                     match next.get(key) {
                         None => return Err(fail("no deployment is stored under the key")),
-                        Some(stored) if stored != before => {
+                        Some(stored) if !stored.eq_except_credential(before) => {
                             return Err(fail(
                                 "the stored deployment is not the one the change was computed against",
                             ));
                         }
-                        Some(_) => {
-                            next.upsert(after.clone());
+                        Some(stored) => {
+                            let after = after.clone().or_credential(stored.credential());
+                            next.upsert(after);
                         }
                     }
                 }

@@ -268,11 +268,11 @@ impl<P: IdentityPolicy> Registry<P> {
     /// }
     /// # Ok::<(), modelfleet::Error>(())
     /// ```
-    pub fn rekey<Q: IdentityPolicy + fmt::Display>(&self, policy: Q) -> Result<Registry<Q>, Error> {
+    pub fn rekey<Q: IdentityPolicy>(&self, policy: Q) -> Result<Registry<Q>, Error> {
         let collisions = self.collisions(&policy);
         if !collisions.is_empty() {
             return Err(Error::Collisions {
-                policy: policy.to_string(),
+                policy: policy.describe(),
                 collisions,
             });
         }

@@ -1,6 +1,7 @@
 //! [`SelectorBuilder`]: a selector's settings, and the build of its tables
 //! from a registry snapshot.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering, fence};
@@ -344,12 +345,16 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
         let mut models: Models = IndexMap::default();
         let mut members_of: Vec<Vec<u32>> = Vec::new();
         let mut slots: Vec<Slot> = Vec::with_capacity(reg.len());
+        let normalize = reg.policy().model_normalizer();
         for (i, (k, d)) in reg.shared_entries().enumerate() {
-            let gi = match models.get(d.model()) {
+            // Requests find a model through the policy's normalization, so
+            // deployments group by the normal name too.
+            let model = normalize.map_or(Cow::Borrowed(d.model()), |n| n(d.model()));
+            let gi = match models.get(&*model) {
                 Some(&gi) => gi,
                 None => {
                     let gi = members_of.len() as u32;
-                    models.insert(d.model().into(), gi);
+                    models.insert(model.into(), gi);
                     members_of.push(Vec::new());
                     gi
                 }
@@ -468,6 +473,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
             groups: groups.into_boxed_slice(),
             models,
             by_key,
+            normalize: self.registry.policy().model_normalizer(),
             chooser: self.chooser,
             seed: self.seed,
             latency_decay: self.latency_decay,

@@ -21,7 +21,10 @@
 //! # Cost
 //!
 //! `select` takes no lock and allocates nothing: the model is found in a
-//! fixed-seed hash map, tiers, cumulative weights and hash rings are
+//! fixed-seed hash map (a request for a model not in the normal form of a
+//! policy that [normalizes model
+//! names](crate::IdentityPolicy::model_normalizer) calls the normalizer
+//! first, which may allocate), tiers, cumulative weights and hash rings are
 //! precomputed, and per-deployment counters are atomics on their own cache
 //! lines. A request with no filter
 //! ([`Request::is_plain`](crate::Request::is_plain)) on a tier where every

@@ -22,7 +22,9 @@ const RECORD_LEEWAY: u64 = 1_000_000_000;
 impl Selector {
     /// Picks a deployment for `request`.
     ///
-    /// No lock, no allocation on success. Cost: O(1) to find the model, then
+    /// No lock, no allocation on success (but for a policy's [model-name
+    /// normalizer](crate::IdentityPolicy::model_normalizer), called for a
+    /// request not in normal form). Cost: O(1) to find the model, then
     /// the strategy's cost (see
     /// [`BuiltinStrategy`](crate::select::BuiltinStrategy)) when the request
     /// has no filters and the lowest tier is healthy and unlimited;
@@ -206,8 +208,14 @@ impl Selector {
     }
 
     pub(crate) fn group(&self, request: &Request) -> Result<(usize, &Group), Error> {
-        match self.shared.models.get(request.model()) {
-            Some(&gi) => Ok((gi as usize, &self.shared.groups[gi as usize])),
+        let models = &self.shared.models;
+        // A request in normal form is found without normalizing it.
+        let found = models.get(request.model()).copied().or_else(|| {
+            let normal = (self.shared.normalize?)(request.model());
+            models.get(&*normal).copied()
+        });
+        match found {
+            Some(gi) => Ok((gi as usize, &self.shared.groups[gi as usize])),
             None => Err(Error::UnknownModel {
                 model: request.model().chars().take(256).collect(),
             }),

@@ -142,6 +142,10 @@ pub(crate) struct Shared {
     pub(crate) slots: Box<[Slot]>,
     pub(crate) groups: Box<[Group]>,
     pub(crate) models: IndexMap<Box<str>, u32, FixedState>,
+    /// The policy's model-name normalization, if it has one
+    /// ([`IdentityPolicy::model_normalizer`](crate::IdentityPolicy::model_normalizer)):
+    /// `models` holds normal names.
+    pub(crate) normalize: Option<fn(&str) -> std::borrow::Cow<'_, str>>,
     pub(crate) by_key: IndexMap<Arc<ModelKey>, u32, FixedState>,
     pub(crate) chooser: Chooser,
     pub(crate) seed: u64,

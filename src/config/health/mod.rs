@@ -55,7 +55,11 @@ pub struct HealthConfig {
     #[serde(default)]
     pub preset: HealthPreset,
     /// Per failure kind name (`rate_limited`, `timeout`, …): its rule.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "cooldowns"
+    )]
     pub cooldowns: BTreeMap<String, CooldownSetting>,
     /// What `Retry-After` does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,6 +103,12 @@ fn report(errs: &mut Errors, at: &Path, checked: Result<(), Error>) -> bool {
 
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn cooldowns<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, CooldownSetting>, D::Error> {
+    crate::unique_keys::map(d, "health.cooldowns")
 }
 
 impl HealthConfig {
