@@ -1420,3 +1420,26 @@ fn a_pick_earlier_than_the_tiers_health_record_tests_every_member_again() {
     let again: Vec<ModelKey> = (0..6).map(|_| pick_key(&s, secs(155))).collect();
     assert!(again.contains(&a), "{again:?}");
 }
+
+/// LiteLLM never cools a deployment for a connection error alone: with
+/// the `litellm` preset they count toward no rule and no failure rate,
+/// while timeouts (408) and server errors (5xx) do.
+#[test]
+fn litellm_preset_never_cools_for_connection_errors() {
+    let p = HealthPolicy::litellm();
+    assert!(!p.cooldowns.counts(FailureKind::ConnectionError));
+    assert!(p.cooldowns.counts(FailureKind::Timeout));
+    assert!(p.cooldowns.counts(FailureKind::ServerError));
+    let (_reg, s, a) = solo(HealthPolicy::litellm(), true);
+    for i in 0..20 {
+        assert!(s.report(&a, Report::failure(secs(i), FailureKind::ConnectionError)));
+    }
+    assert_eq!(state_of(&s, secs(20)), (State::Healthy, None));
+    assert_eq!(s.health(secs(20))[0].consecutive_failures, 0);
+    // The same run of server errors trips the failure rate.
+    let (_reg, s, a) = solo(HealthPolicy::litellm(), true);
+    for i in 0..20 {
+        assert!(s.report(&a, Report::failure(secs(i), FailureKind::ServerError)));
+    }
+    assert_eq!(state_of(&s, secs(20)).0, State::Cooling);
+}

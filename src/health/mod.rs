@@ -50,7 +50,7 @@
 //! |---|---|
 //! | [`HealthPolicy::default`] | rate limit: 1 failure → 30 s; timeout, server, connection, other: 3 within 60 s → 30 s; authentication, not found: 1 → 60 s; bad request, context window, content filter: never; Envoy ejection defaults (5 consecutive, 30 s base, 300 s max, 10%, 10 s interval); fail when nothing is healthy; 5 s latency penalty for failures |
 //! | [`HealthPolicy::dify`] | Dify's credential cooldown: rate limit 60 s, authentication and connection errors 10 s, after one failure; fail when all are cooling |
-//! | [`HealthPolicy::litellm`] | LiteLLM's router defaults: 5 s cooldowns; a 429 cools at once when the model has more than one deployment; 401 and 404 cool at once; 408 and 5xx count toward a failure rate that cools above 50% with at least 5 requests in the minute; 400 never counts; a model with one deployment is never cooled |
+//! | [`HealthPolicy::litellm`] | LiteLLM's router defaults: 5 s cooldowns; a 429 cools at once when the model has more than one deployment; 401 and 404 cool at once; 408 and 5xx count toward a failure rate that cools above 50% with at least 5 requests in the minute; 400 and connection errors never count; a model with one deployment is never cooled |
 //! | [`HealthPolicy::disabled`] | no health at all: only filters and limits (`Retry-After` ignored, no latency penalty) |
 //!
 //! # Example
