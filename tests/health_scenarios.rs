@@ -1443,3 +1443,54 @@ fn litellm_preset_never_cools_for_connection_errors() {
     }
     assert_eq!(state_of(&s, secs(20)).0, State::Cooling);
 }
+
+/// With a token estimate, a deployment is skipped when its rolling-minute
+/// usage plus the estimate would exceed its `tpm` (as LiteLLM does); a
+/// request without one needs one token, so usage at the limit skips.
+#[test]
+fn tpm_limit_counts_the_request_s_tokens() {
+    let (reg, a, b) = primary_and_backup(|d| d.tpm(1_440));
+    let s = Selector::new(&reg, RoundRobin);
+    assert!(s.report(&a, Report::success(secs(1), ms(300)).tokens(1_439)));
+    let with = |n: u32| Request::new("gpt-4").tokens(n).at(secs(2));
+    let removed = |req: &Request| {
+        let why = s.explain(req).unwrap();
+        why.candidates()
+            .iter()
+            .find(|v| v.key() == &a)
+            .expect("candidate listed")
+            .removed()
+    };
+    assert_eq!(removed(&with(12)), Some(Reason::TpmLimit));
+    assert_eq!(s.select(&with(12)).unwrap().key(), &b);
+    // Exactly at the limit is within it.
+    assert_eq!(removed(&with(1)), None);
+    assert_eq!(s.select(&with(1)).unwrap().key(), &a);
+    assert_eq!(removed(&with(0)), None);
+    // Without an estimate: 1,439 < 1,440 passes; 1,440 does not.
+    assert_eq!(pick_key(&s, secs(2)), a);
+    assert!(s.report(&a, Report::success(secs(3), ms(300)).tokens(1)));
+    assert_eq!(removed_reason(&s, secs(4), &a), Some(Reason::TpmLimit));
+    assert_eq!(removed(&Request::new("gpt-4").tokens(0).at(secs(4))), Some(Reason::TpmLimit));
+    // A huge estimate saturates instead of wrapping.
+    let s = Selector::new(&reg, RoundRobin);
+    let mut reg2 = Registry::new(Policy::NAME_ENDPOINT);
+    let c = reg2
+        .insert(
+            Deployment::builder("openai", "gpt-4")
+                .endpoint("http://c/v1")
+                .tpm(u64::MAX)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    let s2 = Selector::new(&reg2, RoundRobin);
+    assert!(s2.report(&c, Report::success(secs(1), ms(1)).tokens(u64::MAX - 1)));
+    assert!(s2.select(&Request::new("gpt-4").tokens(1).at(secs(2))).is_ok());
+    assert!(matches!(
+        s2.select(&Request::new("gpt-4").tokens(u32::MAX).at(secs(2))),
+        Err(Error::Unavailable { .. })
+    ));
+    // An estimate above the whole limit never fits.
+    assert_eq!(s.select(&Request::new("gpt-4").tokens(u32::MAX)).unwrap().key(), &b);
+}

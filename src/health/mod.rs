@@ -37,7 +37,10 @@
 //! - **Limits** ([`Limits`](crate::Limits)) are filters: `max_in_flight` is
 //!   hard; `rpm` counts picks and `tpm` counts reported tokens over a
 //!   rolling minute (two one-minute buckets, the older one weighted by the
-//!   share of it still inside the last 60 s).
+//!   share of it still inside the last 60 s). A deployment is skipped when
+//!   its picks reach `rpm`, or when its tokens plus the request's
+//!   [estimate](crate::Request::tokens) (at least 1) exceed `tpm`. Counts
+//!   saturate at `u64::MAX` instead of wrapping.
 //!
 //! When no eligible deployment is healthy, [`Unhealthy`] decides: fail with
 //! [`Error::Unavailable`](crate::Error::Unavailable) carrying the earliest
