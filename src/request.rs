@@ -269,7 +269,9 @@ impl Request {
     /// The time of the request (since any fixed origin of your choosing,
     /// the same clock as your [reports](crate::health::Report)): health and
     /// rolling-minute limits are judged at this time. Without it, the
-    /// selector uses the latest report time it has seen.
+    /// selector uses the latest report time it has seen. Times past
+    /// [`health::END`](crate::health::END) are taken as it (see the
+    /// [time range](crate::health#time-range)).
     ///
     /// ```
     /// use std::time::Duration;

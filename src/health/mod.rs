@@ -42,6 +42,18 @@
 //!   [estimate](crate::Request::tokens) (at least 1) exceed `tpm`. Counts
 //!   saturate at `u64::MAX` instead of wrapping.
 //!
+//! # Time range
+//!
+//! Times (of [reports](Report::new), [requests](crate::Request::at), and the
+//! ends of cooldowns and ejections) are kept in nanoseconds as a `u64`:
+//! the range runs from your clock's origin to [`END`], `u64::MAX` ns (about
+//! 584 years); a later time, `Duration::MAX` included, is taken as `END`.
+//! A cooldown or ejection that would end at or past `END` lasts for the
+//! rest of the range: the deployment is out at `END` too, and its
+//! `available_at` or `retry_at` reads `END`.
+//!
+//! # Nothing healthy
+//!
 //! When no eligible deployment is healthy, [`Unhealthy`] decides: fail with
 //! [`Error::Unavailable`](crate::Error::Unavailable) carrying the earliest
 //! time one returns, or pick among all eligible deployments (Envoy's panic
@@ -93,3 +105,23 @@ pub use policy::{
 pub use report::{Outcome, Report};
 pub use snapshot::HealthSnapshot;
 pub use state::State;
+
+/// The last instant of the [time range](self#time-range): later times are
+/// taken as it, and a cooldown or ejection that ends at it lasts for the
+/// rest of the range.
+///
+/// ```
+/// use std::time::Duration;
+/// use modelfleet::health::{END, FailureKind, HealthPolicy, Report, State};
+/// use modelfleet::{Deployment, Registry, Request, Selector};
+///
+/// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+/// let s = Selector::builder(&reg).build();
+/// let key = s.select(&Request::new("gpt-4"))?.key().clone();
+/// let limited = FailureKind::RateLimited { retry_after: Some(Duration::from_secs(60)) };
+/// s.report(&key, Report::failure(END - Duration::from_secs(1), limited));
+/// assert_eq!(s.health(Duration::MAX)[0].state, State::Cooling);
+/// assert_eq!(s.health(Duration::MAX)[0].available_at, Some(END));
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
+pub const END: std::time::Duration = std::time::Duration::from_nanos(state::END);

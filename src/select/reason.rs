@@ -154,7 +154,7 @@ impl Removed {
     ///
     /// See [`Removed`] for an example.
     pub fn total(&self) -> u32 {
-        self.counts.iter().sum()
+        self.counts.iter().fold(0, |t, &n| t.saturating_add(n))
     }
 
     /// The non-zero counts, in filter order.
