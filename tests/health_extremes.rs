@@ -129,7 +129,7 @@ fn an_ejection_past_the_end_of_the_range_lasts_for_the_rest_of_it() {
         max_percent: 100,
         ..Default::default()
     });
-    let s = Selector::builder(&reg).strategy(RoundRobin).health(p).build();
+    let s = Selector::builder(&reg).strategy(RoundRobin).health(p.validated().unwrap()).build();
     assert!(s.report(&a, Report::failure(END - secs(1), FailureKind::ServerError)));
     for t in [END - secs(1), END, Duration::MAX] {
         assert_eq!(pick_at(&s, t), b, "at {t:?}");
@@ -272,7 +272,7 @@ proptest! {
             }
             keys.push(reg.insert(b.build().unwrap()).unwrap());
         }
-        let s = Selector::builder(&reg).strategy(strategy).health(policy).build();
+        let s = Selector::builder(&reg).strategy(strategy).health(policy.validated().unwrap()).build();
         // Tokens reported per deployment in the current minute of the clock
         // (saturating), and the minute they are for.
         let mut minute_tokens = vec![(u64::MAX, 0u64); nodes.len()];

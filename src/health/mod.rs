@@ -77,7 +77,7 @@
 //!
 //! let mut reg = Registry::new(Policy::NAME_ENDPOINT);
 //! reg.insert(Deployment::builder("openai", "gpt-4").endpoint("http://a/v1").build()?)?;
-//! let selector = Selector::builder(&reg).health(HealthPolicy::dify()).build();
+//! let selector = Selector::builder(&reg).health(HealthPolicy::dify().validated()?).build();
 //! let s = Duration::from_secs;
 //!
 //! let pick = selector.select(&Request::new("gpt-4").at(s(0)))?;
@@ -100,7 +100,7 @@ pub(crate) mod state;
 pub use kind::FailureKind;
 pub use policy::{
     CooldownRule, Cooldowns, Ejection, FailureRate, HealthPolicy, MAX_RULE_FAILURES, RetryAfter,
-    SlowStart, Unhealthy,
+    SlowStart, Unhealthy, ValidHealthPolicy,
 };
 pub use report::{Outcome, Report};
 pub use snapshot::HealthSnapshot;
