@@ -1362,7 +1362,9 @@ fn fleet_trace(index: usize, counts: &mut Counts) -> String {
         let log = Arc::clone(&log);
         let policy = policy.clone();
         Fleet::new(reg.clone(), move |b| {
-            configure(b, choice, &log).seed(seed).health(policy.validated().unwrap())
+            configure(b, choice, &log)
+                .seed(seed)
+                .health(policy.validated().unwrap())
         })
     };
     writeln!(

@@ -409,7 +409,8 @@ fn rate_limited(at: Duration) -> Report {
 fn cooling_latency_and_in_flight_survive_install() {
     let (a, b) = (key("10.0.0.1"), key("10.0.0.2"));
     let fleet = Fleet::new(registry(&[node("10.0.0.1"), node("10.0.0.2")]), |bld| {
-        bld.strategy(RoundRobin).health(HealthPolicy::dify().validated().unwrap())
+        bld.strategy(RoundRobin)
+            .health(HealthPolicy::dify().validated().unwrap())
     });
     // A held pick of a, then a's latency, then a rate limit: cooling to 61 s.
     let held = fleet
@@ -457,7 +458,10 @@ fn cooling_latency_and_in_flight_survive_install() {
 fn endpoint_change_under_the_same_key_starts_fresh() {
     let fleet = Fleet::new(
         tagged_registry(&[("a", "10.0.0.1", 1), ("b", "10.0.0.2", 1)]),
-        |bld| bld.strategy(RoundRobin).health(HealthPolicy::dify().validated().unwrap()),
+        |bld| {
+            bld.strategy(RoundRobin)
+                .health(HealthPolicy::dify().validated().unwrap())
+        },
     );
     let ka = Registry::new(Policy::NAME_TAG).key_of(&tagged("a", "10.0.0.1", 1));
     let kb = Registry::new(Policy::NAME_TAG).key_of(&tagged("b", "10.0.0.2", 1));
@@ -614,7 +618,8 @@ fn removed_and_drained_deployments_are_never_picked_after_install() {
 fn pick_held_across_the_removal_of_its_deployment() {
     let (a, b) = (key("10.0.0.1"), key("10.0.0.2"));
     let fleet = Fleet::new(registry(&[node("10.0.0.1"), node("10.0.0.2")]), |bld| {
-        bld.strategy(RoundRobin).health(HealthPolicy::dify().validated().unwrap())
+        bld.strategy(RoundRobin)
+            .health(HealthPolicy::dify().validated().unwrap())
     });
     let handle = fleet.handle();
     let only_b = Request::new("gpt-4").exclude(a.clone()).at(secs(0));
@@ -789,7 +794,8 @@ fn install_returns_the_diff_and_a_refused_apply_changes_nothing() {
 fn handle_requests_without_time_follow_report_time() {
     let (a, b) = (key("10.0.0.1"), key("10.0.0.2"));
     let fleet = Fleet::new(registry(&[node("10.0.0.1"), node("10.0.0.2")]), |bld| {
-        bld.strategy(RoundRobin).health(HealthPolicy::dify().validated().unwrap())
+        bld.strategy(RoundRobin)
+            .health(HealthPolicy::dify().validated().unwrap())
     });
     let handle = fleet.handle();
     let pick = handle

@@ -101,7 +101,11 @@ fn a_cooldown_past_the_end_of_the_range_lasts_for_the_rest_of_it() {
     for t in [t0, t0 + secs(2), END, Duration::MAX] {
         assert_eq!(pick_at(&s, t), b, "at {t:?}");
         let h = &s.health(t)[0];
-        assert_eq!((h.state, h.available_at), (State::Cooling, Some(END)), "at {t:?}");
+        assert_eq!(
+            (h.state, h.available_at),
+            (State::Cooling, Some(END)),
+            "at {t:?}"
+        );
     }
     // Through a plain request without a time (the latest report's), too.
     assert_eq!(s.select(&Request::new("gpt-4")).unwrap().key(), &b);
@@ -129,7 +133,10 @@ fn an_ejection_past_the_end_of_the_range_lasts_for_the_rest_of_it() {
         max_percent: 100,
         ..Default::default()
     });
-    let s = Selector::builder(&reg).strategy(RoundRobin).health(p.validated().unwrap()).build();
+    let s = Selector::builder(&reg)
+        .strategy(RoundRobin)
+        .health(p.validated().unwrap())
+        .build();
     assert!(s.report(&a, Report::failure(END - secs(1), FailureKind::ServerError)));
     for t in [END - secs(1), END, Duration::MAX] {
         assert_eq!(pick_at(&s, t), b, "at {t:?}");
@@ -181,8 +188,14 @@ fn step() -> impl Strategy<Value = Duration> {
 
 #[derive(Clone, Debug)]
 enum Event {
-    Select { tokens: Option<u32> },
-    Report { who: usize, outcome: Outcome, tokens: u64 },
+    Select {
+        tokens: Option<u32>,
+    },
+    Report {
+        who: usize,
+        outcome: Outcome,
+        tokens: u64,
+    },
 }
 
 fn kind() -> impl Strategy<Value = FailureKind> {
@@ -219,7 +232,11 @@ fn event() -> impl Strategy<Value = Event> {
             ],
             edgy(u64::MAX),
         )
-            .prop_map(|(who, outcome, tokens)| Event::Report { who, outcome, tokens }),
+            .prop_map(|(who, outcome, tokens)| Event::Report {
+                who,
+                outcome,
+                tokens
+            }),
     ]
 }
 

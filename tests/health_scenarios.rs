@@ -393,11 +393,7 @@ fn run(name: &str) {
     let selector = Selector::builder(&registry)
         .strategy(strategy)
         .seed(fixture.seed)
-        .health(
-            policy
-                .validated()
-                .unwrap_or_else(|e| panic!("{name}: {e}")),
-        )
+        .health(policy.validated().unwrap_or_else(|e| panic!("{name}: {e}")))
         .build();
     let sc = Scenario {
         name,
@@ -1290,7 +1286,9 @@ fn consecutive_failures_counts_every_counted_failure() {
         .collect();
     let key = reg.iter().next().unwrap().0.clone();
     // Dify (no ejection): a connection error is counted.
-    let s = Selector::builder(&reg).health(HealthPolicy::dify().validated().unwrap()).build();
+    let s = Selector::builder(&reg)
+        .health(HealthPolicy::dify().validated().unwrap())
+        .build();
     assert!(s.report(&key, Report::failure(secs(1), FailureKind::ConnectionError)));
     assert_eq!(s.health(secs(1))[0].consecutive_failures, 1, "dify");
     // Default (ejection on): a rate limit is counted, though not server-side.
@@ -1467,7 +1465,10 @@ fn tpm_limit_counts_the_request_s_tokens() {
     assert_eq!(pick_key(&s, secs(2)), a);
     assert!(s.report(&a, Report::success(secs(3), ms(300)).tokens(1)));
     assert_eq!(removed_reason(&s, secs(4), &a), Some(Reason::TpmLimit));
-    assert_eq!(removed(&Request::new("gpt-4").tokens(0).at(secs(4))), Some(Reason::TpmLimit));
+    assert_eq!(
+        removed(&Request::new("gpt-4").tokens(0).at(secs(4))),
+        Some(Reason::TpmLimit)
+    );
     // A huge estimate saturates instead of wrapping.
     let s = Selector::new(&reg, RoundRobin);
     let mut reg2 = Registry::new(Policy::NAME_ENDPOINT);
@@ -1482,13 +1483,21 @@ fn tpm_limit_counts_the_request_s_tokens() {
         .unwrap();
     let s2 = Selector::new(&reg2, RoundRobin);
     assert!(s2.report(&c, Report::success(secs(1), ms(1)).tokens(u64::MAX - 1)));
-    assert!(s2.select(&Request::new("gpt-4").tokens(1).at(secs(2))).is_ok());
+    assert!(
+        s2.select(&Request::new("gpt-4").tokens(1).at(secs(2)))
+            .is_ok()
+    );
     assert!(matches!(
         s2.select(&Request::new("gpt-4").tokens(u32::MAX).at(secs(2))),
         Err(Error::Unavailable { .. })
     ));
     // An estimate above the whole limit never fits.
-    assert_eq!(s.select(&Request::new("gpt-4").tokens(u32::MAX)).unwrap().key(), &b);
+    assert_eq!(
+        s.select(&Request::new("gpt-4").tokens(u32::MAX))
+            .unwrap()
+            .key(),
+        &b
+    );
 }
 
 /// Only a validated policy reaches a selector or a fleet: an ejection
@@ -1521,7 +1530,12 @@ fn an_invalid_health_policy_cannot_reach_a_selector_or_a_fleet() {
     let fleet = Fleet::new(reg, move |b| b.strategy(RoundRobin).health(valid));
     for i in 0..2 {
         assert!(fleet.report(&a, Report::failure(secs(i), FailureKind::ServerError)));
-        assert_eq!(fleet.health(secs(i))[0].state, State::Healthy, "after {} failures", i + 1);
+        assert_eq!(
+            fleet.health(secs(i))[0].state,
+            State::Healthy,
+            "after {} failures",
+            i + 1
+        );
     }
     assert!(fleet.report(&a, Report::failure(secs(2), FailureKind::ServerError)));
     assert_eq!(fleet.health(secs(2))[0].state, State::Ejected);

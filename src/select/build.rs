@@ -19,8 +19,8 @@ use super::stride;
 use super::suspects::Suspects;
 use super::tables::{Chooser, Group, Local, Shared, Slot, Tier};
 use crate::hash::FixedState;
-use crate::health::{HealthPolicy, ValidHealthPolicy};
 use crate::health::state::{DeploymentState, nanos};
+use crate::health::{HealthPolicy, ValidHealthPolicy};
 use crate::{Deployment, IdentityPolicy, Limits, ModelKey, Registry};
 
 /// Members per bucket of a tier's weight-line index, on average (see

@@ -129,7 +129,9 @@ impl<'a> Filter<'a> {
     /// is skipped and below it is not.
     #[inline]
     fn tokens_needed(&self) -> u64 {
-        self.request.token_estimate().map_or(1, |n| u64::from(n).max(1))
+        self.request
+            .token_estimate()
+            .map_or(1, |n| u64::from(n).max(1))
     }
 
     /// What the request asks for, whatever the deployment's state.
