@@ -265,7 +265,7 @@ fn select(c: &mut Criterion) {
             let strategy: BuiltinStrategy = strategy;
             let clear = Selector::builder(&reg)
                 .strategy(strategy)
-                .health(HealthPolicy::default())
+                .health(HealthPolicy::default().validated().unwrap())
                 .seed(1)
                 .build();
             bench_select(
@@ -276,7 +276,7 @@ fn select(c: &mut Criterion) {
             );
             let cooling = Selector::builder(&reg)
                 .strategy(strategy)
-                .health(HealthPolicy::default())
+                .health(HealthPolicy::default().validated().unwrap())
                 .seed(1)
                 .build();
             let first = cooling.select(&plain).expect("a pick").key().clone();

@@ -156,7 +156,9 @@ pub enum Error {
         model: String,
         /// The earliest time (since your clock's origin) a cooling or
         /// ejected deployment becomes a candidate again; `None` when only
-        /// limits stand in the way.
+        /// limits stand in the way; [`health::END`](crate::health::END)
+        /// when every one is out for the rest of the
+        /// [time range](crate::health#time-range).
         retry_at: Option<std::time::Duration>,
         /// How many candidates each filter, health state and limit removed.
         removed: crate::select::Removed,

@@ -77,8 +77,20 @@ impl<P: fmt::Debug> fmt::Debug for Fleet<P> {
 
 impl<P: IdentityPolicy + Clone> Fleet<P> {
     /// A fleet serving `registry` with a selector configured by `configure`.
+    /// Cannot fail: the builder takes a health policy only once it is
+    /// [validated](crate::health::HealthPolicy::validated), so an invalid
+    /// one is an error where it is made, before the fleet.
     ///
-    /// See [`Fleet`] for an example.
+    /// ```
+    /// use modelfleet::health::HealthPolicy;
+    /// use modelfleet::{Deployment, Fleet, Registry};
+    ///
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let health = HealthPolicy::litellm().validated()?;
+    /// let fleet = Fleet::new(reg, move |b| b.health(health));
+    /// assert_eq!(fleet.registry().len(), 1);
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
     pub fn new(
         registry: Registry<P>,
         configure: impl for<'r> FnOnce(SelectorBuilder<'r, P>) -> SelectorBuilder<'r, P>,

@@ -20,7 +20,7 @@ use crate::key::ModelKey;
 /// | [`tag`](Self::tag) | [`TagMatch::Any`]: its tag is one of the requested tags; [`TagMatch::All`]: it carries every requested tag (a deployment has one identity tag, so this matches only when all requested tags are that tag) |
 /// | [`version`](Self::version) | it has a version matching the requirement |
 /// | [`version_preference`](Self::version_preference) | with [`VersionPreference::Newest`]: its version is the highest among the deployments passing every other filter (with or without a requirement) |
-/// | [`tokens`](Self::tokens) | its context window is unknown or at least this many tokens |
+/// | [`tokens`](Self::tokens) | its context window is unknown or at least this many tokens, and its `tpm` usage plus these tokens is within its `tpm` limit |
 /// | [`exclude`](Self::exclude) | its key is not excluded |
 ///
 /// Deployments of weight 0 (drained) never pass.
@@ -225,11 +225,27 @@ impl Request {
     }
 
     /// The estimated number of tokens; deployments with a smaller known
-    /// context window are skipped.
+    /// context window are skipped, and so are deployments whose
+    /// [`tpm`](crate::Limits::tpm) usage over the rolling minute plus this
+    /// estimate would exceed the limit. Without an estimate the request
+    /// needs one token: a deployment is skipped once its usage reaches the
+    /// limit.
     ///
     /// ```
-    /// let req = modelfleet::Request::new("gpt-4").tokens(1200);
-    /// assert_eq!(req.token_estimate(), Some(1200));
+    /// use std::time::Duration;
+    /// use modelfleet::health::Report;
+    /// use modelfleet::{Deployment, Error, Registry, Request, Selector};
+    ///
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").tpm(1_440).build()?].into_iter().collect();
+    /// let s = Selector::builder(&reg).build();
+    /// let pick = s.select(&Request::new("gpt-4"))?;
+    /// pick.complete(Report::success(Duration::from_secs(1), Duration::from_millis(300)).tokens(1_439));
+    ///
+    /// let req = Request::new("gpt-4").tokens(12);
+    /// assert_eq!(req.token_estimate(), Some(12));
+    /// assert!(matches!(s.select(&req), Err(Error::Unavailable { .. }))); // 1,439 + 12 > 1,440
+    /// assert!(s.select(&Request::new("gpt-4").tokens(1)).is_ok()); // 1,439 + 1 = 1,440
+    /// # Ok::<(), modelfleet::Error>(())
     /// ```
     #[must_use]
     pub fn tokens(mut self, tokens: u32) -> Self {
@@ -253,7 +269,9 @@ impl Request {
     /// The time of the request (since any fixed origin of your choosing,
     /// the same clock as your [reports](crate::health::Report)): health and
     /// rolling-minute limits are judged at this time. Without it, the
-    /// selector uses the latest report time it has seen.
+    /// selector uses the latest report time it has seen. Times past
+    /// [`health::END`](crate::health::END) are taken as it (see the
+    /// [time range](crate::health#time-range)).
     ///
     /// ```
     /// use std::time::Duration;

@@ -99,7 +99,7 @@ fn a_full_config_builds_what_it_says() {
     );
     assert_eq!(first.limits().tpm.map(|n| n.get()), Some(90_000));
 
-    let h = &fleet.health;
+    let h = fleet.health.policy();
     let s = Duration::from_millis;
     let timeout = h.cooldowns.rule(FailureKind::Timeout).unwrap();
     assert_eq!(
@@ -242,7 +242,7 @@ fn defaults_of_an_empty_file() {
     assert!(fleet.registry.is_empty());
     assert_eq!(fleet.strategy.to_string(), "weighted_round_robin");
     assert_eq!(fleet.seed, 0);
-    assert_eq!(fleet.health, HealthPolicy::default());
+    assert_eq!(fleet.health.policy(), &HealthPolicy::default());
     let c = FleetConfig::default();
     assert_eq!(c.on_duplicate, OnDuplicate::Reject);
     assert_eq!(
@@ -262,7 +262,7 @@ fn health_presets_and_their_round_trips() {
         (HealthPreset::Disabled, HealthPolicy::disabled()),
     ] {
         let text = format!(r#"{{"health": {{"preset": "{preset}"}}}}"#);
-        assert_eq!(built(&text).health, policy, "{preset}");
+        assert_eq!(built(&text).health.policy(), &policy, "{preset}");
         let c = HealthConfig::from_policy(&policy);
         assert_eq!(c.preset, preset);
         let mut bare = HealthConfig::default();
@@ -274,9 +274,9 @@ fn health_presets_and_their_round_trips() {
     let off = built(
         r#"{"health": {"ejection": null, "failure_penalty_ms": false, "cooldowns": {"timeout": null}}}"#,
     );
-    assert_eq!(off.health.ejection, None);
-    assert_eq!(off.health.failure_penalty, None);
-    assert!(!off.health.cooldowns.counts(FailureKind::Timeout));
+    assert_eq!(off.health.policy().ejection, None);
+    assert_eq!(off.health.policy().failure_penalty, None);
+    assert!(!off.health.policy().cooldowns.counts(FailureKind::Timeout));
     let t: FleetConfig = toml::from_str(
         "[health]\nejection = false\nfailure_penalty_ms = false\ncooldowns = { timeout = false }\n",
     )

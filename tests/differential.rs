@@ -921,7 +921,7 @@ fn selector_trace(index: usize, counts: &mut Counts) -> String {
     let log = Arc::new(Mutex::new(String::new()));
     let mut builder = configure(Selector::builder(&reg), choice, &log)
         .seed(seed)
-        .health(policy.clone())
+        .health(policy.clone().validated().unwrap())
         .in_flight(in_flight);
     if g.chance(30) {
         builder = builder.latency_decay(ms(g.range(100, 60_000)));
@@ -929,7 +929,7 @@ fn selector_trace(index: usize, counts: &mut Counts) -> String {
     if g.chance(40) {
         builder = builder.started_at(ms(now.saturating_sub(g.range(0, 10_000))));
     }
-    let first = builder.try_build().expect("valid health policies build");
+    let first = builder.build();
     writeln!(
         text,
         "selector strategy={} health={policy_name} seed={seed} in_flight={in_flight_name} len={} empty={}",
@@ -943,8 +943,8 @@ fn selector_trace(index: usize, counts: &mut Counts) -> String {
         bad.unhealthy = Unhealthy::Panic {
             threshold_percent: 0,
         };
-        let err = Selector::builder(&reg).health(bad).try_build().unwrap_err();
-        writeln!(text, "  try_build error: {err}").unwrap();
+        let err = bad.validated().unwrap_err();
+        writeln!(text, "  health error: {err}").unwrap();
         let err = ConsistentHash::with_bounded_load(0.5).unwrap_err();
         writeln!(text, "  strategy error: {err}").unwrap();
         let err = Latency::with_buffer(-1.0).unwrap_err();
@@ -1363,7 +1363,9 @@ fn fleet_trace(index: usize, counts: &mut Counts) -> String {
         let log = Arc::clone(&log);
         let policy = policy.clone();
         Fleet::new(reg.clone(), move |b| {
-            configure(b, choice, &log).seed(seed).health(policy)
+            configure(b, choice, &log)
+                .seed(seed)
+                .health(policy.validated().unwrap())
         })
     };
     writeln!(

@@ -409,7 +409,8 @@ fn rate_limited(at: Duration) -> Report {
 fn cooling_latency_and_in_flight_survive_install() {
     let (a, b) = (key("10.0.0.1"), key("10.0.0.2"));
     let fleet = Fleet::new(registry(&[node("10.0.0.1"), node("10.0.0.2")]), |bld| {
-        bld.strategy(RoundRobin).health(HealthPolicy::dify())
+        bld.strategy(RoundRobin)
+            .health(HealthPolicy::dify().validated().unwrap())
     });
     // A held pick of a, then a's latency, then a rate limit: cooling to 61 s.
     let held = fleet
@@ -457,7 +458,10 @@ fn cooling_latency_and_in_flight_survive_install() {
 fn endpoint_change_under_the_same_key_starts_fresh() {
     let fleet = Fleet::new(
         tagged_registry(&[("a", "10.0.0.1", 1), ("b", "10.0.0.2", 1)]),
-        |bld| bld.strategy(RoundRobin).health(HealthPolicy::dify()),
+        |bld| {
+            bld.strategy(RoundRobin)
+                .health(HealthPolicy::dify().validated().unwrap())
+        },
     );
     let ka = Registry::new(Policy::NAME_TAG).key_of(&tagged("a", "10.0.0.1", 1));
     let kb = Registry::new(Policy::NAME_TAG).key_of(&tagged("b", "10.0.0.2", 1));
@@ -524,7 +528,7 @@ fn new_deployment_starts_in_slow_start() {
         min_percent: 10.0,
     });
     let fleet = Fleet::new(registry(&[node("10.0.0.1"), node("10.0.0.2")]), |b| {
-        b.health(health)
+        b.health(health.validated().unwrap())
     });
     // The first version's deployments do not ramp.
     assert!(
@@ -614,7 +618,8 @@ fn removed_and_drained_deployments_are_never_picked_after_install() {
 fn pick_held_across_the_removal_of_its_deployment() {
     let (a, b) = (key("10.0.0.1"), key("10.0.0.2"));
     let fleet = Fleet::new(registry(&[node("10.0.0.1"), node("10.0.0.2")]), |bld| {
-        bld.strategy(RoundRobin).health(HealthPolicy::dify())
+        bld.strategy(RoundRobin)
+            .health(HealthPolicy::dify().validated().unwrap())
     });
     let handle = fleet.handle();
     let only_b = Request::new("gpt-4").exclude(a.clone()).at(secs(0));
@@ -789,7 +794,8 @@ fn install_returns_the_diff_and_a_refused_apply_changes_nothing() {
 fn handle_requests_without_time_follow_report_time() {
     let (a, b) = (key("10.0.0.1"), key("10.0.0.2"));
     let fleet = Fleet::new(registry(&[node("10.0.0.1"), node("10.0.0.2")]), |bld| {
-        bld.strategy(RoundRobin).health(HealthPolicy::dify())
+        bld.strategy(RoundRobin)
+            .health(HealthPolicy::dify().validated().unwrap())
     });
     let handle = fleet.handle();
     let pick = handle
@@ -824,7 +830,7 @@ fn report_on_the_old_version_after_rebuild_reaches_the_new_one() {
         let v1 = registry(&[node("10.0.0.1"), node("10.0.0.2")]);
         let old = Selector::builder(&v1)
             .strategy(RoundRobin)
-            .health(HealthPolicy::dify())
+            .health(HealthPolicy::dify().validated().unwrap())
             .build();
         // v2: the same two deployments (a possibly moved to another
         // priority with b), plus a third in a backup tier.
@@ -883,7 +889,7 @@ fn report_through_v1_reaches_v3_after_a_move() {
     let v1r = registry(&[node_at("a", 0), node_at("d", 1)]);
     let v1 = Selector::builder(&v1r)
         .strategy(RoundRobin)
-        .health(HealthPolicy::dify())
+        .health(HealthPolicy::dify().validated().unwrap())
         .build();
     let held = v1
         .select(&Request::new("gpt-4").exclude(a.clone()).at(secs(0)))
@@ -911,7 +917,7 @@ fn report_through_v1_renews_the_health_record_of_v2() {
         node_at("z", 1),
     ]))
     .strategy(RoundRobin)
-    .health(HealthPolicy::dify())
+    .health(HealthPolicy::dify().validated().unwrap())
     .build();
     // v2: x joins y and z in priority 1, the only tier.
     let v2 = v1.rebuild(
@@ -951,7 +957,7 @@ fn report_through_v2_renews_the_health_record_of_v1() {
             node_at("d", 0),
         ]))
         .strategy(RoundRobin)
-        .health(HealthPolicy::dify())
+        .health(HealthPolicy::dify().validated().unwrap())
         .build();
         let v2 = v1.rebuild(
             &registry(&[node_at("a", 0), second, node_at("d", 1)]),
@@ -982,7 +988,7 @@ fn report_through_v1_renews_the_health_record_of_an_intermediate_version() {
         node_at("e", 1),
     ]))
     .strategy(RoundRobin)
-    .health(HealthPolicy::dify())
+    .health(HealthPolicy::dify().validated().unwrap())
     .build();
     let v2 = v1.rebuild(
         &registry(&[node_at("d", 1), node_at("c", 1), node_at("e", 1)]),
@@ -1011,7 +1017,7 @@ fn report_through_sibling_reaches_v3() {
     let base = registry(&[node_at("a", 0), node_at("d", 0)]);
     let v1 = Selector::builder(&base)
         .strategy(RoundRobin)
-        .health(HealthPolicy::dify())
+        .health(HealthPolicy::dify().validated().unwrap())
         .build();
     let v2 = v1.rebuild(&registry(&[node_at("a", 0), node_at("d", 5)]), secs(0));
     let v3 = v1.rebuild(&base, secs(0)); // e.g. a rollback from the base version
@@ -1032,7 +1038,7 @@ fn priority_disappears_and_reappears() {
     let (a, d) = (key("a"), key("d"));
     let v1 = Selector::builder(&registry(&[node_at("a", 2), node_at("d", 1)]))
         .strategy(RoundRobin)
-        .health(HealthPolicy::dify())
+        .health(HealthPolicy::dify().validated().unwrap())
         .build();
     let held = v1.select(&Request::new("gpt-4").at(secs(0))).unwrap();
     assert_eq!(held.key(), &d);
@@ -1071,7 +1077,7 @@ fn model_rename_keeps_state_and_health_checks() {
     r1.insert(mk("gpt-4", "a", 1)).unwrap();
     let v1 = Selector::builder(&r1)
         .strategy(RoundRobin)
-        .health(HealthPolicy::dify())
+        .health(HealthPolicy::dify().validated().unwrap())
         .build();
     let held = v1.select(&Request::new("GPT-4").at(secs(0))).unwrap();
     let dk = held.key().clone();

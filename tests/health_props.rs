@@ -370,9 +370,13 @@ fn run_events(
         Selector::builder(&fleet.registry)
             .strategy(strategy)
             .seed(seed)
-            .health(choice.policy())
-            .try_build()
-            .expect("the generated policies are valid")
+            .health(
+                choice
+                    .policy()
+                    .validated()
+                    .expect("the generated policies are valid"),
+            )
+            .build()
     };
     let (a, b) = (build(), build());
     let mut held_a: Vec<Pick<'_>> = Vec::new();
@@ -519,9 +523,8 @@ proptest! {
         let s = Selector::builder(&fleet.registry)
             .strategy(strategy)
             .seed(seed)
-            .health(policy)
-            .try_build()
-            .expect("valid policy");
+            .health(policy.validated().expect("valid policy"))
+            .build();
         let limited = FailureKind::RateLimited { retry_after: Some(Duration::from_secs(600)) };
         for (i, key) in fleet.keys.iter().enumerate() {
             if cooled[i] {
@@ -645,7 +648,7 @@ proptest! {
         let s = Selector::builder(&fleet.registry)
             .strategy(RoundRobin)
             .seed(seed)
-            .health(HealthPolicy::dify())
+            .health(HealthPolicy::dify().validated().unwrap())
             .build();
         let failure = Report::failure(at(t0), FailureKind::ConnectionError);
         if via_pick {
@@ -687,7 +690,7 @@ proptest! {
         let s = Selector::builder(&fleet.registry)
             .strategy(RoundRobin)
             .seed(seed)
-            .health(policy)
+            .health(policy.validated().expect("valid policy"))
             .build();
         let kind = FailureKind::RateLimited { retry_after: Some(at(retry_after)) };
         s.select(&only(&fleet, i, t0))
@@ -796,9 +799,8 @@ proptest! {
         policy.ejection = Some(ej);
         let s = Selector::builder(&fleet.registry)
             .strategy(RoundRobin)
-            .health(policy)
-            .try_build()
-            .expect("valid policy");
+            .health(policy.validated().expect("valid policy"))
+            .build();
         let allowed = (n * usize::from(max_percent) / 100).max(1);
         let interval = interval_s * SECOND;
         let mut model = vec![Modelled::default(); n];

@@ -56,10 +56,10 @@ use std::time::Duration;
 
 use modelfleet::health::{
     CooldownRule, Ejection, FailureKind, FailureRate, HealthPolicy, Outcome, Report, SlowStart,
-    State, Unhealthy,
+    State, Unhealthy, ValidHealthPolicy,
 };
 use modelfleet::select::{BuiltinStrategy, Latency, Reason, RoundRobin, WeightedRoundRobin};
-use modelfleet::{Deployment, Error, ModelKey, Pick, Policy, Registry, Request, Selector};
+use modelfleet::{Deployment, Error, Fleet, ModelKey, Pick, Policy, Registry, Request, Selector};
 use serde::{Deserialize, Deserializer};
 
 mod support;
@@ -393,9 +393,8 @@ fn run(name: &str) {
     let selector = Selector::builder(&registry)
         .strategy(strategy)
         .seed(fixture.seed)
-        .health(policy)
-        .try_build()
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        .health(policy.validated().unwrap_or_else(|e| panic!("{name}: {e}")))
+        .build();
     let sc = Scenario {
         name,
         fixture: &fixture,
@@ -809,7 +808,7 @@ fn health_snapshot_serializes() {
     let (reg, [a, b]) = nodes(["a", "b"]);
     let s = Selector::builder(&reg)
         .strategy(RoundRobin)
-        .health(HealthPolicy::dify())
+        .health(HealthPolicy::dify().validated().unwrap())
         .build();
     assert!(s.report(&a, Report::failure(secs(1), FailureKind::ConnectionError)));
     let held = s.select(&Request::new("gpt-4").at(secs(2))).unwrap();
@@ -862,7 +861,7 @@ fn report_for_an_unknown_key_changes_nothing() {
         Selector::builder(&reg)
             .strategy(RoundRobin)
             .seed(3)
-            .health(HealthPolicy::dify())
+            .health(HealthPolicy::dify().validated().unwrap())
             .build()
     };
     let (s, twin) = (build(), build());
@@ -908,7 +907,7 @@ fn slow_start_after_start_and_after_ejection() {
     policy.slow_start = Some(slow(1.0, 10.0));
     let s = Selector::builder(&reg)
         .strategy(WeightedRoundRobin)
-        .health(policy)
+        .health(policy.validated().unwrap())
         .started_at(secs(10))
         .build();
     let states = |t: u64| {
@@ -993,9 +992,6 @@ fn validate_names_the_bad_field() {
             p.cooldowns.failure_rate = Some(rate(f64::NAN))
         }),
     ];
-    let reg: Registry = [Deployment::builder("openai", "gpt-4").build().unwrap()]
-        .into_iter()
-        .collect();
     for (n, (field, spoil)) in cases.iter().enumerate() {
         let mut p = HealthPolicy::default();
         spoil(&mut p);
@@ -1009,11 +1005,8 @@ fn validate_names_the_bad_field() {
             other => panic!("case {n} ({field}): expected InvalidHealth, got {other:?}"),
         }
         assert!(
-            matches!(
-                Selector::builder(&reg).health(p).try_build(),
-                Err(Error::InvalidHealth { .. })
-            ),
-            "case {n}: try_build accepted it"
+            matches!(p.validated(), Err(Error::InvalidHealth { .. })),
+            "case {n}: validated accepted it"
         );
     }
     // The presets and the edges of every range are valid.
@@ -1084,7 +1077,7 @@ fn fast_failing_share(policy: HealthPolicy, n: u32) -> u32 {
     let s = Selector::builder(&reg)
         .strategy(Latency::default())
         .seed(11)
-        .health(policy)
+        .health(policy.validated().unwrap())
         .build();
     let mut to_fast = 0;
     for k in 0..n + 2 {
@@ -1141,7 +1134,7 @@ fn slow_start_share_grows_window_by_window() {
     let s = Selector::builder(&reg)
         .strategy(WeightedRoundRobin)
         .seed(5)
-        .health(policy)
+        .health(policy.validated().unwrap())
         .build();
     // One rate limit cools `a` for 30 s (default rule): back at 30 s,
     // ramping until 90 s.
@@ -1182,9 +1175,8 @@ fn solo(policy: HealthPolicy, two: bool) -> (Registry, Selector, ModelKey) {
     };
     let s = Selector::builder(&reg)
         .strategy(RoundRobin)
-        .health(policy)
-        .try_build()
-        .unwrap();
+        .health(policy.validated().unwrap())
+        .build();
     (reg, s, a)
 }
 
@@ -1294,12 +1286,14 @@ fn consecutive_failures_counts_every_counted_failure() {
         .collect();
     let key = reg.iter().next().unwrap().0.clone();
     // Dify (no ejection): a connection error is counted.
-    let s = Selector::builder(&reg).health(HealthPolicy::dify()).build();
+    let s = Selector::builder(&reg)
+        .health(HealthPolicy::dify().validated().unwrap())
+        .build();
     assert!(s.report(&key, Report::failure(secs(1), FailureKind::ConnectionError)));
     assert_eq!(s.health(secs(1))[0].consecutive_failures, 1, "dify");
     // Default (ejection on): a rate limit is counted, though not server-side.
     let s = Selector::builder(&reg)
-        .health(HealthPolicy::default())
+        .health(HealthPolicy::default().validated().unwrap())
         .build();
     let limited = FailureKind::RateLimited { retry_after: None };
     assert!(s.report(&key, Report::failure(secs(1), limited)));
@@ -1314,7 +1308,7 @@ fn disabled_policy_never_cools() {
     let (reg, [a]) = nodes(["a"]);
     let s = Selector::builder(&reg)
         .strategy(RoundRobin)
-        .health(HealthPolicy::disabled())
+        .health(HealthPolicy::disabled().validated().unwrap())
         .build();
     let limited = FailureKind::RateLimited {
         retry_after: Some(secs(30)),
@@ -1356,7 +1350,7 @@ fn weights_are_plain_while_no_candidate_ramps() {
     let build = || {
         Selector::builder(&reg)
             .strategy(WeightedRoundRobin)
-            .health(policy.clone())
+            .health(policy.clone().validated().unwrap())
             .seed(3)
             .build()
     };
@@ -1399,7 +1393,7 @@ fn a_pick_earlier_than_the_tiers_health_record_tests_every_member_again() {
     policy.slow_start = None;
     let s = Selector::builder(&reg)
         .strategy(RoundRobin)
-        .health(policy)
+        .health(policy.validated().unwrap())
         .build();
     // A rate limit with `Retry-After: 10` cools for 10 s.
     let limited = FailureKind::RateLimited {
@@ -1419,4 +1413,130 @@ fn a_pick_earlier_than_the_tiers_health_record_tests_every_member_again() {
     // And the record made at 105 s does not keep a out at 155 s.
     let again: Vec<ModelKey> = (0..6).map(|_| pick_key(&s, secs(155))).collect();
     assert!(again.contains(&a), "{again:?}");
+}
+
+/// LiteLLM never cools a deployment for a connection error alone: with
+/// the `litellm` preset they count toward no rule and no failure rate,
+/// while timeouts (408) and server errors (5xx) do.
+#[test]
+fn litellm_preset_never_cools_for_connection_errors() {
+    let p = HealthPolicy::litellm();
+    assert!(!p.cooldowns.counts(FailureKind::ConnectionError));
+    assert!(p.cooldowns.counts(FailureKind::Timeout));
+    assert!(p.cooldowns.counts(FailureKind::ServerError));
+    let (_reg, s, a) = solo(HealthPolicy::litellm(), true);
+    for i in 0..20 {
+        assert!(s.report(&a, Report::failure(secs(i), FailureKind::ConnectionError)));
+    }
+    assert_eq!(state_of(&s, secs(20)), (State::Healthy, None));
+    assert_eq!(s.health(secs(20))[0].consecutive_failures, 0);
+    // The same run of server errors trips the failure rate.
+    let (_reg, s, a) = solo(HealthPolicy::litellm(), true);
+    for i in 0..20 {
+        assert!(s.report(&a, Report::failure(secs(i), FailureKind::ServerError)));
+    }
+    assert_eq!(state_of(&s, secs(20)).0, State::Cooling);
+}
+
+/// With a token estimate, a deployment is skipped when its rolling-minute
+/// usage plus the estimate would exceed its `tpm` (as LiteLLM does); a
+/// request without one needs one token, so usage at the limit skips.
+#[test]
+fn tpm_limit_counts_the_request_s_tokens() {
+    let (reg, a, b) = primary_and_backup(|d| d.tpm(1_440));
+    let s = Selector::new(&reg, RoundRobin);
+    assert!(s.report(&a, Report::success(secs(1), ms(300)).tokens(1_439)));
+    let with = |n: u32| Request::new("gpt-4").tokens(n).at(secs(2));
+    let removed = |req: &Request| {
+        let why = s.explain(req).unwrap();
+        why.candidates()
+            .iter()
+            .find(|v| v.key() == &a)
+            .expect("candidate listed")
+            .removed()
+    };
+    assert_eq!(removed(&with(12)), Some(Reason::TpmLimit));
+    assert_eq!(s.select(&with(12)).unwrap().key(), &b);
+    // Exactly at the limit is within it.
+    assert_eq!(removed(&with(1)), None);
+    assert_eq!(s.select(&with(1)).unwrap().key(), &a);
+    assert_eq!(removed(&with(0)), None);
+    // Without an estimate: 1,439 < 1,440 passes; 1,440 does not.
+    assert_eq!(pick_key(&s, secs(2)), a);
+    assert!(s.report(&a, Report::success(secs(3), ms(300)).tokens(1)));
+    assert_eq!(removed_reason(&s, secs(4), &a), Some(Reason::TpmLimit));
+    assert_eq!(
+        removed(&Request::new("gpt-4").tokens(0).at(secs(4))),
+        Some(Reason::TpmLimit)
+    );
+    // A huge estimate saturates instead of wrapping.
+    let s = Selector::new(&reg, RoundRobin);
+    let mut reg2 = Registry::new(Policy::NAME_ENDPOINT);
+    let c = reg2
+        .insert(
+            Deployment::builder("openai", "gpt-4")
+                .endpoint("http://c/v1")
+                .tpm(u64::MAX)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    let s2 = Selector::new(&reg2, RoundRobin);
+    assert!(s2.report(&c, Report::success(secs(1), ms(1)).tokens(u64::MAX - 1)));
+    assert!(
+        s2.select(&Request::new("gpt-4").tokens(1).at(secs(2)))
+            .is_ok()
+    );
+    assert!(matches!(
+        s2.select(&Request::new("gpt-4").tokens(u32::MAX).at(secs(2))),
+        Err(Error::Unavailable { .. })
+    ));
+    // An estimate above the whole limit never fits.
+    assert_eq!(
+        s.select(&Request::new("gpt-4").tokens(u32::MAX))
+            .unwrap()
+            .key(),
+        &b
+    );
+}
+
+/// Only a validated policy reaches a selector or a fleet: an ejection
+/// after 0 failures or a `max_percent` of 250 is an error where the policy
+/// is made, naming the field; a fleet built with a valid policy ejects only
+/// after its run of server errors.
+#[test]
+fn an_invalid_health_policy_cannot_reach_a_selector_or_a_fleet() {
+    let mut zero = HealthPolicy::default();
+    zero.ejection.as_mut().unwrap().consecutive_failures = 0;
+    let mut wide = HealthPolicy::default();
+    wide.ejection.as_mut().unwrap().max_percent = 250;
+    for (p, field) in [
+        (zero, "ejection.consecutive_failures"),
+        (wide, "ejection.max_percent"),
+    ] {
+        match ValidHealthPolicy::try_from(p) {
+            Err(Error::InvalidHealth { field: f, .. }) => assert_eq!(f, field),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    let (reg, [a, _]) = nodes(["a", "b"]);
+    let mut p = HealthPolicy::disabled();
+    p.ejection = Some(Ejection {
+        consecutive_failures: 3,
+        max_percent: 100,
+        ..Ejection::default()
+    });
+    let valid = p.validated().unwrap();
+    let fleet = Fleet::new(reg, move |b| b.strategy(RoundRobin).health(valid));
+    for i in 0..2 {
+        assert!(fleet.report(&a, Report::failure(secs(i), FailureKind::ServerError)));
+        assert_eq!(
+            fleet.health(secs(i))[0].state,
+            State::Healthy,
+            "after {} failures",
+            i + 1
+        );
+    }
+    assert!(fleet.report(&a, Report::failure(secs(2), FailureKind::ServerError)));
+    assert_eq!(fleet.health(secs(2))[0].state, State::Ejected);
 }

@@ -235,7 +235,7 @@ fn select_and_drop_allocate_nothing() {
     // failure kind, a rate limit with Retry-After that cools, server errors
     // that eject) and then selecting on the checked path allocate nothing.
     let sel = Selector::builder(&reg)
-        .health(HealthPolicy::default())
+        .health(HealthPolicy::default().validated().unwrap())
         .seed(3)
         .build();
     let secs = Duration::from_secs;

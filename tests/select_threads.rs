@@ -318,7 +318,7 @@ fn reports_before_a_select_are_respected_while_threads_pick() {
     policy.slow_start = None;
     let selector = Selector::builder(&reg)
         .strategy(RoundRobin)
-        .health(policy)
+        .health(policy.validated().unwrap())
         .build();
     let index = |k: &ModelKey| keys.iter().position(|x| x == k).unwrap();
     let at = Duration::from_secs(10);

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ConfigError, ConfigErrors, Errors, Path};
 use super::{DeploymentEntry, HealthConfig, StrategyConfig};
 use crate::hash::FixedState;
-use crate::health::HealthPolicy;
+use crate::health::ValidHealthPolicy;
 use crate::select::BuiltinStrategy;
 use crate::{
     Deployment, Fleet, IdentityPolicy, ModelKey, Policy, Registry, Request, Selector,
@@ -157,8 +157,8 @@ pub struct BuiltFleet {
     pub strategy: BuiltinStrategy,
     /// The selector's seed.
     pub seed: u64,
-    /// The health policy.
-    pub health: HealthPolicy,
+    /// The health policy, validated.
+    pub health: ValidHealthPolicy,
     /// Model → fallback models, in order.
     pub fallbacks: BTreeMap<String, Vec<String>>,
     /// With [`OnDuplicate::Replace`], each replacement, in file order.
@@ -523,7 +523,7 @@ impl BuiltFleet {
             identity: self.registry.policy().to_string(),
             strategy: StrategyConfig::from_strategy(&self.strategy),
             seed: self.seed,
-            health: HealthConfig::from_policy(&self.health),
+            health: HealthConfig::from_policy(self.health.policy()),
             on_duplicate: OnDuplicate::Reject,
             fallbacks: self.fallbacks.clone(),
             deployments: self

@@ -37,7 +37,22 @@
 //! - **Limits** ([`Limits`](crate::Limits)) are filters: `max_in_flight` is
 //!   hard; `rpm` counts picks and `tpm` counts reported tokens over a
 //!   rolling minute (two one-minute buckets, the older one weighted by the
-//!   share of it still inside the last 60 s).
+//!   share of it still inside the last 60 s). A deployment is skipped when
+//!   its picks reach `rpm`, or when its tokens plus the request's
+//!   [estimate](crate::Request::tokens) (at least 1) exceed `tpm`. Counts
+//!   saturate at `u64::MAX` instead of wrapping.
+//!
+//! # Time range
+//!
+//! Times (of [reports](Report::new), [requests](crate::Request::at), and the
+//! ends of cooldowns and ejections) are kept in nanoseconds as a `u64`:
+//! the range runs from your clock's origin to [`END`], `u64::MAX` ns (about
+//! 584 years); a later time, `Duration::MAX` included, is taken as `END`.
+//! A cooldown or ejection that would end at or past `END` lasts for the
+//! rest of the range: the deployment is out at `END` too, and its
+//! `available_at` or `retry_at` reads `END`.
+//!
+//! # Nothing healthy
 //!
 //! When no eligible deployment is healthy, [`Unhealthy`] decides: fail with
 //! [`Error::Unavailable`](crate::Error::Unavailable) carrying the earliest
@@ -50,7 +65,7 @@
 //! |---|---|
 //! | [`HealthPolicy::default`] | rate limit: 1 failure → 30 s; timeout, server, connection, other: 3 within 60 s → 30 s; authentication, not found: 1 → 60 s; bad request, context window, content filter: never; Envoy ejection defaults (5 consecutive, 30 s base, 300 s max, 10%, 10 s interval); fail when nothing is healthy; 5 s latency penalty for failures |
 //! | [`HealthPolicy::dify`] | Dify's credential cooldown: rate limit 60 s, authentication and connection errors 10 s, after one failure; fail when all are cooling |
-//! | [`HealthPolicy::litellm`] | LiteLLM's router defaults: 5 s cooldowns; a 429 cools at once when the model has more than one deployment; 401 and 404 cool at once; 408 and 5xx count toward a failure rate that cools above 50% with at least 5 requests in the minute; 400 never counts; a model with one deployment is never cooled |
+//! | [`HealthPolicy::litellm`] | LiteLLM's router defaults: 5 s cooldowns; a 429 cools at once when the model has more than one deployment; 401 and 404 cool at once; 408 and 5xx count toward a failure rate that cools above 50% with at least 5 requests in the minute; 400 and connection errors never count; a model with one deployment is never cooled |
 //! | [`HealthPolicy::disabled`] | no health at all: only filters and limits (`Retry-After` ignored, no latency penalty) |
 //!
 //! # Example
@@ -62,7 +77,7 @@
 //!
 //! let mut reg = Registry::new(Policy::NAME_ENDPOINT);
 //! reg.insert(Deployment::builder("openai", "gpt-4").endpoint("http://a/v1").build()?)?;
-//! let selector = Selector::builder(&reg).health(HealthPolicy::dify()).build();
+//! let selector = Selector::builder(&reg).health(HealthPolicy::dify().validated()?).build();
 //! let s = Duration::from_secs;
 //!
 //! let pick = selector.select(&Request::new("gpt-4").at(s(0)))?;
@@ -85,8 +100,28 @@ pub(crate) mod state;
 pub use kind::FailureKind;
 pub use policy::{
     CooldownRule, Cooldowns, Ejection, FailureRate, HealthPolicy, MAX_RULE_FAILURES, RetryAfter,
-    SlowStart, Unhealthy,
+    SlowStart, Unhealthy, ValidHealthPolicy,
 };
 pub use report::{Outcome, Report};
 pub use snapshot::HealthSnapshot;
 pub use state::State;
+
+/// The last instant of the [time range](self#time-range): later times are
+/// taken as it, and a cooldown or ejection that ends at it lasts for the
+/// rest of the range.
+///
+/// ```
+/// use std::time::Duration;
+/// use modelfleet::health::{END, FailureKind, HealthPolicy, Report, State};
+/// use modelfleet::{Deployment, Registry, Request, Selector};
+///
+/// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+/// let s = Selector::builder(&reg).build();
+/// let key = s.select(&Request::new("gpt-4"))?.key().clone();
+/// let limited = FailureKind::RateLimited { retry_after: Some(Duration::from_secs(60)) };
+/// s.report(&key, Report::failure(END - Duration::from_secs(1), limited));
+/// assert_eq!(s.health(Duration::MAX)[0].state, State::Cooling);
+/// assert_eq!(s.health(Duration::MAX)[0].available_at, Some(END));
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
+pub const END: std::time::Duration = std::time::Duration::from_nanos(state::END);

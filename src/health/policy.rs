@@ -442,6 +442,9 @@ impl Unhealthy {
 /// Everything the selector does with outcome reports.
 ///
 /// See the [module docs](crate::health) for the state machine and the presets.
+/// A selector takes a policy only once it is [validated](Self::validated)
+/// (a [`ValidHealthPolicy`]), so an out-of-range setting is an error where
+/// the policy is made, never a surprise in a running selector.
 ///
 /// ```
 /// use std::time::Duration;
@@ -452,7 +455,7 @@ impl Unhealthy {
 /// p.unhealthy = Unhealthy::Panic { threshold_percent: 50 };
 /// p.failure_penalty = Some(Duration::from_secs(2));
 /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
-/// let selector = Selector::builder(&reg).health(p).try_build()?;
+/// let selector = Selector::builder(&reg).health(p.validated()?).build();
 /// # Ok::<(), modelfleet::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
@@ -507,6 +510,104 @@ impl HealthPolicy {
             FailureRate::check_ratio(r.ratio)?;
         }
         Ok(())
+    }
+}
+
+impl HealthPolicy {
+    /// The policy, [validated](Self::validate): what
+    /// [`SelectorBuilder::health`](crate::SelectorBuilder::health) takes.
+    /// O(1).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidHealth`] naming the first bad setting, as
+    /// [`validate`](Self::validate).
+    ///
+    /// ```
+    /// use modelfleet::health::{Ejection, HealthPolicy};
+    /// use modelfleet::Error;
+    ///
+    /// assert!(HealthPolicy::dify().validated().is_ok());
+    /// let mut p = HealthPolicy::default();
+    /// p.ejection = Some(Ejection { consecutive_failures: 0, ..Ejection::default() });
+    /// match p.validated() {
+    ///     Err(Error::InvalidHealth { field, .. }) => assert_eq!(field, "ejection.consecutive_failures"),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// ```
+    pub fn validated(self) -> Result<ValidHealthPolicy, Error> {
+        self.validate()?;
+        Ok(ValidHealthPolicy(self))
+    }
+}
+
+/// A [`HealthPolicy`] that passed [`validate`](HealthPolicy::validate):
+/// the only kind a [`Selector`](crate::Selector) or
+/// [`Fleet`](crate::Fleet) is built with, so neither can run with an
+/// ejection after 0 failures or a `max_percent` of 250. Made by
+/// [`HealthPolicy::validated`] (or `try_from`); read it back with
+/// [`policy`](Self::policy), change it by taking it apart with
+/// [`into_inner`](Self::into_inner) and validating again.
+///
+/// ```
+/// use modelfleet::health::{HealthPolicy, ValidHealthPolicy};
+///
+/// let valid = ValidHealthPolicy::try_from(HealthPolicy::litellm())?;
+/// assert_eq!(valid.policy(), &HealthPolicy::litellm());
+/// assert_eq!(ValidHealthPolicy::default().policy(), &HealthPolicy::default());
+/// let mut p = valid.into_inner();
+/// p.ejection.get_or_insert_default().max_percent = 250;
+/// assert!(p.validated().is_err());
+/// # Ok::<(), modelfleet::Error>(())
+/// ```
+///
+/// A selector builder does not take an unvalidated policy:
+///
+/// ```compile_fail,E0308
+/// use modelfleet::health::HealthPolicy;
+/// use modelfleet::{Deployment, Registry, Selector};
+/// let reg: Registry = [Deployment::builder("openai", "gpt-4").build().unwrap()].into_iter().collect();
+/// let _ = Selector::builder(&reg).health(HealthPolicy::default()).build();
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ValidHealthPolicy(HealthPolicy);
+
+impl ValidHealthPolicy {
+    /// The policy.
+    ///
+    /// See [`ValidHealthPolicy`] for an example.
+    #[must_use]
+    pub fn policy(&self) -> &HealthPolicy {
+        &self.0
+    }
+
+    /// The policy, to change it (and [validate](HealthPolicy::validated) again).
+    ///
+    /// See [`ValidHealthPolicy`] for an example.
+    #[must_use]
+    pub fn into_inner(self) -> HealthPolicy {
+        self.0
+    }
+}
+
+impl TryFrom<HealthPolicy> for ValidHealthPolicy {
+    type Error = Error;
+
+    /// As [`HealthPolicy::validated`].
+    fn try_from(policy: HealthPolicy) -> Result<Self, Error> {
+        policy.validated()
+    }
+}
+
+impl From<ValidHealthPolicy> for HealthPolicy {
+    fn from(valid: ValidHealthPolicy) -> Self {
+        valid.0
+    }
+}
+
+impl AsRef<HealthPolicy> for ValidHealthPolicy {
+    fn as_ref(&self) -> &HealthPolicy {
+        &self.0
     }
 }
 

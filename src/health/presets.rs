@@ -78,6 +78,8 @@ impl HealthPolicy {
     /// use modelfleet::health::{FailureKind, HealthPolicy};
     /// let p = HealthPolicy::litellm();
     /// assert!(!p.cooldowns.counts(FailureKind::BadRequest));
+    /// assert!(!p.cooldowns.counts(FailureKind::ConnectionError));
+    /// assert!(p.cooldowns.counts(FailureKind::ServerError));
     /// assert_eq!(p.cooldowns.min_group_size, 2);
     /// ```
     pub fn litellm() -> Self {
@@ -90,11 +92,10 @@ impl HealthPolicy {
         ] {
             cooldowns.set_rule(k, Some(CooldownRule::once(five)));
         }
-        for k in [
-            FailureKind::Timeout,
-            FailureKind::ServerError,
-            FailureKind::ConnectionError,
-        ] {
+        // LiteLLM cools on 408 and 5xx but never on a connection error
+        // alone (there is no status to judge the deployment by), so
+        // connection errors count toward nothing here.
+        for k in [FailureKind::Timeout, FailureKind::ServerError] {
             cooldowns.set_counted(k, true);
         }
         cooldowns.retry_after = RetryAfter::SetsEnd;

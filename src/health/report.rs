@@ -42,7 +42,9 @@ impl Outcome {
 /// One outcome report: what happened, when, and the tokens it used.
 ///
 /// `at` is time since any fixed origin of your choosing (e.g. when your
-/// process started); it must not go backwards within one selector.
+/// process started); it must not go backwards within one selector. Times
+/// past [`END`](super::END) are taken as it, and token counts saturate at
+/// `u64::MAX` (see the [time range](super#time-range)).
 ///
 /// ```
 /// use std::time::Duration;

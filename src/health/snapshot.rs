@@ -32,7 +32,9 @@ pub struct HealthSnapshot {
     pub key: crate::ModelKey,
     /// Its state at the snapshot's time.
     pub state: State,
-    /// When it is a candidate again, if cooling or ejected (time since your origin).
+    /// When it is a candidate again, if cooling or ejected (time since your
+    /// origin); [`END`](super::END) when it is out for the rest of the
+    /// [time range](super#time-range).
     #[cfg_attr(feature = "serde", serde(with = "opt_millis"))]
     pub available_at: Option<Duration>,
     /// How many times it has been ejected (decayed as described in [`Ejection`](super::Ejection)).

@@ -20,9 +20,9 @@ use super::stride;
 use super::suspects::Suspects;
 use super::tables::{Chooser, Group, Local, Shared, Slot, Tier};
 use crate::hash::FixedState;
-use crate::health::HealthPolicy;
 use crate::health::state::{DeploymentState, nanos};
-use crate::{Deployment, Error, IdentityPolicy, Limits, ModelKey, Registry};
+use crate::health::{HealthPolicy, ValidHealthPolicy};
+use crate::{Deployment, IdentityPolicy, Limits, ModelKey, Registry};
 
 /// Members per bucket of a tier's weight-line index, on average (see
 /// [`Sorted`]): about two bytes a member.
@@ -185,18 +185,20 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
     }
 
     /// What the selector does with outcome reports (default
-    /// [`HealthPolicy::default`]); see [`health`](crate::health).
+    /// [`HealthPolicy::default`]); see [`health`](crate::health). The
+    /// policy is [validated](HealthPolicy::validated) before it gets here,
+    /// so a built selector never runs with an out-of-range setting.
     ///
     /// ```
     /// use modelfleet::health::HealthPolicy;
     /// use modelfleet::{Deployment, Registry, Selector};
     /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
-    /// let s = Selector::builder(&reg).health(HealthPolicy::litellm()).try_build()?;
+    /// let s = Selector::builder(&reg).health(HealthPolicy::litellm().validated()?).build();
     /// assert_eq!(s.len(), 1);
     /// # Ok::<(), modelfleet::Error>(())
     /// ```
-    pub fn health(mut self, policy: HealthPolicy) -> Self {
-        self.health = policy;
+    pub fn health(mut self, policy: ValidHealthPolicy) -> Self {
+        self.health = policy.into_inner();
         self
     }
 
@@ -228,7 +230,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
     /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
     /// let mut policy = HealthPolicy::default();
     /// policy.slow_start = Some(SlowStart { window: Duration::from_secs(60), aggression: 1.0, min_percent: 10.0 });
-    /// let s = Selector::builder(&reg).health(policy).started_at(Duration::from_secs(100)).build();
+    /// let s = Selector::builder(&reg).health(policy.validated()?).started_at(Duration::from_secs(100)).build();
     /// assert_eq!(s.health(Duration::from_secs(130))[0].state, State::SlowStart);
     /// assert_eq!(s.health(Duration::from_secs(160))[0].state, State::Healthy);
     /// # Ok::<(), modelfleet::Error>(())
@@ -241,33 +243,8 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
     /// Builds the selector over a snapshot of the registry.
     ///
     /// Computes in O(n log n) (O(points log points) with a hash ring).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidHealth`] if the [health policy](Self::health) does not
-    /// [validate](HealthPolicy::validate).
-    ///
-    /// ```
-    /// use modelfleet::health::{HealthPolicy, Unhealthy};
-    /// use modelfleet::{Deployment, Error, Registry, Selector};
-    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
-    /// let mut policy = HealthPolicy::default();
-    /// policy.unhealthy = Unhealthy::Panic { threshold_percent: 0 };
-    /// let err = Selector::builder(&reg).health(policy).try_build().unwrap_err();
-    /// assert!(matches!(err, Error::InvalidHealth { .. }));
-    /// # Ok::<(), modelfleet::Error>(())
-    /// ```
-    pub fn try_build(self) -> Result<Selector, Error> {
-        self.health.validate()?;
-        Ok(self.build())
-    }
-
-    /// Builds the selector over a snapshot of the registry.
-    ///
-    /// Computes in O(n log n) (O(points log points) with a hash ring). A
-    /// health policy that does not [validate](HealthPolicy::validate) is
-    /// used as given (out-of-range values are clamped where they are used);
-    /// use [`try_build`](Self::try_build) to reject it instead.
+    /// Cannot fail: the one setting that could be out of range, the
+    /// [health policy](Self::health), was validated when it was made.
     ///
     /// ```
     /// use modelfleet::{Deployment, Registry, Request, Selector};

@@ -113,13 +113,25 @@ impl<'a> Filter<'a> {
         {
             return Err(Reason::RpmLimit);
         }
-        if limits
-            .tpm
-            .is_some_and(|m| slot.state.tokens_per_minute(self.now) >= m.get())
-        {
+        // `used + needed > limit`, written so that it cannot overflow: a
+        // saturated sum would never exceed a limit of `u64::MAX`.
+        if limits.tpm.is_some_and(|m| {
+            let used = slot.state.tokens_per_minute(self.now);
+            self.tokens_needed() > m.get().saturating_sub(used)
+        }) {
             return Err(Reason::TpmLimit);
         }
         Ok(())
+    }
+
+    /// The tokens the request needs within a `tpm` limit: its estimate, and
+    /// at least one, so that without an estimate a deployment at its limit
+    /// is skipped and below it is not.
+    #[inline]
+    fn tokens_needed(&self) -> u64 {
+        self.request
+            .token_estimate()
+            .map_or(1, |n| u64::from(n).max(1))
     }
 
     /// What the request asks for, whatever the deployment's state.

@@ -25,7 +25,7 @@ impl Selector {
     /// use modelfleet::{Deployment, Registry, Request, Selector};
     ///
     /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
-    /// let s = Selector::builder(&reg).health(HealthPolicy::dify()).build();
+    /// let s = Selector::builder(&reg).health(HealthPolicy::dify().validated()?).build();
     /// let key = s.select(&Request::new("gpt-4"))?.key().clone();
     /// let limited = Report::failure(Duration::from_secs(1), FailureKind::RateLimited { retry_after: None });
     /// assert!(s.report(&key, limited));
@@ -51,7 +51,7 @@ impl Selector {
     /// use modelfleet::{Deployment, Registry, Request, Selector};
     ///
     /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
-    /// let s = Selector::builder(&reg).health(HealthPolicy::dify()).build();
+    /// let s = Selector::builder(&reg).health(HealthPolicy::dify().validated()?).build();
     /// let pick = s.select(&Request::new("gpt-4"))?;
     /// pick.complete(Report::failure(Duration::from_secs(1), FailureKind::ConnectionError));
     /// let health = s.health(Duration::from_secs(5));

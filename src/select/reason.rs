@@ -107,8 +107,11 @@ reasons! {
         InFlightLimit => "max_in_flight", "at its max_in_flight limit", state;
         /// At its `rpm` limit over the rolling minute.
         RpmLimit => "rpm", "at its requests-per-minute limit", state;
-        /// At its `tpm` limit over the rolling minute.
-        TpmLimit => "tpm", "at its tokens-per-minute limit", state;
+        /// At its `tpm` limit over the rolling minute, or the request's
+        /// [token estimate](crate::Request::tokens) would take it past:
+        /// skipped when the tokens used plus the estimate (at least 1)
+        /// exceed the limit.
+        TpmLimit => "tpm", "at its tokens-per-minute limit, or the request's tokens would exceed it", state;
     }
 }
 
@@ -151,7 +154,7 @@ impl Removed {
     ///
     /// See [`Removed`] for an example.
     pub fn total(&self) -> u32 {
-        self.counts.iter().sum()
+        self.counts.iter().fold(0, |t, &n| t.saturating_add(n))
     }
 
     /// The non-zero counts, in filter order.

@@ -95,7 +95,7 @@ pub(crate) struct Tier {
 impl Tier {
     /// Whether every member is a healthy candidate at full weight at `now`.
     pub(crate) fn is_clear(&self, now: u64) -> bool {
-        !self.limited && now >= self.disturbed_until.load(Ordering::Relaxed)
+        !self.limited && !state::lasts(self.disturbed_until.load(Ordering::Relaxed), now)
     }
 }
 

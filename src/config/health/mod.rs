@@ -19,7 +19,7 @@ use super::error::{ConfigErrors, Errors, Path};
 use crate::Error;
 use crate::health::{
     CooldownRule, Ejection, FailureKind, FailureRate, HealthPolicy, RetryAfter, SlowStart,
-    Unhealthy,
+    Unhealthy, ValidHealthPolicy,
 };
 
 /// The health policy: a preset, and overrides of any part of it.
@@ -144,10 +144,11 @@ impl HealthConfig {
         let mut errs = Errors::default();
         let p = self.check(&Path::root(), &mut errs);
         errs.into_result()?;
-        p.ok_or_else(|| ConfigErrors(Vec::new()))
+        p.map(ValidHealthPolicy::into_inner)
+            .ok_or_else(|| ConfigErrors(Vec::new()))
     }
 
-    pub(crate) fn check(&self, at: &Path, errs: &mut Errors) -> Option<HealthPolicy> {
+    pub(crate) fn check(&self, at: &Path, errs: &mut Errors) -> Option<ValidHealthPolicy> {
         let before = errs.len();
         let preset = self.preset.policy();
         let mut p = preset.clone();
@@ -342,11 +343,13 @@ impl HealthConfig {
         }
         // Each check of `validate` is made above, at its place; this
         // reports, at the health table, any check made only there.
-        if let Err(e) = p.validate() {
-            errs.push(at, e.to_string());
-            return None;
+        match p.validated() {
+            Ok(valid) => Some(valid),
+            Err(e) => {
+                errs.push(at, e.to_string());
+                None
+            }
         }
-        Some(p)
     }
 
     /// A config that resolves to `policy`: the preset it differs least

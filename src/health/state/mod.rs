@@ -73,9 +73,30 @@ impl fmt::Display for State {
 }
 
 /// `d` in nanoseconds, the unit every time in the state is kept in
-/// (saturating at `u64::MAX`).
+/// (saturating at [`END`]).
 pub(crate) fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    u64::try_from(d.as_nanos()).unwrap_or(END)
+}
+
+/// The last instant of the time range, in nanoseconds: later times are
+/// taken as it. A state that lasts until `END` (a cooldown or ejection
+/// whose end saturated) lasts for the rest of the range: `END` itself is
+/// inside it, so a request at the end of the range cannot outlast it.
+pub(crate) const END: u64 = u64::MAX;
+
+/// Whether a state lasting until `until` (0: none) still holds at `now`:
+/// `now < until`, and always when `until` is [`END`].
+#[inline]
+pub(crate) fn lasts(until: u64, now: u64) -> bool {
+    until > now || until == END
+}
+
+/// Adds one to `counter`, stopping at `u32::MAX`; returns the new count.
+fn increment(counter: &AtomicU32) -> u32 {
+    match counter.fetch_update(Relaxed, Relaxed, |c| c.checked_add(1)) {
+        Ok(previous) => previous + 1,
+        Err(max) => max,
+    }
 }
 
 /// The live state of one deployment. Each lives on its own cache line (see
@@ -103,15 +124,18 @@ pub(crate) struct DeploymentState {
     /// 1 + the time it became (or becomes) a candidate again: the origin of
     /// slow start. 0 = never left.
     back_at: AtomicU64,
-    /// Counted failures since the last success.
+    /// Counted failures since the last success (saturating).
     consecutive: AtomicU32,
-    /// Server-side failures since the last success (for ejection).
+    /// Server-side failures since the last success (for ejection;
+    /// saturating).
     server_run: AtomicU32,
     ejections: AtomicU32,
     last_eject_end: AtomicU64,
     /// Times of the last counted failures, a ring.
     recent: [AtomicU64; MAX_RULE_FAILURES as usize],
-    recent_next: AtomicU32,
+    /// Counted failures ever, the next position in `recent`: 64 bits, so
+    /// that it never wraps (a wrap would make the ring look empty).
+    recent_next: AtomicU64,
     window: MinuteWindow,
     /// The "disturbed until" flag of the tier this deployment is in, in the
     /// selector version built last: whichever version a report is applied
@@ -174,9 +198,9 @@ impl DeploymentState {
     pub(crate) fn out_at(&self, now: u64) -> Option<(State, u64)> {
         let c = self.cool_until.load(Relaxed);
         let e = self.eject_until.load(Relaxed);
-        if e > now && e >= c {
+        if lasts(e, now) && e >= c {
             Some((State::Ejected, e))
-        } else if c > now {
+        } else if lasts(c, now) {
             Some((State::Cooling, c))
         } else {
             None
@@ -186,7 +210,8 @@ impl DeploymentState {
     /// The slow-start weight factor at `now` (1 when not ramping).
     pub(crate) fn slow_factor(&self, now: u64, slow: &SlowStart) -> f64 {
         match self.back_at.load(Relaxed) {
-            0 => 1.0,
+            // Never left, not back yet, or back only at the end of the range.
+            0 | END => 1.0,
             b if now < b - 1 => 1.0,
             b => slow.factor(Duration::from_nanos(now - (b - 1))),
         }
@@ -242,9 +267,9 @@ impl DeploymentState {
         let c = &policy.cooldowns;
         let counted = c.counts(kind);
         if counted {
-            self.consecutive.fetch_add(1, Relaxed);
+            increment(&self.consecutive);
             self.window.add(now, |b| &b.failures, 1);
-            let i = self.recent_next.fetch_add(1, Relaxed) % MAX_RULE_FAILURES;
+            let i = self.recent_next.fetch_add(1, Relaxed) % u64::from(MAX_RULE_FAILURES);
             self.recent[i as usize].store(now.saturating_add(1), Relaxed);
             // A rate limit says "not now", not "slow": cooldowns handle it.
             if let (Some(penalty), false) = (
@@ -291,12 +316,12 @@ impl DeploymentState {
 
         // Ejection.
         if let (Some(ej), true) = (&policy.ejection, kind.is_server_side()) {
-            let run = self.server_run.fetch_add(1, Relaxed) + 1;
-            let ejected_now = self.eject_until.load(Relaxed) > now;
+            let run = increment(&self.server_run);
+            let ejected_now = self.is_ejected_at(now);
             if run >= ej.consecutive_failures && !ejected_now {
-                let allowed = (group.len * usize::from(ej.max_percent) / 100).max(1);
+                let allowed = (group.len.saturating_mul(usize::from(ej.max_percent)) / 100).max(1);
                 if (group.ejected_at)(now) < allowed {
-                    let times = self.ejections_at(now, Some(ej.interval)) + 1;
+                    let times = self.ejections_at(now, Some(ej.interval)).saturating_add(1);
                     let length = ej.base.saturating_mul(times).min(ej.max);
                     let end = now.saturating_add(nanos(length));
                     self.ejections.store(times, Relaxed);
@@ -314,7 +339,7 @@ impl DeploymentState {
     }
 
     pub(crate) fn is_ejected_at(&self, now: u64) -> bool {
-        self.eject_until.load(Relaxed) > now
+        lasts(self.eject_until.load(Relaxed), now)
     }
 
     fn set_back(&self, end: u64) {
@@ -327,11 +352,11 @@ impl DeploymentState {
             return true;
         }
         let next = self.recent_next.load(Relaxed);
-        if next < n {
+        if next < u64::from(n) {
             return false;
         }
         // The n-th most recent failure.
-        let i = (next - n) % MAX_RULE_FAILURES;
+        let i = (next - u64::from(n)) % u64::from(MAX_RULE_FAILURES);
         match self.recent[i as usize].load(Relaxed) {
             0 => false,
             t => now.saturating_sub(t - 1) <= window,

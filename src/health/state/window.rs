@@ -1,5 +1,6 @@
 //! Usage over the rolling minute: picks, completed and failed requests and
-//! reported tokens, in two one-minute buckets.
+//! reported tokens, in two one-minute buckets. Counts saturate at
+//! `u64::MAX`: a wrapped count would let a huge report reopen a limit.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -52,7 +53,7 @@ impl MinuteWindow {
         let m = now / MINUTE + 1; // +1: 0 means "never written"
         let stored = self.minute.load(Relaxed);
         if stored == m {
-            field(&self.buckets[(m % 2) as usize]).fetch_add(n, Relaxed);
+            saturating_add(field(&self.buckets[(m % 2) as usize]), n);
         } else if stored < m {
             if self
                 .minute
@@ -64,10 +65,10 @@ impl MinuteWindow {
                     self.buckets[((m + 1) % 2) as usize].clear();
                 }
             }
-            field(&self.buckets[(m % 2) as usize]).fetch_add(n, Relaxed);
+            saturating_add(field(&self.buckets[(m % 2) as usize]), n);
         } else if stored == m + 1 {
             // A late report for the previous minute.
-            field(&self.buckets[(m % 2) as usize]).fetch_add(n, Relaxed);
+            saturating_add(field(&self.buckets[(m % 2) as usize]), n);
         }
     }
 
@@ -85,8 +86,15 @@ impl MinuteWindow {
         };
         let elapsed = now % MINUTE;
         let carried = (u128::from(prev) * u128::from(MINUTE - elapsed) / u128::from(MINUTE)) as u64;
-        cur + carried
+        cur.saturating_add(carried)
     }
+}
+
+/// Adds `n` to `counter`, stopping at `u64::MAX`. Lock-free: a
+/// compare-and-swap loop, which contention on one counter can only retry.
+fn saturating_add(counter: &AtomicU64, n: u64) {
+    // The closure always returns `Some`, so the update cannot fail.
+    let _ = counter.fetch_update(Relaxed, Relaxed, |c| Some(c.saturating_add(n)));
 }
 
 #[cfg(test)]
@@ -107,5 +115,19 @@ mod tests {
         assert_eq!(w.rolling(s(200), |b| &b.picks), 0);
         w.add(s(200), |b| &b.picks, 1);
         assert_eq!(w.rolling(s(200), |b| &b.picks), 1);
+    }
+
+    #[test]
+    fn counts_saturate_in_a_bucket_and_across_the_two() {
+        let w = MinuteWindow::default();
+        let s = |x: u64| x * 1_000_000_000;
+        w.add(s(30), |b| &b.tokens, u64::MAX - 1);
+        w.add(s(31), |b| &b.tokens, 5);
+        assert_eq!(w.rolling(s(31), |b| &b.tokens), u64::MAX);
+        w.add(s(70), |b| &b.tokens, u64::MAX);
+        assert_eq!(w.rolling(s(70), |b| &b.tokens), u64::MAX);
+        // At the last minute of the range.
+        w.add(u64::MAX, |b| &b.tokens, u64::MAX);
+        assert_eq!(w.rolling(u64::MAX, |b| &b.tokens), u64::MAX);
     }
 }
