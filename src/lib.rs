@@ -97,7 +97,8 @@
 //! reg.insert(node("10.0.0.1")?)?;
 //! reg.insert(node("10.0.0.2")?)?;
 //! // Dify's health preset: a connection error cools a deployment for 10 s.
-//! let fleet = Fleet::new(reg.clone(), |b| b.seed(7).health(HealthPolicy::dify()));
+//! let dify = HealthPolicy::dify().validated()?;
+//! let fleet = Fleet::new(reg.clone(), |b| b.seed(7).health(dify));
 //!
 //! // Select, send the request to `pick.deployment()`, report the outcome.
 //! let now = Duration::from_secs(1);
@@ -113,7 +114,7 @@
 //! for _ in 0..3 {
 //!     let pick = fleet.select(&Request::new("gpt-4").at(now))?;
 //!     assert_ne!(pick.key(), &failed);
-//!     pick.succeed(Duration::from_millis(120), now);
+//!     pick.succeed(now, Duration::from_millis(120));
 //! }
 //!
 //! // A new version: one more node. Kept deployments keep their health.

@@ -159,7 +159,7 @@ fn the_largest_weights_latencies_and_token_counts_do_not_overflow() {
         )
         .unwrap();
     }
-    for strategy in BuiltinStrategy::all() {
+    for &strategy in BuiltinStrategy::all() {
         let s = Selector::builder(&reg).strategy(strategy).build();
         for i in 0..50 {
             let pick = s
