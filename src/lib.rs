@@ -142,7 +142,7 @@ pub mod select;
 
 pub use deployment::builder::DeploymentBuilder;
 pub use deployment::{Credential, Deployment, Limits};
-pub use endpoint::{EndpointProblem, MAX_ENDPOINT_LEN};
+pub use endpoint::{CharClass, EndpointProblem, MAX_ENDPOINT_LEN};
 pub use error::{Error, Field};
 pub use fleet::{Fleet, FleetHandle, FleetPick};
 pub use key::{Discriminator, ModelKey};
