@@ -110,6 +110,11 @@ impl<T> Discriminator<T> {
 ///   no other escapes are accepted, so every key has exactly one text form.
 /// - The version is a semantic version; the endpoint is a normalized URL
 ///   (`http`/`https`, no credentials, query or fragment) and comes last.
+/// - Names hold no control characters, no invisible format characters (zero
+///   width spaces and joiners, bidi controls, tag characters) and no line
+///   separators ([rules](crate::NameProblem#rules)); they are compared as
+///   given, not Unicode-normalized, so an NFC and an NFD spelling are two
+///   names.
 ///
 /// `Display` and `FromStr` round-trip exactly, and serde uses the text form.
 ///
@@ -141,7 +146,8 @@ impl ModelKey {
     /// # Errors
     ///
     /// [`Error::InvalidName`] if either name is empty, blank, has surrounding
-    /// white space or control characters, or is longer than
+    /// white space, control or invisible characters (see
+    /// [`NameProblem`](crate::NameProblem#rules)), or is longer than
     /// [`MAX_NAME_LEN`](crate::MAX_NAME_LEN).
     ///
     /// ```

@@ -194,7 +194,7 @@ mod unique_keys;
 
 pub use deployment::builder::DeploymentBuilder;
 pub use deployment::{Credential, Deployment, Limits, MAX_VERSION_LEN};
-pub use endpoint::{EndpointProblem, MAX_ENDPOINT_LEN};
+pub use endpoint::{CharClass, EndpointProblem, MAX_ENDPOINT_LEN};
 pub use error::{Error, Field};
 pub use fleet::{Fleet, FleetHandle, FleetPick};
 pub use key::{Discriminator, ModelKey};

@@ -184,6 +184,34 @@ fn equivalent_spellings_give_one_key() {
     }
 }
 
+/// A fully qualified name (trailing dot) is the same host; a name with an
+/// empty label is not a host at all.
+#[test]
+fn trailing_dot_is_the_same_host() {
+    assert_eq!(key("http://h.example./v1"), key("http://h.example/v1"));
+    assert_eq!(
+        key("HTTP://H.EXAMPLE.:80/v1/").to_string(),
+        "openai-api-compatible/gpt-4@http://h.example/v1"
+    );
+    assert_eq!(key("http://h./"), key("http://h/"));
+    // IP literals are already canonical.
+    assert_eq!(key("http://127.0.0.1./"), key("http://127.0.0.1/"));
+    for bad in [
+        "http://h../",
+        "http://./",
+        "http://../v1",
+        "http://a..b/",
+        "https://.h/",
+    ] {
+        let (problem, err) = rejection(bad);
+        assert_eq!(problem, EndpointProblem::EmptyHostLabel, "{bad:?}");
+        assert_eq!(
+            err.to_string(),
+            "deployment openai/gpt-4: endpoint host has an empty label (two dots in a row, or a dot at the start)"
+        );
+    }
+}
+
 #[test]
 fn different_endpoints_stay_different() {
     for (a, b) in [
@@ -229,7 +257,13 @@ struct Endpoint {
 
 /// Each host as its canonical form and other spellings.
 const HOSTS: &[&[&str]] = &[
-    &["example.com", "EXAMPLE.COM", "Example.Com"],
+    &[
+        "example.com",
+        "EXAMPLE.COM",
+        "Example.Com",
+        "example.com.",
+        "EXAMPLE.COM.",
+    ],
     &[
         "127.0.0.1",
         "127.1",
@@ -244,6 +278,8 @@ const HOSTS: &[&[&str]] = &[
         "bücher.example",
         "BÜCHER.example",
         "XN--BCHER-KVA.EXAMPLE",
+        "bücher.example.",
+        "xn--bcher-kva.example.",
     ],
 ];
 
@@ -429,7 +465,8 @@ fn rejected_schemes() {
         assert_eq!(
             problem,
             EndpointProblem::Scheme {
-                scheme: scheme.into()
+                scheme: Some(scheme.into()),
+                len: scheme.len(),
             },
             "{input:?}"
         );
@@ -464,17 +501,27 @@ fn rejected_userinfo_query_fragment() {
 #[test]
 fn rejected_unparsable() {
     for (input, shown) in [
-        ("not a url", "\"not a url\""),
-        ("", "\"\""),
-        ("http://", "\"http://\""),
-        ("http://exa mple.com/", "\"http://exa mple.com/\""),
-        ("http://h:99999/", "\"http://h:99999/\""),
-        ("http://[::1/v1", "\"http://[::1/v1\""),
-        ("//h/v1", "\"//h/v1\""),
-        ("http://u:hunter2@[::1/x?k=v", "\"http://***@[::1/x…\""),
-        ("http://u:hunter2@h:99999/", "\"http://***@h:99999/\""),
-        ("hunter2@h/v1", "\"***\""),
-        ("http://[::1?key=hunter2", "\"http://[::1…\""),
+        ("not a url", "9 characters, starting with a letter"),
+        ("", "empty"),
+        ("http://", "7 characters, starting with a letter"),
+        (
+            "http://exa mple.com/",
+            "20 characters, starting with a letter",
+        ),
+        ("http://h:99999/", "15 characters, starting with a letter"),
+        ("//h/v1", "6 characters, starting with a symbol"),
+        (
+            "http://u:hunter2@[::1/x?k=v",
+            "27 characters, starting with a letter",
+        ),
+        ("hunter2@h/v1", "12 characters, starting with a letter"),
+        (
+            "sk-proj-hunter2hunter2",
+            "22 characters, starting with a letter",
+        ),
+        ("  sk-hunter2", "12 characters, starting with white space"),
+        ("4hunter2", "8 characters, starting with a digit"),
+        ("é-hunter2", "9 characters, starting with a letter"),
     ] {
         let (problem, err) = rejection(input);
         assert!(
@@ -483,10 +530,82 @@ fn rejected_unparsable() {
         );
         assert_eq!(
             err.to_string(),
-            format!("deployment openai/gpt-4: endpoint {shown} is not a valid URL"),
+            format!(
+                "deployment openai/gpt-4: endpoint is not a valid URL ({shown}); \
+                 the value is not shown, it may be a secret"
+            ),
         );
         assert!(err.source().is_some(), "the url error is the source");
         assert!(!everything_shown(&err).contains("hunter2"), "{err:?}");
+    }
+}
+
+/// A secret pasted into the endpoint field: `sk-…:…` parses as a URL with
+/// the scheme `sk-…`, which is named only when too short to be a secret.
+#[test]
+fn long_schemes_are_not_quoted() {
+    let (problem, err) = rejection("sk-hunter2hunter2:abc");
+    assert_eq!(
+        problem,
+        EndpointProblem::Scheme {
+            scheme: None,
+            len: 17
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "deployment openai/gpt-4: endpoint scheme of 17 characters (not shown, it may be a secret) \
+         is not supported; use http or https"
+    );
+    let (problem, _) = rejection("gopher7://h/");
+    assert_eq!(
+        problem,
+        EndpointProblem::Scheme {
+            scheme: Some("gopher7".into()),
+            len: 7
+        }
+    );
+}
+
+/// Inputs that are not endpoints: pasted keys, random text, near-URLs.
+fn not_an_endpoint() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "sk-proj-[A-Za-z0-9_-]{20,60}",
+        "sk-[A-Za-z0-9]{8,40}:[A-Za-z0-9]{1,12}",
+        "sk-ant-api03-[A-Za-z0-9_-]{20,40}",
+        "[A-Za-z0-9+/=_-]{8,64}",
+        "\\PC{8,40}",
+        "https?://[A-Za-z0-9]{8,20} [A-Za-z0-9]{1,8}",
+        "https?://h:[0-9]{6,9}/[A-Za-z0-9]{8,16}",
+        "[a-z][a-z0-9+.-]{7,20}:[A-Za-z0-9]{0,20}",
+    ]
+}
+
+/// Every run of 8 characters of `s`.
+fn windows(s: &str) -> Vec<String> {
+    let chars: Vec<char> = s.chars().collect();
+    chars.windows(8).map(|w| w.iter().collect()).collect()
+}
+
+proptest! {
+    #[test]
+    fn rejected_endpoints_never_echo_the_input(input in not_an_endpoint()) {
+        let Err(err) = Deployment::builder("openai", "gpt-4").endpoint(&input).build() else {
+            // The generators aim at rejected inputs; an accepted one has
+            // nothing to hide.
+            return Ok(());
+        };
+        prop_assert_eq!(err.field(), Some(Field::Endpoint));
+        let shown = everything_shown(&err);
+        for w in windows(&input) {
+            prop_assert!(!shown.contains(&w), "{:?} leaks in {}", w, shown);
+        }
+        let key_text = format!("openai/gpt-4@{input}");
+        let err = key_text.parse::<ModelKey>().expect_err(&key_text);
+        let shown = everything_shown(&err);
+        for w in windows(&input) {
+            prop_assert!(!shown.contains(&w), "{:?} leaks in {}", w, shown);
+        }
     }
 }
 

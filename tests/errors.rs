@@ -3,8 +3,8 @@
 //! ([`Error::field`]) and the text a user reads.
 
 use modelfleet::{
-    Deployment, DeploymentBuilder, EndpointProblem, Error, Field, MAX_NAME_LEN, ModelKey,
-    NameProblem, Policy, Registry,
+    CharClass, Deployment, DeploymentBuilder, EndpointProblem, Error, Field, MAX_NAME_LEN,
+    ModelKey, NameProblem, Policy, Registry,
 };
 
 /// The error `build()` reports.
@@ -222,7 +222,8 @@ fn bad_endpoints() {
     endpoint_err(
         "ftp://files.example/v1",
         EndpointProblem::Scheme {
-            scheme: "ftp".into(),
+            scheme: Some("ftp".into()),
+            len: 3,
         },
         "deployment openai/gpt-4: endpoint scheme \"ftp\" is not supported; use http or https",
     );
@@ -254,16 +255,20 @@ fn bad_endpoints() {
     endpoint_err(
         "not a url",
         EndpointProblem::Unparsable {
-            input: "not a url".into(),
+            len: 9,
+            starts_with: Some(CharClass::Letter),
         },
-        "deployment openai/gpt-4: endpoint \"not a url\" is not a valid URL",
+        "deployment openai/gpt-4: endpoint is not a valid URL (9 characters, starting with a letter); \
+         the value is not shown, it may be a secret",
     );
     endpoint_err(
         "http://admin:hunter2@[::1/v1?k=hunter2",
         EndpointProblem::Unparsable {
-            input: "http://***@[::1/v1…".into(),
+            len: 38,
+            starts_with: Some(CharClass::Letter),
         },
-        "deployment openai/gpt-4: endpoint \"http://***@[::1/v1…\" is not a valid URL",
+        "deployment openai/gpt-4: endpoint is not a valid URL (38 characters, starting with a letter); \
+         the value is not shown, it may be a secret",
     );
     let long = format!("http://h/{}", "a".repeat(3000));
     endpoint_err(
@@ -501,7 +506,7 @@ fn malformed_model_keys() {
         ),
         (
             "open@ai/gpt-4",
-            "open@ai/gpt-4",
+            "open@<not a URL: 8 characters, starting with a letter>",
             "provider: '@' must be written as %40",
         ),
         (

@@ -21,11 +21,14 @@ use proptest::sample::select;
 mod support;
 
 /// The documented name rules: not blank, no control characters, no
-/// surrounding white space, at most `MAX_NAME_LEN` bytes.
+/// invisible (format or separator) characters, no surrounding white space,
+/// at most `MAX_NAME_LEN` bytes.
 fn is_valid_name(s: &str) -> bool {
+    let invisible = support::refused_in_names();
     !s.trim().is_empty()
         && s.trim() == s
         && !s.chars().any(char::is_control)
+        && !s.chars().any(|c| invisible.contains(&c))
         && s.len() <= modelfleet::MAX_NAME_LEN
 }
 

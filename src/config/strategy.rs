@@ -189,6 +189,35 @@ impl StrategyConfig {
     }
 }
 
+/// A built-in strategy is written as its [`StrategyConfig`]: a plain name at
+/// the default settings, else a table of the name and the settings that
+/// differ; it reads back through [`StrategyConfig::resolve`], so the same
+/// checks apply and nothing is dropped.
+///
+/// ```
+/// use modelfleet::select::{BuiltinStrategy, ConsistentHash};
+///
+/// let s: BuiltinStrategy = ConsistentHash::with_bounded_load(1.25)?.into();
+/// let json = serde_json::to_string(&s)?;
+/// assert_eq!(json, r#"{"name":"consistent_hash","bounded_load":1.25}"#);
+/// assert_eq!(serde_json::from_str::<BuiltinStrategy>(&json)?, s);
+/// assert_eq!(serde_json::to_string(&BuiltinStrategy::all()[0])?, r#""round_robin""#);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl Serialize for BuiltinStrategy {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        StrategyConfig::from_strategy(self).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for BuiltinStrategy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        StrategyConfig::deserialize(d)?
+            .resolve()
+            .map_err(de::Error::custom)
+    }
+}
+
 impl Serialize for StrategyConfig {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if !self.has_settings() {

@@ -238,7 +238,9 @@ impl DeploymentBuilder {
     }
 
     /// Adds or replaces one routing label. Keys are names (non-empty, no
-    /// control characters); values may be empty.
+    /// control or invisible characters); values may be empty and hold no
+    /// control characters, bidi controls or line separators (see
+    /// [`NameProblem`](crate::NameProblem#rules)).
     pub fn label(mut self, key: &str, value: &str) -> Self {
         if self.check(Field::LabelKey, check_name(key))
             && self.check(Field::LabelValue, check_free_text(value))

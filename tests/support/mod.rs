@@ -109,3 +109,42 @@ pub(crate) fn names(text: &str) -> String {
     text.replace("{kinds}", &kinds.join(", "))
         .replace("{strategies}", &strategies.join(", "))
 }
+
+/// Every General_Category Cf code point of Unicode 16.0, listed range by
+/// range from the standard (independently of the crate's table).
+pub(crate) fn format_chars() -> Vec<char> {
+    let ranges: &[(u32, u32)] = &[
+        (0x00AD, 0x00AD),
+        (0x0600, 0x0605),
+        (0x061C, 0x061C),
+        (0x06DD, 0x06DD),
+        (0x070F, 0x070F),
+        (0x0890, 0x0891),
+        (0x08E2, 0x08E2),
+        (0x180E, 0x180E),
+        (0x200B, 0x200F),
+        (0x202A, 0x202E),
+        (0x2060, 0x2064),
+        (0x2066, 0x206F),
+        (0xFEFF, 0xFEFF),
+        (0xFFF9, 0xFFFB),
+        (0x110BD, 0x110BD),
+        (0x110CD, 0x110CD),
+        (0x13430, 0x1343F),
+        (0x1BCA0, 0x1BCA3),
+        (0x1D173, 0x1D17A),
+        (0xE0001, 0xE0001),
+        (0xE0020, 0xE007F),
+    ];
+    ranges
+        .iter()
+        .flat_map(|&(lo, hi)| (lo..=hi).filter_map(char::from_u32))
+        .collect()
+}
+
+/// What a name may not hold: every Cf character and the two separators.
+pub(crate) fn refused_in_names() -> Vec<char> {
+    let mut all = format_chars();
+    all.extend(['\u{2028}', '\u{2029}']);
+    all
+}

@@ -146,17 +146,5 @@ impl fmt::Display for BuiltinStrategy {
     }
 }
 
-#[cfg(feature = "serde")]
-impl serde::Serialize for BuiltinStrategy {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.name())
-    }
-}
-
-#[cfg(feature = "serde")]
-impl<'de> serde::Deserialize<'de> for BuiltinStrategy {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+// The serde form (a name, or a table of the name and its settings) is
+// written once, with the fleet files' strategy, in `config/strategy.rs`.

@@ -52,6 +52,11 @@ builtin::builtin_strategies! {
     /// versions or context windows must be tested; tiers of more than 4,096
     /// members cost O(n) (see the [module docs](crate::select#cost)).
     ///
+    /// With the `serde` feature a built-in is written as a fleet file's
+    /// strategy (`config::StrategyConfig`): its name at the default settings,
+    /// else a table of its name and settings, such as
+    /// `{"name": "latency", "buffer": 0.1}`.
+    ///
     /// ```
     /// use modelfleet::select::BuiltinStrategy;
     ///
