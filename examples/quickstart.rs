@@ -78,7 +78,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
     match fleet.rekey(Policy::NAME) {
         Ok(rekeyed) => println!("  rekeyed: {} deployment(s)", rekeyed.len()),
-        Err(modelfleet::Error::Collisions { policy, collisions }) => {
+        Err(modelfleet::Error::Collisions {
+            policy, collisions, ..
+        }) => {
             println!(
                 "  rejected: {} key(s) would collide under `{policy}`",
                 collisions.len()

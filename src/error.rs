@@ -32,6 +32,7 @@ use crate::registry::Collision;
 pub enum Error {
     /// A name (provider, model, upstream model, tag, label) is not acceptable.
     #[error("deployment {deployment}: {field} {problem}")]
+    #[non_exhaustive]
     InvalidName {
         /// The deployment being built, as `provider/model` (escaped).
         deployment: String,
@@ -42,6 +43,7 @@ pub enum Error {
     },
     /// The endpoint URL is not acceptable.
     #[error("deployment {deployment}: endpoint {problem}")]
+    #[non_exhaustive]
     InvalidEndpoint {
         /// The deployment being built, as `provider/model` (escaped).
         deployment: String,
@@ -53,6 +55,7 @@ pub enum Error {
     },
     /// The version is not a valid semantic version.
     #[error("deployment {deployment}: version {input:?} is not a semantic version")]
+    #[non_exhaustive]
     InvalidVersion {
         /// The deployment being built, as `provider/model` (escaped).
         deployment: String,
@@ -64,6 +67,7 @@ pub enum Error {
     },
     /// A number (weight, limit, context window) is out of range.
     #[error("deployment {deployment}: {field} {problem}")]
+    #[non_exhaustive]
     InvalidNumber {
         /// The deployment being built, as `provider/model` (escaped).
         deployment: String,
@@ -74,6 +78,7 @@ pub enum Error {
     },
     /// `insert` found a deployment with the same key already in the registry.
     #[error("duplicate key {key}: the registry already holds deployment {existing}")]
+    #[non_exhaustive]
     Duplicate {
         /// The key both deployments share.
         key: Box<ModelKey>,
@@ -82,6 +87,7 @@ pub enum Error {
     },
     /// Moving a registry to another identity policy would merge deployments.
     #[error("{} key(s) would collide under policy {policy}: {}", collisions.len(), CollisionList(collisions))]
+    #[non_exhaustive]
     Collisions {
         /// The target policy, as [`IdentityPolicy::describe`](crate::IdentityPolicy::describe) names it.
         policy: String,
@@ -90,6 +96,7 @@ pub enum Error {
     },
     /// A registry change cannot apply.
     #[error("change {index} ({key}): {problem}")]
+    #[non_exhaustive]
     InvalidChange {
         /// The change's position in the list.
         index: usize,
@@ -100,6 +107,7 @@ pub enum Error {
     },
     /// An identity policy string did not parse.
     #[error("unknown identity policy {input:?}: {reason}")]
+    #[non_exhaustive]
     UnknownPolicy {
         /// The input.
         input: String,
@@ -108,6 +116,7 @@ pub enum Error {
     },
     /// A `ModelKey` string did not parse.
     #[error("malformed model key {input:?}: {reason}")]
+    #[non_exhaustive]
     InvalidKey {
         /// The input (with any endpoint credentials redacted).
         input: String,
@@ -116,6 +125,7 @@ pub enum Error {
     },
     /// A strategy name did not parse.
     #[error("unknown strategy {input:?}: expected one of {expected}")]
+    #[non_exhaustive]
     UnknownStrategy {
         /// The input.
         input: String,
@@ -124,6 +134,7 @@ pub enum Error {
     },
     /// A strategy setting is out of range.
     #[error("strategy {strategy}: {problem}")]
+    #[non_exhaustive]
     InvalidStrategy {
         /// The strategy's name.
         strategy: &'static str,
@@ -132,6 +143,7 @@ pub enum Error {
     },
     /// A name (failure kind, outcome, …) did not parse.
     #[error("unknown {what} {input:?}: expected one of {expected}")]
+    #[non_exhaustive]
     UnknownName {
         /// What kind of name.
         what: &'static str,
@@ -142,6 +154,7 @@ pub enum Error {
     },
     /// A health setting is out of range.
     #[error("health: {field} {problem}")]
+    #[non_exhaustive]
     InvalidHealth {
         /// The setting, as a path (`ejection.max_percent`).
         field: &'static str,
@@ -151,6 +164,7 @@ pub enum Error {
     /// Deployments pass the request's filters, but none is healthy or within
     /// its limits.
     #[error("no deployment of {model:?} is available{}: {removed}", RetryAt(*retry_at))]
+    #[non_exhaustive]
     Unavailable {
         /// The requested model.
         model: String,
@@ -166,12 +180,14 @@ pub enum Error {
     /// No deployment serves the requested model. (A provider that does not
     /// serve it is a filter: [`Error::NoEligible`].)
     #[error("unknown model {model:?}")]
+    #[non_exhaustive]
     UnknownModel {
         /// The requested model.
         model: String,
     },
     /// The model exists but every deployment was filtered out.
     #[error("no deployment of {model:?} is eligible: {removed}")]
+    #[non_exhaustive]
     NoEligible {
         /// The requested model.
         model: String,

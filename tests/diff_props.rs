@@ -455,7 +455,7 @@ proptest! {
 
         let mut reg = a.clone();
         match reg.apply(&list) {
-            Err(Error::InvalidChange { index: i, key, problem }) => {
+            Err(Error::InvalidChange { index: i, key, problem, .. }) => {
                 prop_assert_eq!(i, index, "wrong index for {} ({})", bad, problem);
                 prop_assert_eq!(&*key, bad.key(), "wrong key ({})", problem);
             }

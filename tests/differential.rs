@@ -708,17 +708,20 @@ fn health_policy(g: &mut Gen) -> (HealthPolicy, &'static str) {
         3 => (HealthPolicy::disabled(), "disabled"),
         4 => {
             let mut p = HealthPolicy::default();
-            p.ejection = Some(Ejection {
-                consecutive_failures: 2,
-                base: s(5),
-                max: s(20),
-                max_percent: 50,
-                interval: s(3),
+            p.ejection = Some({
+                let mut e = Ejection::default();
+                e.consecutive_failures = 2;
+                e.base = s(5);
+                e.max = s(20);
+                e.max_percent = 50;
+                e.interval = s(3);
+                e
             });
-            p.slow_start = Some(SlowStart {
-                window: s(20),
-                aggression: 1.5,
-                min_percent: 10.0,
+            p.slow_start = Some({
+                let mut s = SlowStart::new(s(20));
+                s.aggression = 1.5;
+                s.min_percent = 10.0;
+                s
             });
             p.unhealthy = Unhealthy::Panic {
                 threshold_percent: 50,
@@ -727,24 +730,22 @@ fn health_policy(g: &mut Gen) -> (HealthPolicy, &'static str) {
         }
         5 => {
             let mut p = HealthPolicy::litellm();
-            p.ejection = Some(Ejection {
-                consecutive_failures: 3,
-                max_percent: 100,
-                ..Ejection::default()
+            p.ejection = Some({
+                let mut e = Ejection::default();
+                e.consecutive_failures = 3;
+                e.max_percent = 100;
+                e
             });
-            p.slow_start = Some(SlowStart {
-                window: s(60),
-                aggression: 1.0,
-                min_percent: 0.0,
+            p.slow_start = Some({
+                let mut s = SlowStart::new(s(60));
+                s.aggression = 1.0;
+                s.min_percent = 0.0;
+                s
             });
             p.unhealthy = Unhealthy::Panic {
                 threshold_percent: 100,
             };
-            p.cooldowns.failure_rate = Some(FailureRate {
-                min_requests: 3,
-                ratio: 0.3,
-                cooldown: s(7),
-            });
+            p.cooldowns.failure_rate = Some(FailureRate::new(3, 0.3, s(7)));
             p.failure_penalty = Some(Duration::from_millis(800));
             (p, "litellm+ejection+slow_start+panic100")
         }

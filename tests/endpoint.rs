@@ -462,13 +462,13 @@ fn rejected_schemes() {
         ("unix:/var/run/llm.sock", "unix"),
     ] {
         let (problem, err) = rejection(input);
-        assert_eq!(
-            problem,
-            EndpointProblem::Scheme {
-                scheme: Some(scheme.into()),
-                len: scheme.len(),
-            },
-            "{input:?}"
+        assert!(
+            matches!(
+                &problem,
+                EndpointProblem::Scheme { scheme: Some(s), len, .. }
+                    if s == scheme && *len == scheme.len()
+            ),
+            "{input:?}: {problem:?}"
         );
         assert_eq!(
             err.to_string(),
@@ -545,12 +545,16 @@ fn rejected_unparsable() {
 #[test]
 fn long_schemes_are_not_quoted() {
     let (problem, err) = rejection("sk-hunter2hunter2:abc");
-    assert_eq!(
-        problem,
-        EndpointProblem::Scheme {
-            scheme: None,
-            len: 17
-        }
+    assert!(
+        matches!(
+            problem,
+            EndpointProblem::Scheme {
+                scheme: None,
+                len: 17,
+                ..
+            }
+        ),
+        "{problem:?}"
     );
     assert_eq!(
         err.to_string(),
@@ -558,12 +562,9 @@ fn long_schemes_are_not_quoted() {
          is not supported; use http or https"
     );
     let (problem, _) = rejection("gopher7://h/");
-    assert_eq!(
-        problem,
-        EndpointProblem::Scheme {
-            scheme: Some("gopher7".into()),
-            len: 7
-        }
+    assert!(
+        matches!(&problem, EndpointProblem::Scheme { scheme: Some(s), len: 7, .. } if s == "gopher7"),
+        "{problem:?}"
     );
 }
 
@@ -620,12 +621,13 @@ fn rejected_too_long_even_after_normalizing() {
         modelfleet::Discriminator::Present(MAX_ENDPOINT_LEN)
     );
     let (problem, _) = rejection(&format!("{at_limit}a"));
-    assert_eq!(
-        problem,
-        EndpointProblem::TooLong {
-            len: MAX_ENDPOINT_LEN + 1,
-            max: MAX_ENDPOINT_LEN
-        }
+    assert!(
+        matches!(
+            problem,
+            EndpointProblem::TooLong { len, max, .. }
+                if len == MAX_ENDPOINT_LEN + 1 && max == MAX_ENDPOINT_LEN
+        ),
+        "{problem:?}"
     );
     // 1,009 bytes of input, 6,009 once `é` is percent-encoded: the normal
     // form must fit too, or the key's text would not parse back.

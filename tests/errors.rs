@@ -411,7 +411,7 @@ fn duplicate_key_on_insert_changes_nothing() {
         .insert(gpt4().endpoint("http://b/v1").weight(7).build().unwrap())
         .unwrap_err();
     match &err {
-        Error::Duplicate { key, existing } => {
+        Error::Duplicate { key, existing, .. } => {
             assert_eq!(key.to_string(), "openai/gpt-4");
             assert_eq!(existing, "openai/gpt-4@http://a/v1");
         }

@@ -522,10 +522,11 @@ fn endpoint_change_under_the_same_key_starts_fresh() {
 #[test]
 fn new_deployment_starts_in_slow_start() {
     let mut health = HealthPolicy::disabled();
-    health.slow_start = Some(SlowStart {
-        window: secs(60),
-        aggression: 1.0,
-        min_percent: 10.0,
+    health.slow_start = Some({
+        let mut s = SlowStart::new(secs(60));
+        s.aggression = 1.0;
+        s.min_percent = 10.0;
+        s
     });
     let fleet = Fleet::new(registry(&[node("10.0.0.1"), node("10.0.0.2")]), |b| {
         b.health(health.validated().unwrap())

@@ -128,10 +128,11 @@ fn a_cooldown_past_the_end_of_the_range_lasts_for_the_rest_of_it() {
 fn an_ejection_past_the_end_of_the_range_lasts_for_the_rest_of_it() {
     let (reg, a, b) = tpm_and_backup(u64::MAX);
     let mut p = HealthPolicy::disabled();
-    p.ejection = Some(Ejection {
-        consecutive_failures: 1,
-        max_percent: 100,
-        ..Default::default()
+    p.ejection = Some({
+        let mut e = Ejection::default();
+        e.consecutive_failures = 1;
+        e.max_percent = 100;
+        e
     });
     let s = Selector::builder(&reg)
         .strategy(RoundRobin)

@@ -154,10 +154,11 @@ impl PolicyChoice {
             }
             PolicyChoice::DifySlowStart => {
                 let mut p = HealthPolicy::dify();
-                p.slow_start = Some(SlowStart {
-                    window: Duration::from_secs(30),
-                    aggression: 1.5,
-                    min_percent: 10.0,
+                p.slow_start = Some({
+                    let mut s = SlowStart::new(Duration::from_secs(30));
+                    s.aggression = 1.5;
+                    s.min_percent = 10.0;
+                    s
                 });
                 p
             }
@@ -166,12 +167,14 @@ impl PolicyChoice {
                 max_percent,
             } => {
                 let mut p = HealthPolicy::disabled();
-                p.ejection = Some(Ejection {
-                    consecutive_failures: consecutive,
-                    base: Duration::from_secs(5),
-                    max: Duration::from_secs(20),
-                    max_percent,
-                    interval: Duration::from_secs(3),
+                p.ejection = Some({
+                    let mut e = Ejection::default();
+                    e.consecutive_failures = consecutive;
+                    e.base = Duration::from_secs(5);
+                    e.max = Duration::from_secs(20);
+                    e.max_percent = max_percent;
+                    e.interval = Duration::from_secs(3);
+                    e
                 });
                 p
             }
@@ -788,13 +791,7 @@ proptest! {
     ) {
         let specs = flat(n);
         let fleet = build_fleet(&specs);
-        let ej = Ejection {
-            consecutive_failures: consecutive,
-            base: Duration::from_secs(base_s),
-            max: Duration::from_secs(base_s * max_mult),
-            max_percent,
-            interval: Duration::from_secs(interval_s),
-        };
+        let ej = { let mut e = Ejection::default(); e.consecutive_failures = consecutive; e.base = Duration::from_secs(base_s); e.max = Duration::from_secs(base_s * max_mult); e.max_percent = max_percent; e.interval = Duration::from_secs(interval_s); e };
         let mut policy = HealthPolicy::disabled();
         policy.ejection = Some(ej);
         let s = Selector::builder(&fleet.registry)

@@ -375,10 +375,11 @@ fn run(name: &str) {
     }
     let mut policy = preset(&fixture.preset);
     if let Some(s) = &fixture.slow_start {
-        policy.slow_start = Some(SlowStart {
-            window: ms(s.window_ms),
-            aggression: s.aggression,
-            min_percent: s.min_percent,
+        policy.slow_start = Some({
+            let mut ramp = SlowStart::new(ms(s.window_ms));
+            ramp.aggression = s.aggression;
+            ramp.min_percent = s.min_percent;
+            ramp
         });
     }
     if let Some(t) = fixture.panic_threshold_percent {
@@ -996,10 +997,16 @@ fn validate_names_the_bad_field() {
         let mut p = HealthPolicy::default();
         spoil(&mut p);
         match p.validate() {
-            Err(Error::InvalidHealth { field: f, problem }) => {
-                assert_eq!(f, *field, "case {n}: {problem}");
+            Err(err @ Error::InvalidHealth { .. }) => {
+                let Error::InvalidHealth {
+                    field: f, problem, ..
+                } = &err
+                else {
+                    unreachable!()
+                };
+                assert_eq!(f, field, "case {n}: {problem}");
                 assert!(!problem.is_empty());
-                let shown = Error::InvalidHealth { field: f, problem }.to_string();
+                let shown = err.to_string();
                 assert!(shown.contains(field), "case {n}: {shown}");
             }
             other => panic!("case {n} ({field}): expected InvalidHealth, got {other:?}"),
@@ -1011,12 +1018,14 @@ fn validate_names_the_bad_field() {
     }
     // The presets and the edges of every range are valid.
     let mut edges = HealthPolicy::default();
-    edges.ejection = Some(Ejection {
-        consecutive_failures: 1,
-        base: Duration::from_nanos(1),
-        max: Duration::from_nanos(1),
-        max_percent: 100,
-        interval: Duration::ZERO,
+    edges.ejection = Some({
+        let mut e = Ejection::default();
+        e.consecutive_failures = 1;
+        e.base = Duration::from_nanos(1);
+        e.max = Duration::from_nanos(1);
+        e.max_percent = 100;
+        e.interval = Duration::ZERO;
+        e
     });
     edges.slow_start = Some(slow(f64::MIN_POSITIVE, 100.0));
     edges.unhealthy = Unhealthy::Panic {
@@ -1053,19 +1062,16 @@ fn validate_names_the_bad_field() {
 }
 
 fn slow(aggression: f64, min_percent: f64) -> SlowStart {
-    SlowStart {
-        window: secs(60),
-        aggression,
-        min_percent,
+    {
+        let mut s = SlowStart::new(secs(60));
+        s.aggression = aggression;
+        s.min_percent = min_percent;
+        s
     }
 }
 
 fn rate(ratio: f64) -> FailureRate {
-    FailureRate {
-        min_requests: 5,
-        ratio,
-        cooldown: secs(5),
-    }
+    FailureRate::new(5, ratio, secs(5))
 }
 
 /// Two deployments `fast_fail` and `steady` under the latency strategy;
@@ -1126,10 +1132,11 @@ fn failure_penalty_is_what_moves_latency_traffic() {
 fn slow_start_share_grows_window_by_window() {
     let (reg, [a, _]) = nodes(["a", "b"]);
     let mut policy = HealthPolicy::default();
-    policy.slow_start = Some(SlowStart {
-        window: secs(60),
-        aggression: 1.0,
-        min_percent: 10.0,
+    policy.slow_start = Some({
+        let mut s = SlowStart::new(secs(60));
+        s.aggression = 1.0;
+        s.min_percent = 10.0;
+        s
     });
     let s = Selector::builder(&reg)
         .strategy(WeightedRoundRobin)
@@ -1342,10 +1349,11 @@ fn weights_are_plain_while_no_candidate_ramps() {
     .into_iter()
     .collect();
     let mut policy = HealthPolicy::dify();
-    policy.slow_start = Some(SlowStart {
-        window: secs(30),
-        aggression: 1.0,
-        min_percent: 10.0,
+    policy.slow_start = Some({
+        let mut s = SlowStart::new(secs(30));
+        s.aggression = 1.0;
+        s.min_percent = 10.0;
+        s
     });
     let build = || {
         Selector::builder(&reg)
@@ -1521,10 +1529,11 @@ fn an_invalid_health_policy_cannot_reach_a_selector_or_a_fleet() {
     }
     let (reg, [a, _]) = nodes(["a", "b"]);
     let mut p = HealthPolicy::disabled();
-    p.ejection = Some(Ejection {
-        consecutive_failures: 3,
-        max_percent: 100,
-        ..Ejection::default()
+    p.ejection = Some({
+        let mut e = Ejection::default();
+        e.consecutive_failures = 3;
+        e.max_percent = 100;
+        e
     });
     let valid = p.validated().unwrap();
     let fleet = Fleet::new(reg, move |b| b.strategy(RoundRobin).health(valid));

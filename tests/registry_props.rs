@@ -220,7 +220,9 @@ where
                 Some(i) => {
                     let before = reg.clone();
                     match reg.insert(d.clone()) {
-                        Err(Error::Duplicate { key: k, existing }) => {
+                        Err(Error::Duplicate {
+                            key: k, existing, ..
+                        }) => {
                             assert_eq!(*k, key, "the duplicate error names the key");
                             assert_eq!(
                                 existing,
@@ -321,7 +323,7 @@ fn fresh_insert_duplicates<P: IdentityPolicy, Q: IdentityPolicy>(
     for d in reg.deployments() {
         match fresh.insert(d.clone()) {
             Ok(_) => {}
-            Err(Error::Duplicate { key, existing }) => {
+            Err(Error::Duplicate { key, existing, .. }) => {
                 let key = *key;
                 let holder = fresh.get(&key).unwrap();
                 assert_eq!(existing, holder.to_string());
@@ -462,7 +464,7 @@ proptest! {
                 prop_assert_eq!(rekeyed.collisions(&p).is_empty(), true);
                 prop_assert_eq!(rekeyed.rekey(p).unwrap(), reg.clone());
             }
-            Err(Error::Collisions { policy, collisions: reported }) => {
+            Err(Error::Collisions { policy, collisions: reported, .. }) => {
                 prop_assert!(!collisions.is_empty());
                 prop_assert_eq!(policy, q.to_string());
                 prop_assert_eq!(reported, collisions);

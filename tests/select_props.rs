@@ -386,7 +386,7 @@ fn check_select(reg: &Registry, req: &Request, result: &Result<Pick<'_>, Error>,
     let model = req.model();
     if reg.of_model(model).next().is_none() {
         assert!(
-            matches!(result, Err(Error::UnknownModel { model: m }) if m == model),
+            matches!(result, Err(Error::UnknownModel { model: m, .. }) if m == model),
             "{what}: expected UnknownModel, got {result:?}"
         );
         return;
@@ -412,7 +412,12 @@ fn check_select(reg: &Registry, req: &Request, result: &Result<Pick<'_>, Error>,
             assert_eq!(pick.priority(), d.priority(), "{what}");
             assert_eq!(reg.get(pick.key()), Some(d), "{what}");
         }
-        (None, Err(Error::NoEligible { model: m, removed })) => {
+        (
+            None,
+            Err(Error::NoEligible {
+                model: m, removed, ..
+            }),
+        ) => {
             assert_eq!(m, model, "{what}");
             for &reason in Reason::ALL {
                 let expected = hand_verdicts(reg, model, req, &[])

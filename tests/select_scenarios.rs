@@ -382,7 +382,7 @@ fn error_messages_are_pinned() {
     );
 
     let err = sel.select(&Request::new("gpt-5")).unwrap_err();
-    assert!(matches!(&err, Error::UnknownModel { model } if model == "gpt-5"));
+    assert!(matches!(&err, Error::UnknownModel { model, .. } if model == "gpt-5"));
     assert_eq!(err.to_string(), r#"unknown model "gpt-5""#);
     assert_eq!(
         sel.explain(&Request::new("gpt-5")).unwrap_err().to_string(),

@@ -132,13 +132,14 @@ pub enum RetryAfter {
 /// use std::time::Duration;
 /// use modelfleet::health::{FailureRate, HealthPolicy};
 /// let mut p = HealthPolicy::default();
-/// p.cooldowns.failure_rate = Some(FailureRate { min_requests: 20, ratio: 0.5, cooldown: Duration::from_secs(30) });
+/// p.cooldowns.failure_rate = Some(FailureRate::new(20, 0.5, Duration::from_secs(30)));
 /// p.validate()?;
-/// p.cooldowns.failure_rate = Some(FailureRate { min_requests: 20, ratio: 1.5, cooldown: Duration::from_secs(30) });
+/// p.cooldowns.failure_rate = Some(FailureRate::new(20, 1.5, Duration::from_secs(30)));
 /// assert!(p.validate().is_err());
 /// # Ok::<(), modelfleet::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct FailureRate {
     /// The smallest number of completed requests for the rule to apply.
     pub min_requests: u32,
@@ -149,6 +150,25 @@ pub struct FailureRate {
 }
 
 impl FailureRate {
+    /// Cools for `cooldown` once more than `ratio` of at least
+    /// `min_requests` completed requests failed. Checked by
+    /// [`HealthPolicy::validate`], not here.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use modelfleet::health::FailureRate;
+    /// let rate = FailureRate::new(20, 0.5, Duration::from_secs(30));
+    /// assert_eq!((rate.min_requests, rate.ratio), (20, 0.5));
+    /// ```
+    #[must_use]
+    pub const fn new(min_requests: u32, ratio: f64, cooldown: Duration) -> Self {
+        Self {
+            min_requests,
+            ratio,
+            cooldown,
+        }
+    }
+
     /// Checks `ratio`: from 0 to 1.
     pub(crate) fn check_ratio(ratio: f64) -> Result<(), Error> {
         if !(0.0..=1.0).contains(&ratio) {
@@ -272,12 +292,25 @@ impl Default for Cooldowns {
 /// use modelfleet::health::{Ejection, HealthPolicy};
 /// let mut p = HealthPolicy::default();
 /// assert_eq!(p.ejection, Some(Ejection::default()));
-/// p.ejection = Some(Ejection { consecutive_failures: 3, max_percent: 50, ..Ejection::default() });
+/// let mut ejection = Ejection::default();
+/// ejection.consecutive_failures = 3;
+/// ejection.max_percent = 50;
+/// p.ejection = Some(ejection);
 /// p.validate()?;
 /// assert_eq!(p.ejection.unwrap().base, Duration::from_secs(30));
 /// # Ok::<(), modelfleet::Error>(())
 /// ```
+///
+/// Like [`FailureRate`] and [`SlowStart`], it may gain fields: start from
+/// [`Ejection::default`] and set the fields you change, as above; a struct
+/// expression does not compile outside this crate.
+///
+/// ```compile_fail,E0639
+/// use modelfleet::health::Ejection;
+/// let e = Ejection { consecutive_failures: 3, ..Ejection::default() };
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Ejection {
     /// Server-side failures in a row that eject (Envoy `consecutive_5xx`: 5).
     pub consecutive_failures: u32,
@@ -344,11 +377,14 @@ impl Ejection {
 /// use std::time::Duration;
 /// use modelfleet::health::{HealthPolicy, SlowStart};
 /// let mut p = HealthPolicy::default();
-/// p.slow_start = Some(SlowStart { window: Duration::from_secs(60), aggression: 1.0, min_percent: 10.0 });
+/// let mut ramp = SlowStart::new(Duration::from_secs(60));
+/// ramp.aggression = 2.0;
+/// p.slow_start = Some(ramp);
 /// p.validate()?;
 /// # Ok::<(), modelfleet::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct SlowStart {
     /// How long the ramp lasts.
     pub window: Duration,
@@ -359,13 +395,32 @@ pub struct SlowStart {
 }
 
 impl SlowStart {
+    /// A linear ramp over `window` from 10 % of the weight (Envoy's
+    /// defaults: `aggression` 1.0, `min_weight_percent` 10); set the other
+    /// fields to change its shape.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use modelfleet::health::SlowStart;
+    /// let ramp = SlowStart::new(Duration::from_secs(60));
+    /// assert_eq!((ramp.aggression, ramp.min_percent), (1.0, 10.0));
+    /// ```
+    #[must_use]
+    pub const fn new(window: Duration) -> Self {
+        Self {
+            window,
+            aggression: 1.0,
+            min_percent: 10.0,
+        }
+    }
+
     /// The weight factor `t` after the ramp began: `max(min_percent/100,
     /// (t/window)^(1/aggression))`, 1 once the window is over.
     ///
     /// ```
     /// use std::time::Duration;
     /// use modelfleet::health::SlowStart;
-    /// let ramp = SlowStart { window: Duration::from_secs(60), aggression: 1.0, min_percent: 10.0 };
+    /// let ramp = SlowStart::new(Duration::from_secs(60));
     /// assert_eq!(ramp.factor(Duration::from_secs(30)), 0.5);
     /// assert_eq!(ramp.factor(Duration::from_secs(1)), 0.1);
     /// assert_eq!(ramp.factor(Duration::from_secs(60)), 1.0);
@@ -529,7 +584,9 @@ impl HealthPolicy {
     ///
     /// assert!(HealthPolicy::dify().validated().is_ok());
     /// let mut p = HealthPolicy::default();
-    /// p.ejection = Some(Ejection { consecutive_failures: 0, ..Ejection::default() });
+    /// let mut ejection = Ejection::default();
+    /// ejection.consecutive_failures = 0;
+    /// p.ejection = Some(ejection);
     /// match p.validated() {
     ///     Err(Error::InvalidHealth { field, .. }) => assert_eq!(field, "ejection.consecutive_failures"),
     ///     other => panic!("{other:?}"),

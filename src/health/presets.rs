@@ -100,11 +100,7 @@ impl HealthPolicy {
         }
         cooldowns.retry_after = RetryAfter::SetsEnd;
         cooldowns.min_group_size = 2;
-        cooldowns.failure_rate = Some(FailureRate {
-            min_requests: 5,
-            ratio: 0.5,
-            cooldown: five,
-        });
+        cooldowns.failure_rate = Some(FailureRate::new(5, 0.5, five));
         Self {
             cooldowns,
             failure_penalty: Self::default().failure_penalty,

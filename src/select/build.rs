@@ -229,7 +229,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
     /// use modelfleet::{Deployment, Registry, Selector};
     /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
     /// let mut policy = HealthPolicy::default();
-    /// policy.slow_start = Some(SlowStart { window: Duration::from_secs(60), aggression: 1.0, min_percent: 10.0 });
+    /// policy.slow_start = Some(SlowStart::new(Duration::from_secs(60)));
     /// let s = Selector::builder(&reg).health(policy.validated()?).started_at(Duration::from_secs(100)).build();
     /// assert_eq!(s.health(Duration::from_secs(130))[0].state, State::SlowStart);
     /// assert_eq!(s.health(Duration::from_secs(160))[0].state, State::Healthy);
