@@ -112,6 +112,45 @@ fn the_dify_samples_show_both_identities() {
     }
 }
 
+#[test]
+fn a_coarse_key_shows_the_endpoint_tag_and_version_that_serve() {
+    let dir = scratch("coarse");
+    // Keyed by name: the key names neither endpoint, tag nor version.
+    let config = write(
+        &dir,
+        "fleet.toml",
+        r#"identity = "name"
+[[deployments]]
+provider = "openai"
+model = "gpt-4"
+endpoint = "HTTP://Node1:80/v1/"
+tag = "canary"
+version = "1.4.0"
+
+[[deployments]]
+provider = "openai"
+model = "gpt-4o-mini"
+"#,
+    );
+    let events = [
+        r#"{"at_ms": 0, "request": {"model": "gpt-4"}}"#,
+        r#"{"at_ms": 1, "request": {"model": "gpt-4o-mini"}}"#,
+    ]
+    .join("\n");
+    let out = run_with_stdin(&[&config, "-"], &events);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            r#"{"request":0,"key":"openai/gpt-4","endpoint":"http://node1/v1","tag":"canary","version":"1.4.0","tier":0}"#,
+            r#"{"request":1,"key":"openai/gpt-4o-mini","endpoint":null,"tag":null,"version":null,"tier":0}"#,
+        ],
+        "{}",
+        out.stdout
+    );
+}
+
 /// A scratch directory for one test's files.
 fn scratch(test: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -420,7 +459,7 @@ fn events_from_stdin_and_registry_changes() {
     );
     assert_eq!(lines[2], r#"{"remove":"openai/gpt-4@http://10.0.0.1/v1"}"#);
     assert!(
-        lines[3].starts_with(r#"{"request":1,"key":"openai/gpt-4@http://10.0.0.3/v1","tier":0,"explain":{"tier":0,"candidates":[{"key":"openai/gpt-4@http://10.0.0.2/v1","tier":0,"in_flight":"#),
+        lines[3].starts_with(r#"{"request":1,"key":"openai/gpt-4@http://10.0.0.3/v1","endpoint":"http://10.0.0.3/v1","tag":null,"version":null,"tier":0,"explain":{"tier":0,"candidates":[{"key":"openai/gpt-4@http://10.0.0.2/v1","tier":0,"in_flight":"#),
         "{}",
         lines[3]
     );

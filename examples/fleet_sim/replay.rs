@@ -1,9 +1,10 @@
 //! Replaying checked events against a [`Fleet`] and writing one JSON object
-//! per line: the deployment that served each request or why none could,
-//! registry changes, and an optional traffic summary.
+//! per line: the deployment that served each request (its key, endpoint,
+//! tag and version) or why none could, registry changes, and an optional
+//! traffic summary.
 
 use modelfleet::health::Report;
-use modelfleet::{Error, Explanation, Fleet, FleetPick};
+use modelfleet::{Deployment, Error, Explanation, Fleet, FleetPick};
 use serde::Serialize;
 
 use super::Options;
@@ -14,6 +15,13 @@ use super::load::Loaded;
 struct Picked<'a> {
     request: usize,
     key: String,
+    /// Where the request would go, whatever the key keeps of it: under a
+    /// coarse identity (`name`) the key names no endpoint. Always present
+    /// (`null` when the deployment has none), so that every served line has
+    /// the same fields in the same order.
+    endpoint: Option<String>,
+    tag: Option<&'a str>,
+    version: Option<String>,
     tier: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     fallback: Option<&'a str>,
@@ -123,6 +131,21 @@ fn explain(why: &Explanation) -> Explain {
     }
 }
 
+/// The endpoint as printed: without user, password, query or fragment,
+/// though a fleet file cannot give an endpoint any of them.
+fn endpoint(d: &Deployment) -> Option<String> {
+    d.endpoint().map(|url| {
+        let mut url = url.clone();
+        // Only fails for URLs that cannot have a user (no host), which then
+        // have none to remove.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        url.set_query(None);
+        url.set_fragment(None);
+        url.to_string()
+    })
+}
+
 fn line(v: &impl Serialize) -> String {
     serde_json::to_string(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
@@ -171,6 +194,7 @@ pub(crate) fn replay(loaded: &Loaded, events: &[Event], options: Options) -> Vec
                 match result {
                     Ok((pick, fallback)) => {
                         let key = pick.key().to_string();
+                        let d = pick.deployment();
                         match share.iter_mut().find(|(k, _)| *k == key) {
                             Some((_, count)) => *count += 1,
                             None => share.push((key.clone(), 1)),
@@ -178,6 +202,9 @@ pub(crate) fn replay(loaded: &Loaded, events: &[Event], options: Options) -> Vec
                         out.push(line(&Picked {
                             request: n,
                             key,
+                            endpoint: endpoint(d),
+                            tag: d.tag(),
+                            version: d.version().map(ToString::to_string),
                             tier: pick.priority(),
                             fallback,
                             explain,

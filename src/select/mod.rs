@@ -110,6 +110,10 @@ mod stride;
 mod suspects;
 mod tables;
 
+// The atomics `suspects.rs` takes from its parent module (a model checker
+// substitutes its own when it compiles that file).
+use std::sync::atomic;
+
 pub use build::{InFlight, SelectorBuilder};
 pub use explain::{Explanation, Verdict};
 pub use pick::Pick;

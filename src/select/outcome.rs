@@ -8,6 +8,7 @@ use std::time::Duration;
 use crossbeam_utils::CachePadded;
 
 use super::Selector;
+use super::suspects;
 use super::tables::Slot;
 use crate::ModelKey;
 use crate::health::state::{DeploymentState, GroupView, nanos};
@@ -130,7 +131,7 @@ impl Selector {
             slot.state.raise_tracked(until);
             // After the state is written: a pick that sees this advance
             // sees the state, and makes its tier's record anew.
-            shared.epoch.fetch_add(1, Ordering::Release);
+            suspects::advance(&shared.epoch);
         }
     }
 }

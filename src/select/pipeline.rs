@@ -10,6 +10,7 @@ use super::index::{self, MASK_WORDS, Mask};
 use super::pick::{Lease, Pick};
 use super::reason::{Reason, Removed};
 use super::strategy::{Candidates, Context};
+use super::suspects;
 use super::tables::{Group, Tier};
 use crate::health::Unhealthy;
 use crate::health::state::nanos;
@@ -168,23 +169,21 @@ impl Selector {
     /// was computed for a later time. The epoch is read before the states:
     /// a report seen in it is seen in them.
     fn suspects(&self, tier: &Tier, now: u64, out: &mut [u64]) {
-        let epoch = self.shared.epoch.load(Ordering::Acquire);
-        if tier.suspects.read(epoch, now, out) {
-            return;
-        }
-        let ramp = self.shared.health.slow_start.map_or(0, |s| nanos(s.window));
+        let epoch = suspects::current(&self.shared.epoch);
         // Made for a moment a little before `now`, so that picks on other
         // threads whose requests carry slightly earlier times can use it
         // too (at the cost of testing members that came back within it).
         let at = now.saturating_sub(RECORD_LEEWAY);
-        out.fill(0);
-        for (p, &i) in tier.members.iter().enumerate() {
-            let slot = &self.shared.slots[i as usize];
-            if slot.limited || slot.state.busy_until(ramp) > at {
-                out[p / 64] |= 1 << (p % 64);
+        tier.suspects.lookup(epoch, now, at, out, |out| {
+            let ramp = self.shared.health.slow_start.map_or(0, |s| nanos(s.window));
+            out.fill(0);
+            for (p, &i) in tier.members.iter().enumerate() {
+                let slot = &self.shared.slots[i as usize];
+                if slot.limited || slot.state.busy_until(ramp) > at {
+                    out[p / 64] |= 1 << (p % 64);
+                }
             }
-        }
-        tier.suspects.offer(epoch, at, out);
+        });
     }
 
     /// Clears from `mask` (over tier `ti` of group `gi`) the members the

@@ -21,8 +21,28 @@
 //! a consistent copy from a torn one (a seqlock). A reader never waits: if
 //! the record is being rewritten, stale or torn, it computes its own
 //! answer, and offers it as the new record if no other pick is writing.
+//!
+//! This file holds the whole protocol (the record, the epoch's advance and
+//! load, the lookup), and takes its atomics from the module that includes
+//! it: std's in the crate, loom's in `tests/loom_suspects.rs`, which
+//! compiles this very file and model-checks it.
 
-use std::sync::atomic::{AtomicU64, Ordering, fence};
+use super::atomic::{AtomicU64, Ordering, fence};
+
+/// Advances the lineage epoch after a report has written the state that
+/// put a deployment out: release, so a pick that loads the new epoch sees
+/// that state.
+#[inline]
+pub(crate) fn advance(epoch: &AtomicU64) {
+    epoch.fetch_add(1, Ordering::Release);
+}
+
+/// The lineage epoch a pick reads records at, loaded before it reads any
+/// state: acquire, so every report counted in it is seen in the states.
+#[inline]
+pub(crate) fn current(epoch: &AtomicU64) -> u64 {
+    epoch.load(Ordering::Acquire)
+}
 
 /// The epoch of a record never written.
 const NEVER: u64 = u64::MAX;
@@ -49,6 +69,28 @@ impl Suspects {
             at: AtomicU64::new(0),
             bits: (0..len.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+
+    /// Fills `out` with the record if it holds for `epoch` (from
+    /// [`current`]) and `now`; otherwise with `compute`'s answer, which it
+    /// offers as the record made at time `at` (not after `now`). `compute`
+    /// reads the states after the epoch was loaded, so its answer is at
+    /// least as new as `epoch`. O(`out.len()`) plus `compute`'s cost when
+    /// the record does not hold.
+    #[inline]
+    pub(crate) fn lookup(
+        &self,
+        epoch: u64,
+        now: u64,
+        at: u64,
+        out: &mut [u64],
+        compute: impl FnOnce(&mut [u64]),
+    ) {
+        if self.read(epoch, now, out) {
+            return;
+        }
+        compute(out);
+        self.offer(epoch, at, out);
     }
 
     /// Copies the record into `out` and returns `true` if it was computed
@@ -95,7 +137,9 @@ impl Suspects {
     }
 }
 
-#[cfg(test)]
+// Under loom these atomics panic outside a model; tests/loom_suspects.rs
+// checks the protocol there.
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::Suspects;
 
