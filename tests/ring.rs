@@ -61,14 +61,20 @@ fn key_of(weights: &[u32], salt: u64, i: usize) -> ModelKey {
 fn check_removal(weights: &[u32], salt: u64, removed: usize, keys: usize) {
     let gone = key_of(weights, salt, removed);
     let full = Selector::new(&tier(weights, salt, None), ConsistentHash::default());
-    let less = Selector::new(&tier(weights, salt, Some(removed)), ConsistentHash::default());
+    let less = Selector::new(
+        &tier(weights, salt, Some(removed)),
+        ConsistentHash::default(),
+    );
     for i in 0..keys {
         let u = user(salt, i);
         let (before, after) = (owner(&full, &u), owner(&less, &u));
         if before == gone {
             assert_ne!(after, gone, "{u} stayed on the removed deployment");
         } else {
-            assert_eq!(after, before, "{u} moved from {before} though {gone} was removed");
+            assert_eq!(
+                after, before,
+                "{u} moved from {before} though {gone} was removed"
+            );
         }
     }
 }
@@ -88,7 +94,10 @@ fn check_addition(weights: &[u32], added: u32, salt: u64, keys: usize) -> (f64, 
         let u = user(salt, i);
         let (before, after) = (owner(&small, &u), owner(&big, &u));
         if after != before {
-            assert_eq!(after, new, "{u} moved from {before} to another old deployment");
+            assert_eq!(
+                after, new,
+                "{u} moved from {before} to another old deployment"
+            );
             moved += 1;
         }
     }
@@ -168,7 +177,10 @@ fn sixty_three_of_weight_100() {
     check_removal(&weights, 1, 0, 4_000);
     check_removal(&weights, 1, 62, 4_000);
     let (moved, share) = check_addition(&weights[..62], 100, 1, 4_000);
-    assert!(about_share(moved, share, 4_000), "moved {moved} for a share of {share}");
+    assert!(
+        about_share(moved, share, 4_000),
+        "moved {moved} for a share of {share}"
+    );
 }
 
 #[test]
@@ -177,7 +189,10 @@ fn six_thousand_two_hundred_fifty_one_of_weight_1() {
     check_removal(&weights, 2, 6_250, 4_000);
     check_removal(&weights, 2, 3_000, 4_000);
     let (moved, share) = check_addition(&weights[..6_250], 1, 2, 4_000);
-    assert!(about_share(moved, share, 4_000), "moved {moved} for a share of {share}");
+    assert!(
+        about_share(moved, share, 4_000),
+        "moved {moved} for a share of {share}"
+    );
 }
 
 #[test]
@@ -187,7 +202,10 @@ fn weights_3125_3125_and_1() {
     check_removal(&[3_125, 3_125, 1], 3, 2, keys);
     check_removal(&[3_125, 3_125, 1], 3, 0, keys);
     let (moved, share) = check_addition(&[3_125, 3_125], 1, 3, keys);
-    assert!(about_share(moved, share, keys), "moved {moved} for a share of {share}");
+    assert!(
+        about_share(moved, share, keys),
+        "moved {moved} for a share of {share}"
+    );
 }
 
 /// The share of the keys each deployment of `weights` holds, over `keys`
@@ -236,6 +254,9 @@ fn weights_above_the_cap_count_as_the_cap() {
     let keys = 20_000;
     for heavy in [Ring::MAX_WEIGHT + 1, 1_000_000, u32::MAX] {
         let got = shares(&[Ring::MAX_WEIGHT, heavy], keys);
-        assert!(about_share(got[0], 0.5, keys), "65,536 beside {heavy}: {got:?}");
+        assert!(
+            about_share(got[0], 0.5, keys),
+            "65,536 beside {heavy}: {got:?}"
+        );
     }
 }

@@ -1167,7 +1167,11 @@ fn ring_points_are_capped() {
             .build();
         drop(sel.select(&Request::new("m0")).unwrap());
         assert_eq!(Ring::MAX_WEIGHT, 65_536);
-        assert_eq!(seen.load(Ordering::Relaxed), 4_096 * 160 + 160, "weight {heavy}");
+        assert_eq!(
+            seen.load(Ordering::Relaxed),
+            4_096 * 160 + 160,
+            "weight {heavy}"
+        );
     }
 }
 

@@ -245,7 +245,12 @@ mod tests {
     /// A ring of members named `m0`, `m1`, … with the given weights.
     fn ring(weights: &[u32]) -> Ring {
         let names: Vec<String> = (0..weights.len()).map(|i| format!("m{i}")).collect();
-        Ring::of_members(names.iter().map(String::as_bytes).zip(weights.iter().copied()))
+        Ring::of_members(
+            names
+                .iter()
+                .map(String::as_bytes)
+                .zip(weights.iter().copied()),
+        )
     }
 
     #[test]
@@ -255,8 +260,14 @@ mod tests {
         assert_eq!(points_and_threshold(1), (160, half / 8));
         assert_eq!(points_and_threshold(8), (160, half));
         assert_eq!(points_and_threshold(16), (160, ALWAYS));
-        assert_eq!(points_and_threshold(17), (320, (17u128 << 64).div_euclid(32) as u64));
-        assert_eq!(points_and_threshold(100), (7 * 160, (100u128 << 64).div_euclid(112) as u64));
+        assert_eq!(
+            points_and_threshold(17),
+            (320, (17u128 << 64).div_euclid(32) as u64)
+        );
+        assert_eq!(
+            points_and_threshold(100),
+            (7 * 160, (100u128 << 64).div_euclid(112) as u64)
+        );
         let cap = (4_096 * 160, ALWAYS);
         assert_eq!(points_and_threshold(Ring::MAX_WEIGHT), cap);
         assert_eq!(points_and_threshold(Ring::MAX_WEIGHT + 1), cap);
@@ -318,7 +329,10 @@ mod tests {
             })
             .sum();
         let mean = tested as f64 / keys as f64;
-        assert!((mean - BLOCK as f64).abs() < 0.1 * BLOCK as f64, "mean walk {mean}");
+        assert!(
+            (mean - BLOCK as f64).abs() < 0.1 * BLOCK as f64,
+            "mean walk {mean}"
+        );
         assert_eq!(ring.len() as u64, 50 * POINTS);
     }
 
