@@ -270,13 +270,12 @@ fn gen_deployment(g: &mut Gen, model: &str, id: u64, weights: Weights) -> Deploy
 /// Which weights deployments get.
 #[derive(Clone, Copy, PartialEq)]
 enum Weights {
-    /// 0, 1 or 2: for hash rings (160 points per unit of weight), whose
+    /// 0, 1 or 2: for hash rings (160 points per member at these weights), whose
     /// building and walking would otherwise dominate the run.
     Light,
     /// 0 to 10.
     Normal,
-    /// Also a million, four billion and `u32::MAX`: totals beyond `u32`,
-    /// scaled hash rings.
+    /// Also a million, four billion and `u32::MAX`: totals beyond `u32`.
     Big,
 }
 
@@ -900,8 +899,8 @@ fn selector_trace(index: usize, counts: &mut Counts) -> String {
         // slow to build in a debug build.
         choice = Choice::Builtin(WeightedRoundRobin.into());
     }
-    // A hash ring has 160 points per unit of weight, built again on every
-    // rebuild: light weights keep the run short.
+    // A hash ring has 160 points per block of 16 units of weight, built
+    // again on every rebuild: light weights keep the run short.
     let weights = match (uses_ring(choice), size) {
         (true, _) => Weights::Light,
         (false, Size::Huge) => Weights::Normal,

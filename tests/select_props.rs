@@ -1159,26 +1159,36 @@ impl modelfleet::select::Strategy for RingSize {
     }
 }
 
-/// The ring of a tier has at most 1,000,000 points plus one per member
-/// (documented on `Ring`), whatever the weights: here they sum to 1,500,001
-/// units.
+/// A member heavier than `Ring::MAX_WEIGHT` has the points of that weight
+/// (4,096 blocks of 160, documented on `Ring`), whatever the weights: here
+/// 1,500,000 and `u32::MAX` units beside 1.
 #[test]
 fn ring_points_are_capped() {
-    let reg = ring_registry(&[1_500_000, 1], 0, None);
-    let seen = Arc::new(AtomicUsize::new(0));
-    let sel = Selector::builder(&reg)
-        .custom_strategy(Box::new(RingSize(Arc::clone(&seen))))
-        .build();
-    drop(sel.select(&Request::new("m0")).unwrap());
-    let points = seen.load(Ordering::Relaxed);
-    assert!(points > 0, "no ring was built");
-    assert!(points <= 1_000_000 + 2, "{points} ring points");
+    for heavy in [1_500_000, u32::MAX] {
+        let reg = ring_registry(&[heavy, 1], 0, None);
+        let seen = Arc::new(AtomicUsize::new(0));
+        let sel = Selector::builder(&reg)
+            .custom_strategy(Box::new(RingSize(Arc::clone(&seen))))
+            .build();
+        drop(sel.select(&Request::new("m0")).unwrap());
+        assert_eq!(Ring::MAX_WEIGHT, 65_536);
+        assert_eq!(
+            seen.load(Ordering::Relaxed),
+            4_096 * 160 + 160,
+            "weight {heavy}"
+        );
+    }
 }
 
-/// Below the cap the probe sees 160 points per unit of weight.
+/// The probe sees 160 points per started block of 16 units of weight, for
+/// each member on its own.
 #[test]
 fn ring_points_per_weight() {
-    for (weights, expected) in [(vec![2, 4, 6], 160 * 12), (vec![5; 7], 160 * 35)] {
+    for (weights, expected) in [
+        (vec![2, 4, 6], 160 * 3),
+        (vec![5; 7], 160 * 7),
+        (vec![16, 17, 100], 160 * (1 + 2 + 7)),
+    ] {
         let reg = ring_registry(&weights, 0, None);
         let seen = Arc::new(AtomicUsize::new(0));
         let sel = Selector::builder(&reg)

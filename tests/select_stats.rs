@@ -186,8 +186,9 @@ fn consistent_hash_follows_weights() {
     }
     let share = f64::from(heavy) / f64::from(keys);
     // Tolerance: the weight-3 deployment holds 75% ± 3 percentage points of
-    // the keys (the weight-1 one 25% ± 3). The ring has 160 points per unit
-    // of weight; its arcs, not the 20,000 keys, dominate the error.
+    // the keys (the weight-1 one 25% ± 3). The ring has 160 points per block
+    // of 16 units, thinned to the weights; its arcs, not the 20,000 keys,
+    // dominate the error.
     assert!((0.72..=0.78).contains(&share), "weight-3 share {share:.4}");
 }
 

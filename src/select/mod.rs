@@ -30,7 +30,8 @@
 //! ([`Request::is_plain`](crate::Request::is_plain)) on a tier where every
 //! member is healthy and unlimited uses the precomputed tables directly:
 //! O(1), on average for the searches of a weight line or a hash ring (a
-//! bucket index narrows each to a few entries).
+//! bucket index narrows each to a few entries), and in expectation for the
+//! points a ring walk tests before one accepts the key.
 //!
 //! Otherwise (request filters, or a member of the tier cooling, ejected,
 //! ramping up or limited) the candidates are a bit mask over the tier,

@@ -8,16 +8,22 @@ use crate::Error;
 /// the candidate set is unchanged (Karger et al., "Consistent Hashing and
 /// Random Trees", 1997; nginx `hash … consistent`, Envoy ring hash).
 ///
-/// Each tier gets a [`Ring`](crate::select::Ring) with points in proportion to the
-/// members' weights. A request hashes its affinity key (xxh3, stable across
+/// Each tier gets a [`Ring`](crate::select::Ring): a member of weight `w`
+/// owns `160 × ⌈w / 16⌉` points, each of which accepts a given key with
+/// probability `w / (16 × ⌈w / 16⌉)` (a stable test of the key and the
+/// point). A request hashes its affinity key (xxh3, stable across
 /// platforms, runs and crate versions) and walks the ring clockwise to the
-/// first point whose member is a candidate. So:
+/// first accepted point whose member is a candidate. A member's points
+/// depend only on its own key and weight, whatever the tier's size and
+/// total weight, so:
 ///
 /// - removing a deployment moves only the keys it held (they go to the next
-///   point's member); the others stay;
-/// - adding one moves about `1/n` of the keys (those landing on its points);
+///   accepted point's member); the others stay;
+/// - adding one moves only keys to it, about its share of the weight;
 /// - a filtered-out or excluded deployment's keys move to the next member,
-///   and come back when it is eligible again.
+///   and come back when it is eligible again;
+/// - shares follow weights up to [`Ring::MAX_WEIGHT`](crate::select::Ring::MAX_WEIGHT)
+///   (65,536); a heavier deployment counts as that weight on the ring.
 ///
 /// With a bounded load factor `c` (Mirrokni, Thorup and Zadimoghaddam,
 /// "Consistent Hashing with Bounded Loads", 2018), a member already holding
@@ -30,8 +36,9 @@ use crate::Error;
 /// [`WeightedRandom`](super::WeightedRandom).
 ///
 /// Cost: O(1) on average to find the start (a bucket index over the ring),
-/// plus the points skipped;
-/// bounded load adds an O(n) pass to sum the in-flight counts.
+/// then O(1) points in expectation per accepted point, plus the accepted
+/// points of members skipped; bounded load adds an O(n) pass to sum the
+/// in-flight counts. Memory: O(Σ ⌈w / 16⌉) points per tier.
 ///
 /// ```
 /// use modelfleet::{Deployment, Policy, Registry, Request, Selector};
