@@ -101,6 +101,7 @@ mod pick;
 mod reason;
 mod ring;
 mod rng;
+mod schedule;
 mod search;
 mod strategy;
 mod stride;
