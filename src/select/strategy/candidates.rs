@@ -324,6 +324,35 @@ impl<'a> Candidates<'a> {
             .then(|| self.candidate(position))
     }
 
+    /// The effective weight every candidate has, when every member of the
+    /// tier has the same weight and none is ramping up
+    /// ([slow start](crate::health::SlowStart)); `None` otherwise, even
+    /// if the candidates a filter kept happen to share one. O(1).
+    ///
+    /// ```
+    /// use modelfleet::select::{Candidate, Candidates, Context, Strategy};
+    /// use modelfleet::{Deployment, Registry, Request, Selector};
+    ///
+    /// #[derive(Debug)]
+    /// struct Inspect;
+    ///
+    /// impl Strategy for Inspect {
+    ///     fn choose<'a>(&self, c: &Candidates<'a>, _ctx: &Context<'_>) -> Option<Candidate<'a>> {
+    ///         assert_eq!(c.uniform_weight(), Some(3));
+    ///         c.nth(0)
+    ///     }
+    /// }
+    ///
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").weight(3).build()?].into_iter().collect();
+    /// let selector = Selector::builder(&reg).custom_strategy(Box::new(Inspect)).build();
+    /// selector.select(&Request::new("gpt-4"))?;
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    #[inline]
+    pub fn uniform_weight(&self) -> Option<u64> {
+        self.uniform()
+    }
+
     /// The `n`-th candidate in registry order. O(1) when complete, else
     /// O(n / 64) (O(n) on tiers of more than 4,096 members).
     ///

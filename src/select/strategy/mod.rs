@@ -39,7 +39,8 @@ builtin::builtin_strategies! {
         least_outstanding::LeastOutstanding => "least_outstanding" = LeastOutstanding,
             picks "fewest picks in flight, ties at random", cost "O(n)";
         power_of_two::PowerOfTwo => "power_of_two" = PowerOfTwo::DEFAULT,
-            picks "the less loaded of two random candidates", cost "O(1) / O(n/64)";
+            picks "the less loaded of two random candidates, or Envoy's weighted least request",
+            cost "O(1) / O(n/64); O(k) per weight with unequal weights";
         latency::Latency => "latency" = Latency::DEFAULT,
             picks "lowest latency estimate, within a buffer", cost "O(n)";
         consistent_hash::ConsistentHash => "consistent_hash" = ConsistentHash::DEFAULT,
