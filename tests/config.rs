@@ -310,6 +310,24 @@ fn strategies_and_their_settings() {
             r#"{"name": "consistent_hash", "bounded_load": 2}"#,
             ConsistentHash::with_bounded_load(2.0).unwrap().into(),
         ),
+        (
+            r#"{"name": "power_of_two", "load": "in_flight_per_weight", "active_request_bias": 0.5}"#,
+            PowerOfTwo::new(Load::InFlightPerWeight)
+                .with_active_request_bias(0.5)
+                .unwrap()
+                .into(),
+        ),
+        (
+            r#"{"name": "power_of_two", "active_request_bias": 0}"#,
+            PowerOfTwo::default()
+                .with_active_request_bias(0.0)
+                .unwrap()
+                .into(),
+        ),
+        (
+            r#"{"name": "power_of_two", "active_request_bias": 1}"#,
+            PowerOfTwo::default().into(),
+        ),
     ] {
         let c: StrategyConfig = serde_json::from_str(text).unwrap();
         let s = c.resolve().unwrap();
@@ -372,6 +390,14 @@ fn every_problem_is_pinned_with_its_place() {
         (
             r#""strategy": {"name": "weighted_random", "load": "in_flight"}"#,
             "strategy.load: only the power_of_two strategy takes a load, not weighted_random",
+        ),
+        (
+            r#""strategy": {"name": "power_of_two", "active_request_bias": -1}"#,
+            "strategy.active_request_bias: must be a finite number of at least 0, got -1",
+        ),
+        (
+            r#""strategy": {"name": "latency", "active_request_bias": 2}"#,
+            "strategy.active_request_bias: only the power_of_two strategy takes an active request bias, not latency",
         ),
         // health: cooldowns
         (
@@ -1059,4 +1085,33 @@ proptest! {
         let through_toml: HealthConfig = toml::from_str(&toml::to_string(&written).unwrap()).unwrap();
         prop_assert_eq!(through_toml.resolve().unwrap(), policy);
     }
+}
+
+#[test]
+fn an_active_request_bias_round_trips_through_the_config_form() {
+    let p2c = PowerOfTwo::new(Load::InFlightPerWeight)
+        .with_active_request_bias(2.5)
+        .unwrap();
+    let c = StrategyConfig::from_strategy(&p2c.into());
+    assert_eq!(c.active_request_bias, Some(2.5));
+    let json = serde_json::to_string(&c).unwrap();
+    assert_eq!(
+        json,
+        r#"{"name":"power_of_two","load":"in_flight_per_weight","active_request_bias":2.5}"#
+    );
+    let back: StrategyConfig = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.resolve().unwrap(), p2c.into());
+    // Infinite and NaN biases are refused by the strategy itself.
+    assert!(
+        PowerOfTwo::default()
+            .with_active_request_bias(f64::INFINITY)
+            .is_err()
+    );
+    let err = PowerOfTwo::default()
+        .with_active_request_bias(f64::NAN)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "strategy power_of_two: active_request_bias must be a finite number of at least 0, got NaN"
+    );
 }

@@ -8,12 +8,14 @@
 //!   implementation fails one seed in a thousand; we use one fixed seed);
 //! - consistent hashing shares within ±3 percentage points;
 //! - power of two choices keeps the in-flight spread small under load;
+//! - weighted least request (`power_of_two` with `in_flight_per_weight` and
+//!   unequal weights) fits `weight / (in_flight + 1)^bias` (chi-square);
 //! - bounded-load consistent hashing never exceeds its cap.
 
 use std::collections::VecDeque;
 
 use modelfleet::select::{
-    BuiltinStrategy, ConsistentHash, LeastOutstanding, PowerOfTwo, WeightedRandom,
+    BuiltinStrategy, ConsistentHash, LeastOutstanding, Load, PowerOfTwo, WeightedRandom,
 };
 use modelfleet::{Deployment, Policy, Registry, Request, Selector};
 
@@ -254,4 +256,52 @@ fn least_outstanding_breaks_ties_fairly() {
     // first-registered tie-break (LiteLLM's least-busy) would give all
     // 40,000 picks to n0 and chi2 = 120,000.
     assert!(chi2 < 16.27, "chi2 = {chi2:.2}, counts {counts:?}");
+}
+
+/// `power_of_two` with `in_flight_per_weight` over weights 1 and 2, with
+/// `held` picks of the weight-2 deployment in flight: `n` picks, each
+/// dropped at once, must fit shares `w / (in_flight + 1)^bias`.
+fn assert_weighted_least_request(bias: f64, held: usize) {
+    let weights = [1u32, 2];
+    let reg = weighted("gpt-4", &weights);
+    let p2c = PowerOfTwo::new(Load::InFlightPerWeight)
+        .with_active_request_bias(bias)
+        .unwrap();
+    let sel = Selector::with_seed(&reg, p2c, SEED);
+    let req = Request::new("gpt-4");
+    let light = reg.keys().next().unwrap().clone();
+    let heavy_only = Request::new("gpt-4").exclude(light);
+    let _held: Vec<_> = (0..held)
+        .map(|_| sel.select(&heavy_only).unwrap())
+        .collect();
+    assert_eq!(loads(&reg, &sel), [0, held as u32]);
+    let n = 30_000;
+    let counts = idle_counts(&reg, &sel, &req, n);
+    let effective = [1.0, 2.0 / (held as f64 + 1.0).powf(bias)];
+    let sum: f64 = effective.iter().sum();
+    let expected: Vec<f64> = effective.iter().map(|e| n as f64 * e / sum).collect();
+    let chi2 = chi_square(&counts, &expected);
+    // 2 categories: df = 1; the critical value at p = 0.001 is 10.83.
+    assert!(
+        chi2 < 10.83,
+        "bias {bias}, {held} held: chi2 = {chi2:.2}, counts {counts:?}, expected {expected:?}"
+    );
+}
+
+#[test]
+fn weighted_least_request_splits_idle_picks_by_weight() {
+    // Idle: 1:2 whatever the bias.
+    for bias in [1.0, 0.0, 0.5, 2.0] {
+        assert_weighted_least_request(bias, 0);
+    }
+}
+
+#[test]
+fn weighted_least_request_follows_in_flight_and_bias() {
+    // 3 in flight on the weight-2 deployment: 2/4 (bias 1), 2/16 (bias 2),
+    // 2/2 (bias 0.5), 2 (bias 0: plain weighted random).
+    for bias in [1.0, 2.0, 0.5, 0.0] {
+        assert_weighted_least_request(bias, 3);
+    }
+    assert_weighted_least_request(1.0, 1);
 }

@@ -43,6 +43,18 @@ fn strategy() -> impl Strategy<Value = BuiltinStrategy> {
             Load::PeakEwma
         ])
         .prop_map(|l| PowerOfTwo::new(l).into()),
+        (
+            select(vec![
+                Load::InFlight,
+                Load::InFlightPerWeight,
+                Load::PeakEwma
+            ]),
+            prop_oneof![Just(0.0), Just(1.0), at_least(0.0)],
+        )
+            .prop_map(|(l, b)| PowerOfTwo::new(l)
+                .with_active_request_bias(b)
+                .unwrap()
+                .into()),
         prop_oneof![Just(0.0), at_least(0.0)].prop_map(|b| Latency::with_buffer(b).unwrap().into()),
         Just(ConsistentHash::default().into()),
         at_least(1.0).prop_map(|f| ConsistentHash::with_bounded_load(f).unwrap().into()),

@@ -19,6 +19,7 @@ use crate::select::{BuiltinStrategy, ConsistentHash, Latency, Load, PowerOfTwo};
 /// | `buffer` | `latency` | a fraction ≥ 0: candidates that much slower than the fastest count as equals |
 /// | `bounded_load` | `consistent_hash` | a factor ≥ 1: no deployment holds more than that × the average in flight |
 /// | `load` | `power_of_two` | `"in_flight"`, `"in_flight_per_weight"` or `"peak_ewma"` ([`Load`]) |
+/// | `active_request_bias` | `power_of_two` | a number ≥ 0 (default 1): how strongly picks in flight lower an effective weight under `in_flight_per_weight` ([`PowerOfTwo::with_active_request_bias`]) |
 ///
 /// ```
 /// use modelfleet::config::StrategyConfig;
@@ -40,6 +41,8 @@ pub struct StrategyConfig {
     pub bounded_load: Option<f64>,
     /// `power_of_two`'s load measure.
     pub load: Option<String>,
+    /// `power_of_two`'s active request bias.
+    pub active_request_bias: Option<f64>,
 }
 
 impl Default for StrategyConfig {
@@ -67,6 +70,7 @@ impl StrategyConfig {
             buffer: None,
             bounded_load: None,
             load: None,
+            active_request_bias: None,
         }
     }
 
@@ -86,8 +90,14 @@ impl StrategyConfig {
         match strategy {
             BuiltinStrategy::Latency(l) if l.buffer() != 0.0 => c.buffer = Some(l.buffer()),
             BuiltinStrategy::ConsistentHash(h) => c.bounded_load = h.bounded_load(),
-            BuiltinStrategy::PowerOfTwo(p) if p.load() != Load::default() => {
-                c.load = Some(p.load().as_str().to_owned());
+            BuiltinStrategy::PowerOfTwo(p) => {
+                if p.load() != Load::default() {
+                    c.load = Some(p.load().as_str().to_owned());
+                }
+                let bias = p.active_request_bias();
+                if bias != PowerOfTwo::default().active_request_bias() {
+                    c.active_request_bias = Some(bias);
+                }
             }
             _ => {}
         }
@@ -119,7 +129,10 @@ impl StrategyConfig {
     }
 
     fn has_settings(&self) -> bool {
-        self.buffer.is_some() || self.bounded_load.is_some() || self.load.is_some()
+        self.buffer.is_some()
+            || self.bounded_load.is_some()
+            || self.load.is_some()
+            || self.active_request_bias.is_some()
     }
 
     pub(crate) fn check(&self, at: &Path, errs: &mut Errors) -> Option<BuiltinStrategy> {
@@ -185,6 +198,24 @@ impl StrategyConfig {
                 ),
             }
         }
+        if let Some(bias) = self.active_request_bias {
+            only(
+                errs,
+                "active_request_bias",
+                "power_of_two",
+                "an active request bias",
+            );
+            match (PowerOfTwo::DEFAULT.with_active_request_bias(bias), out) {
+                (Err(_), _) => errs.push(
+                    &at.key("active_request_bias"),
+                    format!("must be a finite number of at least 0, got {bias}"),
+                ),
+                (Ok(_), Some(BuiltinStrategy::PowerOfTwo(p))) => {
+                    out = p.with_active_request_bias(bias).ok().map(Into::into);
+                }
+                (Ok(_), _) => {}
+            }
+        }
         out.filter(|_| errs.len() == before)
     }
 }
@@ -234,6 +265,9 @@ impl Serialize for StrategyConfig {
         if let Some(l) = &self.load {
             m.serialize_entry("load", l)?;
         }
+        if let Some(b) = self.active_request_bias {
+            m.serialize_entry("active_request_bias", &b)?;
+        }
         m.end()
     }
 }
@@ -248,6 +282,8 @@ struct StrategyTable {
     bounded_load: Option<f64>,
     #[serde(default)]
     load: Option<String>,
+    #[serde(default)]
+    active_request_bias: Option<f64>,
 }
 
 impl<'de> Deserialize<'de> for StrategyConfig {
@@ -268,6 +304,7 @@ impl<'de> Deserialize<'de> for StrategyConfig {
                     buffer: t.buffer,
                     bounded_load: t.bounded_load,
                     load: t.load,
+                    active_request_bias: t.active_request_bias,
                 })
             }
         }

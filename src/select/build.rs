@@ -14,6 +14,7 @@ use super::Selector;
 use super::flags::{Disturbed, Epoch};
 use super::index::TierIndex;
 use super::ring::Ring;
+use super::schedule;
 use super::search::Sorted;
 use super::strategy::{BuiltinStrategy, Strategy, WeightedRoundRobin};
 use super::stride;
@@ -256,12 +257,16 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
     /// ```
     pub fn build(self) -> Selector {
         let strategy = self.chooser.get();
-        let (uses_ring, striped) = (strategy.uses_ring(), !strategy.reads_load());
+        let striped = !strategy.reads_load();
+        let uses = Uses {
+            ring: strategy.uses_ring(),
+            schedule: strategy.uses_schedule(),
+        };
         let (models, members_of, mut slots) = self.slots(striped);
         let by_key = by_key(&slots);
         let mut groups = Vec::with_capacity(members_of.len());
         for (gi, all) in members_of.into_iter().enumerate() {
-            groups.push(self.group(gi, all.into_boxed_slice(), &models, &mut slots, uses_ring));
+            groups.push(self.group(gi, all.into_boxed_slice(), &models, &mut slots, uses));
         }
         let previous = self.previous;
         let shared = self.shared(slots.into_boxed_slice(), groups, models, by_key, striped);
@@ -367,12 +372,12 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
         all: Box<[u32]>,
         models: &Models,
         slots: &mut [Slot],
-        uses_ring: bool,
+        uses: Uses,
     ) -> Group {
         let flags = self.flags(gi, &all, models, slots);
         let tiers = flags
             .iter()
-            .filter_map(|(priority, flag)| tier(slots, &all, *priority, flag, uses_ring))
+            .filter_map(|(priority, flag)| tier(slots, &all, *priority, flag, uses))
             .collect::<Box<[Tier]>>();
         // Every deployment's shared state tracks its tier's flag in this
         // version before the state is read below; `Selector::apply` is
@@ -487,15 +492,16 @@ fn by_key(slots: &[Slot]) -> IndexMap<Arc<ModelKey>, u32, FixedState> {
         .collect()
 }
 
+/// The per-tier tables the strategy asks for.
+#[derive(Clone, Copy)]
+struct Uses {
+    ring: bool,
+    schedule: bool,
+}
+
 /// The tier of `priority` among `all` (a model's deployments), with its
 /// tables; `None` if no deployment of that priority has weight > 0.
-fn tier(
-    slots: &[Slot],
-    all: &[u32],
-    priority: u32,
-    flag: &Disturbed,
-    uses_ring: bool,
-) -> Option<Tier> {
+fn tier(slots: &[Slot], all: &[u32], priority: u32, flag: &Disturbed, uses: Uses) -> Option<Tier> {
     let members: Box<[u32]> = all
         .iter()
         .copied()
@@ -521,7 +527,14 @@ fn tier(
         .iter()
         .all(|&i| slots[i as usize].weight == first)
         .then_some(u64::from(first));
-    let ring = uses_ring.then(|| Ring::build(slots, &members));
+    let ring = uses.ring.then(|| Ring::build(slots, &members));
+    let schedule = uses.schedule.then(|| {
+        let weights: Vec<u64> = members
+            .iter()
+            .map(|&i| u64::from(slots[i as usize].weight))
+            .collect();
+        schedule::smooth(&weights)
+    });
     let index = TierIndex::build(slots, &members);
     let suspects = Suspects::new(if index.is_some() { members.len() } else { 0 });
     let limited = members
@@ -531,6 +544,7 @@ fn tier(
         priority,
         stride: stride::stride(total),
         subset_stride: stride::Cache::default(),
+        schedule: schedule.flatten(),
         members,
         cumulative,
         uniform,

@@ -51,7 +51,9 @@
 //! - then round robin and power of two rank candidates by counting bits
 //!   (O(n / 64)), and the weighted strategies walk the kept members'
 //!   weights from the tier's prefix sums (O(k), whole words at once, a
-//!   mostly full word as its range less the members missing from it).
+//!   mostly full word as its range less the members missing from it);
+//!   power of two's weighted least request (per-weight load, unequal
+//!   weights) reads every candidate's load, O(k) with or without filters.
 //!
 //! Tiers of more than 4,096 members have no index: each member is tested
 //! through its deployment, in a few passes (O(n)).
@@ -105,6 +107,7 @@ mod pick;
 mod reason;
 mod ring;
 mod rng;
+mod schedule;
 mod search;
 mod strategy;
 mod stride;

@@ -70,6 +70,11 @@ pub(crate) struct Tier {
     /// ([`stride::Cache`]): a filtered or disturbed tier usually keeps one
     /// candidate total from pick to pick.
     pub(crate) subset_stride: stride::Cache,
+    /// One period of nginx's smooth weighted round robin over the members
+    /// (see `select/schedule.rs`), when the strategy
+    /// [uses one](super::Strategy::uses_schedule) and the period is at most
+    /// `schedule::MAX_PERIOD`.
+    pub(crate) schedule: Option<Box<[u16]>>,
     pub(crate) ring: Option<Ring>,
     /// Members by provider, label and tag, for filtered requests; `None`
     /// for tiers too large to index.

@@ -102,6 +102,10 @@ macro_rules! builtin_strategies {
                 self.inner().uses_ring()
             }
 
+            fn uses_schedule(&self) -> bool {
+                self.inner().uses_schedule()
+            }
+
             fn reads_load(&self) -> bool {
                 self.inner().reads_load()
             }

@@ -324,6 +324,35 @@ impl<'a> Candidates<'a> {
             .then(|| self.candidate(position))
     }
 
+    /// The effective weight every candidate has, when every member of the
+    /// tier has the same weight and none is ramping up
+    /// ([slow start](crate::health::SlowStart)); `None` otherwise, even
+    /// if the candidates a filter kept happen to share one. O(1).
+    ///
+    /// ```
+    /// use modelfleet::select::{Candidate, Candidates, Context, Strategy};
+    /// use modelfleet::{Deployment, Registry, Request, Selector};
+    ///
+    /// #[derive(Debug)]
+    /// struct Inspect;
+    ///
+    /// impl Strategy for Inspect {
+    ///     fn choose<'a>(&self, c: &Candidates<'a>, _ctx: &Context<'_>) -> Option<Candidate<'a>> {
+    ///         assert_eq!(c.uniform_weight(), Some(3));
+    ///         c.nth(0)
+    ///     }
+    /// }
+    ///
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").weight(3).build()?].into_iter().collect();
+    /// let selector = Selector::builder(&reg).custom_strategy(Box::new(Inspect)).build();
+    /// selector.select(&Request::new("gpt-4"))?;
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    #[inline]
+    pub fn uniform_weight(&self) -> Option<u64> {
+        self.uniform()
+    }
+
     /// The `n`-th candidate in registry order. O(1) when complete, else
     /// O(n / 64) (O(n) on tiers of more than 4,096 members).
     ///
@@ -442,7 +471,8 @@ impl<'a> Candidates<'a> {
     /// [at weight](Self::at_weight) `t × stride mod total`: any `total`
     /// consecutive turns visit every point of the line once, so each
     /// candidate gets exactly its weight in turns, scattered through the
-    /// window rather than in runs ([`WeightedRoundRobin`](super::WeightedRoundRobin) is this rotation).
+    /// window rather than in runs ([`rotation`](Self::rotation) takes this
+    /// rotation wherever it has no precomputed schedule).
     ///
     /// O(1) for the whole tier's total (computed with the tier); otherwise
     /// O(1) when `total` is the last one asked of the tier, else a search
@@ -452,7 +482,7 @@ impl<'a> Candidates<'a> {
     /// use modelfleet::select::{Candidate, Candidates, Context, Strategy, WeightedRoundRobin};
     /// use modelfleet::{Deployment, Policy, Registry, Request, Selector};
     ///
-    /// /// Weighted round robin, by hand.
+    /// /// The weighted rotation without a schedule, by hand.
     /// #[derive(Debug)]
     /// struct Rotation;
     ///
@@ -474,10 +504,10 @@ impl<'a> Candidates<'a> {
     /// }
     /// let by_hand = Selector::builder(&reg).custom_strategy(Box::new(Rotation)).seed(3).build();
     /// let built_in = Selector::builder(&reg).strategy(WeightedRoundRobin).seed(3).build();
-    /// for request in [Request::new("gpt-4"), Request::new("gpt-4").tag("a").tag("b")] {
-    ///     for _ in 0..14 {
-    ///         assert_eq!(by_hand.select(&request)?.key(), built_in.select(&request)?.key());
-    ///     }
+    /// // A filtered request (candidates "a" and "b"): no schedule applies.
+    /// let request = Request::new("gpt-4").tag("a").tag("b");
+    /// for _ in 0..12 {
+    ///     assert_eq!(by_hand.select(&request)?.key(), built_in.select(&request)?.key());
     /// }
     /// # Ok::<(), modelfleet::Error>(())
     /// ```
@@ -488,6 +518,84 @@ impl<'a> Candidates<'a> {
         } else {
             self.tier.subset_stride.stride(total)
         }
+    }
+
+    /// Turn `turn` of the weighted rotation over the candidates: each
+    /// candidate gets exactly its effective weight in turns in every
+    /// [`total_weight`](Self::total_weight) consecutive turns, spread
+    /// through them ([`WeightedRoundRobin`](super::WeightedRoundRobin) is
+    /// this rotation over the turns of [`Context::next_turn`](super::Context::next_turn)).
+    ///
+    /// When the candidates are the whole tier at full weight (no request
+    /// filter or health state removed one, none is ramping up) and the
+    /// strategy [uses a schedule](super::Strategy::uses_schedule), the
+    /// turn follows nginx's smooth weighted round robin over the tier's
+    /// weights, precomputed with the tier for periods (`Σw` over the
+    /// weights' gcd) up to 65,536. Otherwise turn `t` takes the candidate
+    /// [at weight](Self::at_weight) `t × stride mod Σw`, with the
+    /// [`rotation_stride`](Self::rotation_stride) of the candidates' total.
+    ///
+    /// O(1) on the precomputed schedule; otherwise as
+    /// [`at_weight`](Self::at_weight) plus
+    /// [`rotation_stride`](Self::rotation_stride).
+    ///
+    /// ```
+    /// use modelfleet::select::{Candidate, Candidates, Context, Strategy};
+    /// use modelfleet::{Deployment, Policy, Registry, Request, Selector};
+    ///
+    /// #[derive(Debug)]
+    /// struct Smooth;
+    ///
+    /// impl Strategy for Smooth {
+    ///     fn choose<'a>(&self, c: &Candidates<'a>, ctx: &Context<'_>) -> Option<Candidate<'a>> {
+    ///         c.rotation(ctx.next_turn())
+    ///     }
+    ///     fn uses_schedule(&self) -> bool {
+    ///         true
+    ///     }
+    /// }
+    ///
+    /// let mut reg = Registry::new(Policy::NAME_TAG);
+    /// for (tag, weight) in [("a", 50), ("b", 30), ("c", 20)] {
+    ///     reg.insert(Deployment::builder("openai", "gpt-4").tag(tag).weight(weight).build()?)?;
+    /// }
+    /// let selector = Selector::builder(&reg).custom_strategy(Box::new(Smooth)).build();
+    /// let mut last_c = None;
+    /// for t in 0..100 {
+    ///     if selector.select(&Request::new("gpt-4"))?.deployment().tag() == Some("c") {
+    ///         // As in nginx, "c" waits at most 5 picks for its next turn.
+    ///         assert!(last_c.is_none_or(|l| t - l <= 5));
+    ///         last_c = Some(t);
+    ///     }
+    /// }
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    #[inline]
+    pub fn rotation(&self, turn: u64) -> Option<Candidate<'a>> {
+        let total = self.total_weight();
+        if total == 0 {
+            return None;
+        }
+        // Every member weighs at least 1, so a set of members at full
+        // weight has the tier's total only when it is the whole tier.
+        if self.slow.is_none()
+            && total == self.tier.total
+            && let Some(schedule) = &self.tier.schedule
+        {
+            let entry = schedule[(turn % schedule.len() as u64) as usize];
+            return Some(self.candidate(usize::from(entry)));
+        }
+        let stride = self.rotation_stride(total);
+        let turn = turn % total;
+        // `turn` and `stride` are below `total`: their product fits in 64
+        // bits when `total` does in 32, and 64-bit division is much cheaper
+        // than 128-bit.
+        let point = if total <= u64::from(u32::MAX) {
+            turn * stride % total
+        } else {
+            (u128::from(turn) * u128::from(stride) % u128::from(total)) as u64
+        };
+        self.at_weight(point)
     }
 
     /// The tier's hash ring, when the strategy [uses one](super::Strategy::uses_ring).

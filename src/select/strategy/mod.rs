@@ -4,7 +4,7 @@
 //!
 //! The built-ins are written against the same interface a custom strategy
 //! gets: the trait, [`Candidates`] (counting, ranking, weighing, the
-//! rotation stride, the hash ring) and [`Context`] (randomness, the
+//! weighted rotation and its stride, the hash ring) and [`Context`] (randomness, the
 //! rotation cursor, the affinity key). None reads the selector's tables
 //! directly, so whatever a built-in does, a strategy of your own can do
 //! too.
@@ -32,14 +32,15 @@ builtin::builtin_strategies! {
         round_robin::RoundRobin => "round_robin" = RoundRobin,
             picks "each candidate in turn", cost "O(1) / O(n/64)";
         weighted_round_robin::WeightedRoundRobin => "weighted_round_robin" = WeightedRoundRobin,
-            picks "exactly `w_i` of every `Σw` consecutive picks, interleaved",
+            picks "exactly `w_i` of every `Σw` consecutive picks, in nginx's smooth order",
             cost "O(1) on average / O(k)";
         weighted_random::WeightedRandom => "weighted_random" = WeightedRandom,
             picks "candidate i with probability `w_i/Σw`", cost "O(1) on average / O(k)";
         least_outstanding::LeastOutstanding => "least_outstanding" = LeastOutstanding,
             picks "fewest picks in flight, ties at random", cost "O(n)";
         power_of_two::PowerOfTwo => "power_of_two" = PowerOfTwo::DEFAULT,
-            picks "the less loaded of two random candidates", cost "O(1) / O(n/64)";
+            picks "the less loaded of two random candidates, or Envoy's weighted least request",
+            cost "O(1) / O(n/64); O(k) per weight with unequal weights";
         latency::Latency => "latency" = Latency::DEFAULT,
             picks "lowest latency estimate, within a buffer", cost "O(n)";
         consistent_hash::ConsistentHash => "consistent_hash" = ConsistentHash::DEFAULT,
@@ -79,9 +80,9 @@ builtin::builtin_strategies! {
 /// [`SelectorBuilder::custom_strategy`](crate::SelectorBuilder::custom_strategy).
 ///
 /// The built-in strategies are written against this same interface: what
-/// they need beyond counting and weighing the candidates, the rotation
-/// stride and the hash ring, is offered by
-/// [`Candidates::rotation_stride`] and [`Candidates::ring`].
+/// they need beyond counting and weighing the candidates, the weighted
+/// rotation and the hash ring, is offered by [`Candidates::rotation`]
+/// (with [`Candidates::rotation_stride`]) and [`Candidates::ring`].
 ///
 /// # A custom strategy
 ///
@@ -109,6 +110,7 @@ builtin::builtin_strategies! {
 /// assert_eq!(pick.deployment().tag(), Some("l"));
 /// assert_eq!(pick.strategy(), "custom"); // the default name
 /// assert!(!LargestWindow.uses_ring());
+/// assert!(!LargestWindow.uses_schedule());
 /// assert!(LargestWindow.reads_load());
 /// # Ok::<(), modelfleet::Error>(())
 /// ```
@@ -129,6 +131,16 @@ pub trait Strategy: fmt::Debug + Send + Sync {
     ///
     /// See [`Strategy`] for an example.
     fn uses_ring(&self) -> bool {
+        false
+    }
+
+    /// Whether the selector should precompute per tier the smooth weighted
+    /// rotation [`Candidates::rotation`] follows on a whole tier (nginx's
+    /// schedule, up to 65,536 entries of 2 bytes per tier). Without it,
+    /// `rotation` always takes the golden-ratio stride.
+    ///
+    /// See [`Strategy`] for an example.
+    fn uses_schedule(&self) -> bool {
         false
     }
 
