@@ -292,7 +292,7 @@ fn gen_policy(g: &mut Gen) -> Policy {
     if g.chance(50) {
         Policy::NAME_ENDPOINT
     } else {
-        g.pick(&Policy::all())
+        g.pick(Policy::all())
     }
 }
 
@@ -541,7 +541,7 @@ fn gen_report(g: &mut Gen, at: u64, counts: &mut Counts) -> (Report, String) {
         counts.bump("report.success");
         (Report::success(t, ms(l)), format!("success {l}ms"))
     } else {
-        let mut kind = g.pick(&FailureKind::ALL);
+        let mut kind = g.pick(FailureKind::ALL);
         if let FailureKind::RateLimited { .. } = kind
             && g.chance(50)
         {

@@ -356,7 +356,7 @@ fn duplicate_message(
 ) -> String {
     // The coarsest built-in policy finer than this one that tells them apart.
     let finer = Policy::all()
-        .into_iter()
+        .iter()
         .find(|p| p.refines(policy) && p.key(first) != p.key(later));
     let advice = match finer {
         Some(p) => format!("identity {:?} keeps both", p.to_string()),
