@@ -192,7 +192,7 @@ impl<P: IdentityPolicy + Clone> Fleet<P> {
     /// use modelfleet::{Change, Deployment, Fleet, Registry};
     /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
     /// let fleet = Fleet::new(reg, |b| b);
-    /// let drain = vec![Change::Removed { key: "openai/gpt-4@".parse()? }].into();
+    /// let drain = vec![Change::removed("openai/gpt-4@".parse()?)].into();
     /// fleet.apply(&drain, Duration::from_secs(5))?;
     /// assert!(fleet.registry().is_empty());
     /// assert!(fleet.apply(&drain, Duration::from_secs(6)).is_err());

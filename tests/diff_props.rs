@@ -270,11 +270,13 @@ fn assert_shape(a: &Registry, b: &Registry, changes: &Changes) {
     let mut added_positions = Vec::new();
     for c in changes {
         match c {
-            Change::Removed { key } => {
+            Change::Removed { key, .. } => {
                 assert!(a.contains(key), "removes {key}, absent from a");
                 assert!(seen.insert(("-", key.clone())), "{key} removed twice");
             }
-            Change::Updated { key, before, after } => {
+            Change::Updated {
+                key, before, after, ..
+            } => {
                 assert!(before.credential().is_none() && after.credential().is_none());
                 let before_cred = a.get(key).unwrap().without_credential();
                 assert_eq!(&before_cred, before, "update of {key}: before");
@@ -287,6 +289,7 @@ fn assert_shape(a: &Registry, b: &Registry, changes: &Changes) {
                 key,
                 deployment,
                 credential_withheld,
+                ..
             } => {
                 let source = b.get(key).unwrap();
                 assert_eq!(
@@ -336,21 +339,13 @@ fn bad_change(state: &Registry, palette: &[Deployment], kind: u8, pick: Index) -
         // Add a key that is stored.
         1 if !stored.is_empty() => {
             let (k, d) = *pick.get(&stored);
-            Change::Added {
-                key: k.clone(),
-                deployment: d.clone(),
-                credential_withheld: false,
-            }
+            Change::added(k.clone(), d.clone())
         }
         // Update against a stale `before` (the stored one with another weight).
         2 if !stored.is_empty() => {
             let (k, d) = *pick.get(&stored);
             let stale = d.to_builder().weight(d.weight() + 7).build().unwrap();
-            Change::Updated {
-                key: k.clone(),
-                before: stale,
-                after: d.clone(),
-            }
+            Change::updated(k.clone(), stale, d.clone())
         }
         // Update of a key that is not stored.
         3 => {
@@ -359,20 +354,15 @@ fn bad_change(state: &Registry, palette: &[Deployment], kind: u8, pick: Index) -
                 .find(|d| state.key_of(d) == missing)
                 .unwrap_or(&absent)
                 .clone();
-            Change::Updated {
-                key: missing,
-                before: d.clone(),
-                after: d,
-            }
+            Change::updated(missing, d.clone(), d)
         }
         // Add a deployment under a key it does not have.
-        4 => Change::Added {
-            key: state.key_of(&absent),
-            deployment: Deployment::builder("openai", "gpt-4").build().unwrap(),
-            credential_withheld: false,
-        },
+        4 => Change::added(
+            state.key_of(&absent),
+            Deployment::builder("openai", "gpt-4").build().unwrap(),
+        ),
         // Remove a key that is not stored (also the fallback when nothing is).
-        _ => Change::Removed { key: missing },
+        _ => Change::removed(missing),
     }
 }
 
@@ -582,15 +572,11 @@ mod serde_changes {
                 .unwrap(),
             *b.get(back.as_slice()[0].key()).unwrap()
         );
-        // A hand-made change holding a credential serializes without it,
-        // and says so.
+        // A hand-made change of a deployment holding a credential
+        // serializes without it, and says so.
         let key = back.as_slice()[0].key().clone();
-        let by_hand: Changes = vec![Change::Added {
-            deployment: b.get(&key).unwrap().clone(),
-            key,
-            credential_withheld: false,
-        }]
-        .into();
+        let by_hand: Changes =
+            vec![Change::added(key.clone(), b.get(&key).unwrap().clone())].into();
         let json = serde_json::to_string(&by_hand).unwrap();
         assert!(!json.contains("SECRET_KEY_2"), "{json}");
         assert_eq!(serde_json::from_str::<Changes>(&json).unwrap(), changes);

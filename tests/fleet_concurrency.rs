@@ -764,12 +764,8 @@ fn install_returns_the_diff_and_a_refused_apply_changes_nothing() {
 
     let before = fleet.selector();
     let bad = vec![
-        Change::Removed {
-            key: key("10.0.0.2"),
-        },
-        Change::Removed {
-            key: key("10.0.0.1"),
-        },
+        Change::removed(key("10.0.0.2")),
+        Change::removed(key("10.0.0.1")),
     ]
     .into();
     match fleet.apply(&bad, secs(3)) {

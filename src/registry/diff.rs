@@ -43,7 +43,8 @@ use crate::policy::IdentityPolicy;
 // read better than boxes.
 #[allow(clippy::large_enum_variant)]
 pub enum Change {
-    /// A deployment to add at the end.
+    /// A deployment to add at the end ([`Change::added`]).
+    #[non_exhaustive]
     Added {
         /// Its key under the registry's policy.
         key: ModelKey,
@@ -57,12 +58,14 @@ pub enum Change {
         #[cfg_attr(feature = "serde", serde(default))]
         credential_withheld: bool,
     },
-    /// A deployment to remove.
+    /// A deployment to remove ([`Change::removed`]).
+    #[non_exhaustive]
     Removed {
         /// Its key.
         key: ModelKey,
     },
-    /// A deployment to replace in place.
+    /// A deployment to replace in place ([`Change::updated`]).
+    #[non_exhaustive]
     Updated {
         /// Its key.
         key: ModelKey,
@@ -76,11 +79,61 @@ pub enum Change {
 }
 
 impl Change {
+    /// Adds `deployment` under `key`. A change carries no credential: the
+    /// deployment's is left out and `credential_withheld` says whether it
+    /// had one.
+    ///
+    /// ```
+    /// use modelfleet::{Change, Deployment, IdentityPolicy, Policy, Registry};
+    /// let d = Deployment::builder("openai", "gpt-4").credential("env:KEY").build()?;
+    /// let change = Change::added(Policy::NAME.key(&d), d);
+    /// assert!(matches!(&change, Change::Added { deployment, credential_withheld: true, .. }
+    ///     if deployment.credential().is_none()));
+    /// let mut reg = Registry::new(Policy::NAME);
+    /// reg.apply(&vec![change].into())?;
+    /// assert_eq!(reg.len(), 1);
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    #[must_use]
+    pub fn added(key: ModelKey, deployment: Deployment) -> Self {
+        Change::Added {
+            key,
+            credential_withheld: deployment.credential().is_some(),
+            deployment: deployment.without_credential(),
+        }
+    }
+
+    /// Removes the deployment stored under `key`.
+    ///
+    /// See [`Fleet::apply`](crate::Fleet::apply) for an example.
+    #[must_use]
+    pub fn removed(key: ModelKey) -> Self {
+        Change::Removed { key }
+    }
+
+    /// Replaces `before`, stored under `key`, by `after` in place; `after`
+    /// keeps the stored credential when it has none of its own.
+    ///
+    /// ```
+    /// use modelfleet::{Change, Deployment, IdentityPolicy, Policy, Registry};
+    /// let v1 = Deployment::builder("openai", "gpt-4").build()?;
+    /// let v2 = v1.to_builder().weight(3).build()?;
+    /// let mut reg = Registry::new(Policy::NAME);
+    /// reg.insert(v1.clone())?;
+    /// reg.apply(&vec![Change::updated(Policy::NAME.key(&v1), v1, v2)].into())?;
+    /// assert_eq!(reg.iter().next().unwrap().1.weight(), 3);
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    #[must_use]
+    pub fn updated(key: ModelKey, before: Deployment, after: Deployment) -> Self {
+        Change::Updated { key, before, after }
+    }
+
     /// The key the change is about.
     ///
     /// ```
     /// use modelfleet::Change;
-    /// let c = Change::Removed { key: "openai/gpt-4@".parse()? };
+    /// let c = Change::removed("openai/gpt-4@".parse()?);
     /// assert_eq!(c.key().to_string(), "openai/gpt-4@");
     /// # Ok::<(), modelfleet::Error>(())
     /// ```
@@ -249,8 +302,9 @@ impl<P: IdentityPolicy> Registry<P> {
     /// kept keys whose deployment differs, then additions at the end (keys
     /// only in `other`, in `other`'s order). Kept keys whose order differs
     /// between the two are removed and added again at their place, so that
-    /// `self.apply(&self.diff(&other))` equals `other`, order included. Equal
-    /// registries give no change.
+    /// `self.apply(&self.diff(&other))` equals `other`, order included, but
+    /// for credentials (below). Registries equal but for credentials give no
+    /// change.
     ///
     /// Credentials are neither compared nor carried (see [`Change`]): a
     /// difference in credentials alone is no change, and after `apply` each

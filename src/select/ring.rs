@@ -27,7 +27,11 @@ use super::tables::Slot;
 ///   leaves `10 × w` accepted points per key in expectation, in proportion
 ///   to the weight whatever the rest of the tier.
 /// - **Costs**: O(Σ ⌈w / 16⌉) points per tier, never depending on the other
-///   members' weights; a lookup finds its start in O(1) on average (a
+///   members' weights (each point is a `u64` hash and a `u32` owner, plus
+///   its share of the bucket index; building sorts them, O(p log p)). No
+///   cap applies to the tier: heavy weights cost memory in proportion
+///   (a member at `MAX_WEIGHT` holds 655,360 points), so keep weights as
+///   small ratios; a lookup finds its start in O(1) on average (a
 ///   bucket index over the points) and then visits O(1) points in
 ///   expectation (at most 16 on average, when every member has weight 1).
 /// - **Heavy members**: a weight above [`Ring::MAX_WEIGHT`] counts as

@@ -32,7 +32,7 @@ builtin::builtin_strategies! {
         round_robin::RoundRobin => "round_robin" = RoundRobin,
             picks "each candidate in turn", cost "O(1) / O(n/64)";
         weighted_round_robin::WeightedRoundRobin => "weighted_round_robin" = WeightedRoundRobin,
-            picks "exactly `w_i` of every `Σw` consecutive picks, in nginx's smooth order",
+            picks "exactly `w_i` of every `Σw` consecutive picks, in nginx's smooth order over a whole tier (a filtered or partly unavailable tier: an exact stride rotation)",
             cost "O(1) on average / O(k)";
         weighted_random::WeightedRandom => "weighted_random" = WeightedRandom,
             picks "candidate i with probability `w_i/Σw`", cost "O(1) on average / O(k)";
