@@ -285,7 +285,7 @@ fn select(c: &mut Criterion) {
                 .seed(1)
                 .build();
             let first = cooling.select(&plain).expect("a pick").key().clone();
-            let limited = FailureKind::RateLimited { retry_after: None };
+            let limited = FailureKind::rate_limited(None);
             assert!(cooling.report(&first, Report::failure(Duration::from_secs(1), limited)));
             let health = cooling.health(Duration::from_secs(1));
             assert_eq!(

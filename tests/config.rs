@@ -106,7 +106,7 @@ fn a_full_config_builds_what_it_says() {
         (timeout.failures(), timeout.window(), timeout.cooldown()),
         (2, s(10_000), s(7_000))
     );
-    let limited = FailureKind::RateLimited { retry_after: None };
+    let limited = FailureKind::rate_limited(None);
     // Fields left out come from the preset's rule (LiteLLM: one failure).
     let rl = h.cooldowns.rule(limited).unwrap();
     assert_eq!((rl.failures(), rl.cooldown()), (1, s(9_000)));
@@ -135,12 +135,7 @@ fn a_full_config_builds_what_it_says() {
         (ramp.window, ramp.aggression, ramp.min_percent),
         (s(30_000), 2.0, 5.0)
     );
-    assert_eq!(
-        h.unhealthy,
-        Unhealthy::Panic {
-            threshold_percent: 40
-        }
-    );
+    assert_eq!(h.unhealthy, Unhealthy::panic_below(40));
     assert_eq!(h.failure_penalty, Some(s(2_500)));
 
     assert_eq!(fleet.fallbacks_of("gpt-4"), ["gpt-4o-mini", "llama3:8b"]);

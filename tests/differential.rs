@@ -545,24 +545,20 @@ fn gen_report(g: &mut Gen, at: u64, counts: &mut Counts) -> (Report, String) {
         if let FailureKind::RateLimited { .. } = kind
             && g.chance(50)
         {
-            kind = FailureKind::RateLimited {
-                retry_after: Some(ms(g.range(1, 90_000))),
-            };
+            kind = FailureKind::rate_limited(Some(ms(g.range(1, 90_000))));
             counts.bump("report.rate_limited.retry_after");
         }
         counts.bump_of("report", kind.as_str());
         let desc = match kind {
             FailureKind::RateLimited {
                 retry_after: Some(r),
+                ..
             } => format!("{kind} retry_after={}ms", r.as_millis()),
             _ => kind.to_string(),
         };
         if g.chance(30) {
             let l = g.range(1, 40_000);
-            let outcome = Outcome::Failure {
-                kind,
-                latency: Some(ms(l)),
-            };
+            let outcome = Outcome::failure(kind, Some(ms(l)));
             (Report::new(t, outcome), format!("{desc} latency={l}ms"))
         } else {
             (Report::failure(t, kind), desc)
@@ -722,9 +718,7 @@ fn health_policy(g: &mut Gen) -> (HealthPolicy, &'static str) {
                 s.min_percent = 10.0;
                 s
             });
-            p.unhealthy = Unhealthy::Panic {
-                threshold_percent: 50,
-            };
+            p.unhealthy = Unhealthy::panic_below(50);
             (p, "ejection+slow_start+panic")
         }
         5 => {
@@ -741,9 +735,7 @@ fn health_policy(g: &mut Gen) -> (HealthPolicy, &'static str) {
                 s.min_percent = 0.0;
                 s
             });
-            p.unhealthy = Unhealthy::Panic {
-                threshold_percent: 100,
-            };
+            p.unhealthy = Unhealthy::panic_below(100);
             p.cooldowns.failure_rate = Some(FailureRate::new(3, 0.3, s(7)));
             p.failure_penalty = Some(Duration::from_millis(800));
             (p, "litellm+ejection+slow_start+panic100")
@@ -940,9 +932,7 @@ fn selector_trace(index: usize, counts: &mut Counts) -> String {
     .unwrap();
     if index.is_multiple_of(100) {
         let mut bad = policy.clone();
-        bad.unhealthy = Unhealthy::Panic {
-            threshold_percent: 0,
-        };
+        bad.unhealthy = Unhealthy::panic_below(0);
         let err = bad.validated().unwrap_err();
         writeln!(text, "  health error: {err}").unwrap();
         let err = ConsistentHash::with_bounded_load(0.5).unwrap_err();
@@ -1136,7 +1126,7 @@ fn selector_trace(index: usize, counts: &mut Counts) -> String {
                     FailureKind::ServerError,
                     FailureKind::Timeout,
                     FailureKind::ConnectionError,
-                    FailureKind::RateLimited { retry_after: None },
+                    FailureKind::rate_limited(None),
                     FailureKind::AuthenticationError,
                     FailureKind::Other,
                 ]);
@@ -1454,10 +1444,7 @@ fn fleet_trace(index: usize, counts: &mut Counts) -> String {
                 let (report, rdesc) = if g.chance(50) {
                     gen_report(&mut g, now, counts)
                 } else {
-                    let kind = g.pick(&[
-                        FailureKind::ServerError,
-                        FailureKind::RateLimited { retry_after: None },
-                    ]);
+                    let kind = g.pick(&[FailureKind::ServerError, FailureKind::rate_limited(None)]);
                     (Report::failure(ms(now), kind), kind.to_string())
                 };
                 let known = fleet.report(k, report);

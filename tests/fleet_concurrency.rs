@@ -402,7 +402,7 @@ fn state_of(fleet: &Fleet, key: &ModelKey, now: Duration) -> State {
 }
 
 fn rate_limited(at: Duration) -> Report {
-    Report::failure(at, FailureKind::RateLimited { retry_after: None })
+    Report::failure(at, FailureKind::rate_limited(None))
 }
 
 #[test]

@@ -94,9 +94,7 @@ fn a_cooldown_past_the_end_of_the_range_lasts_for_the_rest_of_it() {
     let (reg, a, b) = tpm_and_backup(u64::MAX);
     let s = Selector::builder(&reg).strategy(RoundRobin).build();
     let t0 = END - secs(1);
-    let limited = FailureKind::RateLimited {
-        retry_after: Some(secs(60)),
-    };
+    let limited = FailureKind::rate_limited(Some(secs(60)));
     assert!(s.report(&a, Report::failure(t0, limited)));
     for t in [t0, t0 + secs(2), END, Duration::MAX] {
         assert_eq!(pick_at(&s, t), b, "at {t:?}");
@@ -206,7 +204,7 @@ fn kind() -> impl Strategy<Value = FailureKind> {
         Just(Some(Duration::MAX)),
     ];
     prop_oneof![
-        retry.prop_map(|retry_after| FailureKind::RateLimited { retry_after }),
+        retry.prop_map(|retry_after| FailureKind::rate_limited(retry_after)),
         Just(FailureKind::ServerError),
         Just(FailureKind::Timeout),
         Just(FailureKind::ConnectionError),
@@ -227,9 +225,9 @@ fn event() -> impl Strategy<Value = Event> {
         (
             0usize..3,
             prop_oneof![
-                latency().prop_map(|latency| Outcome::Success { latency }),
+                latency().prop_map(|latency| Outcome::success(latency)),
                 (kind(), prop::option::of(latency()))
-                    .prop_map(|(kind, latency)| Outcome::Failure { kind, latency }),
+                    .prop_map(|(kind, latency)| Outcome::failure(kind, latency)),
             ],
             edgy(u64::MAX),
         )

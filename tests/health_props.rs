@@ -149,7 +149,7 @@ impl PolicyChoice {
             PolicyChoice::Disabled => HealthPolicy::disabled(),
             PolicyChoice::Panic(threshold_percent) => {
                 let mut p = HealthPolicy::default();
-                p.unhealthy = Unhealthy::Panic { threshold_percent };
+                p.unhealthy = Unhealthy::panic_below(threshold_percent);
                 p
             }
             PolicyChoice::DifySlowStart => {
@@ -224,10 +224,7 @@ impl End {
             }
             End::Failure { kind, latency_ms } => Report::new(
                 at(now),
-                Outcome::Failure {
-                    kind,
-                    latency: latency_ms.map(Duration::from_millis),
-                },
+                Outcome::failure(kind, latency_ms.map(Duration::from_millis)),
             ),
         }
     }
@@ -236,9 +233,7 @@ impl End {
 /// Any failure kind, rate limits with or without `Retry-After` (0 to 90 s).
 fn failure_kind() -> impl Strategy<Value = FailureKind> {
     prop_oneof![
-        3 => prop::option::of(0u64..90_000).prop_map(|ms| FailureKind::RateLimited {
-            retry_after: ms.map(Duration::from_millis)
-        }),
+        3 => prop::option::of(0u64..90_000).prop_map(|ms| FailureKind::rate_limited(ms.map(Duration::from_millis))),
         6 => select(FailureKind::ALL.to_vec()),
     ]
 }
@@ -522,13 +517,13 @@ proptest! {
     ) {
         let fleet = build_fleet(&specs);
         let mut policy = HealthPolicy::dify();
-        policy.unhealthy = Unhealthy::Panic { threshold_percent: threshold };
+        policy.unhealthy = Unhealthy::panic_below(threshold);
         let s = Selector::builder(&fleet.registry)
             .strategy(strategy)
             .seed(seed)
             .health(policy.validated().expect("valid policy"))
             .build();
-        let limited = FailureKind::RateLimited { retry_after: Some(Duration::from_secs(600)) };
+        let limited = FailureKind::rate_limited(Some(Duration::from_secs(600)));
         for (i, key) in fleet.keys.iter().enumerate() {
             if cooled[i] {
                 prop_assert!(s.report(key, Report::failure(at(SECOND), limited)));
@@ -695,7 +690,7 @@ proptest! {
             .seed(seed)
             .health(policy.validated().expect("valid policy"))
             .build();
-        let kind = FailureKind::RateLimited { retry_after: Some(at(retry_after)) };
+        let kind = FailureKind::rate_limited(Some(at(retry_after)));
         s.select(&only(&fleet, i, t0))
             .expect("healthy")
             .complete(Report::failure(at(t0), kind));
@@ -738,7 +733,7 @@ fn eject_event() -> impl Strategy<Value = EjectEvent> {
         .prop_map(EjectOutcome::ServerSide),
         1 => select(vec![
             FailureKind::BadRequest,
-            FailureKind::RateLimited { retry_after: None },
+            FailureKind::rate_limited(None),
             FailureKind::NotFound
         ])
         .prop_map(EjectOutcome::Other),

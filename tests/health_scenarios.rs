@@ -302,21 +302,13 @@ fn report_of(
             .parse::<FailureKind>()
             .unwrap_or_else(|e| panic!("{e}"))
         {
-            FailureKind::RateLimited { .. } => FailureKind::RateLimited {
-                retry_after: retry_after_ms.map(ms),
-            },
+            FailureKind::RateLimited { .. } => FailureKind::rate_limited(retry_after_ms.map(ms)),
             k => {
                 assert!(retry_after_ms.is_none(), "retry_after_ms on {outcome}");
                 k
             }
         };
-        Report::new(
-            ms(at_ms),
-            Outcome::Failure {
-                kind,
-                latency: latency_ms.map(ms),
-            },
-        )
+        Report::new(ms(at_ms), Outcome::failure(kind, latency_ms.map(ms)))
     };
     report.tokens(tokens.unwrap_or(0))
 }
@@ -383,9 +375,7 @@ fn run(name: &str) {
         });
     }
     if let Some(t) = fixture.panic_threshold_percent {
-        policy.unhealthy = Unhealthy::Panic {
-            threshold_percent: t,
-        };
+        policy.unhealthy = Unhealthy::panic_below(t);
     }
     let strategy: BuiltinStrategy = fixture
         .strategy
@@ -875,9 +865,7 @@ fn report_for_an_unknown_key_changes_nothing() {
     let before = s.health(secs(5));
     for key in [&unknown, &other_model] {
         for kind in [
-            FailureKind::RateLimited {
-                retry_after: Some(secs(100)),
-            },
+            FailureKind::rate_limited(Some(secs(100))),
             FailureKind::ConnectionError,
         ] {
             assert!(!s.report(key, Report::failure(secs(30), kind)));
@@ -974,14 +962,10 @@ fn validate_names_the_bad_field() {
             p.slow_start = Some(slow(1.0, f64::NAN))
         }),
         ("unhealthy.threshold_percent", |p| {
-            p.unhealthy = Unhealthy::Panic {
-                threshold_percent: 0,
-            }
+            p.unhealthy = Unhealthy::panic_below(0)
         }),
         ("unhealthy.threshold_percent", |p| {
-            p.unhealthy = Unhealthy::Panic {
-                threshold_percent: 101,
-            }
+            p.unhealthy = Unhealthy::panic_below(101)
         }),
         ("cooldowns.failure_rate.ratio", |p| {
             p.cooldowns.failure_rate = Some(rate(1.5))
@@ -1028,15 +1012,11 @@ fn validate_names_the_bad_field() {
         e
     });
     edges.slow_start = Some(slow(f64::MIN_POSITIVE, 100.0));
-    edges.unhealthy = Unhealthy::Panic {
-        threshold_percent: 100,
-    };
+    edges.unhealthy = Unhealthy::panic_below(100);
     edges.cooldowns.failure_rate = Some(rate(1.0));
     let mut low = HealthPolicy::litellm();
     low.slow_start = Some(slow(1.0, 0.0));
-    low.unhealthy = Unhealthy::Panic {
-        threshold_percent: 1,
-    };
+    low.unhealthy = Unhealthy::panic_below(1);
     low.cooldowns.failure_rate = Some(rate(0.0));
     for p in [
         HealthPolicy::default(),
@@ -1095,10 +1075,7 @@ fn fast_failing_share(policy: HealthPolicy, n: u32) -> u32 {
             }
             p.complete(Report::new(
                 now,
-                Outcome::Failure {
-                    kind: FailureKind::ConnectionError,
-                    latency: Some(ms(5)),
-                },
+                Outcome::failure(FailureKind::ConnectionError, Some(ms(5))),
             ));
         } else {
             p.complete(Report::success(now, ms(200)));
@@ -1145,7 +1122,7 @@ fn slow_start_share_grows_window_by_window() {
         .build();
     // One rate limit cools `a` for 30 s (default rule): back at 30 s,
     // ramping until 90 s.
-    let limited = FailureKind::RateLimited { retry_after: None };
+    let limited = FailureKind::rate_limited(None);
     assert!(s.report(&a, Report::failure(secs(0), limited)));
     let share = |t: Duration, picks: u32| {
         let got = (0..picks).filter(|_| pick_key(&s, t) == a).count();
@@ -1199,9 +1176,7 @@ fn state_of(s: &Selector, t: Duration) -> (State, Option<Duration>) {
 /// end of a cooldown the rule triggers.
 #[test]
 fn retry_after_cools_whatever_the_count() {
-    let limited = |ra: Option<u64>| FailureKind::RateLimited {
-        retry_after: ra.map(secs),
-    };
+    let limited = |ra: Option<u64>| FailureKind::rate_limited(ra.map(secs));
     let mut three = HealthPolicy::dify();
     three.cooldowns.set_rule(
         limited(None),
@@ -1302,7 +1277,7 @@ fn consecutive_failures_counts_every_counted_failure() {
     let s = Selector::builder(&reg)
         .health(HealthPolicy::default().validated().unwrap())
         .build();
-    let limited = FailureKind::RateLimited { retry_after: None };
+    let limited = FailureKind::rate_limited(None);
     assert!(s.report(&key, Report::failure(secs(1), limited)));
     assert_eq!(s.health(secs(1))[0].consecutive_failures, 1, "default");
 }
@@ -1317,9 +1292,7 @@ fn disabled_policy_never_cools() {
         .strategy(RoundRobin)
         .health(HealthPolicy::disabled().validated().unwrap())
         .build();
-    let limited = FailureKind::RateLimited {
-        retry_after: Some(secs(30)),
-    };
+    let limited = FailureKind::rate_limited(Some(secs(30)));
     assert!(s.report(&a, Report::failure(secs(1), limited)));
     let h = &s.health(secs(2))[0];
     assert_eq!((h.state, h.available_at), (State::Healthy, None));
@@ -1404,9 +1377,7 @@ fn a_pick_earlier_than_the_tiers_health_record_tests_every_member_again() {
         .health(policy.validated().unwrap())
         .build();
     // A rate limit with `Retry-After: 10` cools for 10 s.
-    let limited = FailureKind::RateLimited {
-        retry_after: Some(secs(10)),
-    };
+    let limited = FailureKind::rate_limited(Some(secs(10)));
     assert!(s.report(&a, Report::failure(secs(100), limited)));
     assert!(s.report(&b, Report::failure(secs(150), limited)));
     assert_eq!(state_of(&s, secs(105)), (State::Cooling, Some(secs(110))));

@@ -240,9 +240,7 @@ fn select_and_drop_allocate_nothing() {
         .build();
     let secs = Duration::from_secs;
     let mut kinds: Vec<FailureKind> = FailureKind::ALL.to_vec();
-    kinds.push(FailureKind::RateLimited {
-        retry_after: Some(secs(5)),
-    });
+    kinds.push(FailureKind::rate_limited(Some(secs(5))));
     let timed: Vec<Request> = (0..kinds.len() as u64 + 8)
         .map(|t| Request::new("gpt-4").at(secs(t)))
         .collect();

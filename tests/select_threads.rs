@@ -324,9 +324,7 @@ fn reports_before_a_select_are_respected_while_threads_pick() {
     let at = Duration::from_secs(10);
     let limited = Report::failure(
         at,
-        FailureKind::RateLimited {
-            retry_after: Some(Duration::from_secs(3_600)),
-        },
+        FailureKind::rate_limited(Some(Duration::from_secs(3_600))),
     );
     let cooled = AtomicUsize::new(0);
     let violation = OnceLock::new();

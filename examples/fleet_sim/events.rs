@@ -425,7 +425,7 @@ fn parse_complete(
         }
         None => None,
         Some(name) if name == "success" => match latency {
-            Some(latency) => Some(Outcome::Success { latency }),
+            Some(latency) => Some(Outcome::success(latency)),
             None => {
                 errs.push((
                     "latency_ms".to_owned(),
@@ -435,10 +435,10 @@ fn parse_complete(
             }
         },
         Some(name) => match name.parse::<FailureKind>() {
-            Ok(FailureKind::RateLimited { .. }) => Some(Outcome::Failure {
-                kind: FailureKind::RateLimited { retry_after },
+            Ok(FailureKind::RateLimited { .. }) => Some(Outcome::failure(
+                FailureKind::rate_limited(retry_after),
                 latency,
-            }),
+            )),
             Ok(kind) => {
                 if retry_after.is_some() {
                     errs.push((
@@ -446,7 +446,7 @@ fn parse_complete(
                         format!("only a rate_limited outcome has one, not {kind}"),
                     ));
                 }
-                Some(Outcome::Failure { kind, latency })
+                Some(Outcome::failure(kind, latency))
             }
             Err(_) => {
                 errs.push((

@@ -18,7 +18,9 @@ use crate::names::names;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum FailureKind {
-    /// 429: rate limited, with the server's `Retry-After` if it sent one.
+    /// 429: rate limited, with the server's `Retry-After` if it sent one
+    /// ([`FailureKind::rate_limited`]).
+    #[non_exhaustive]
     RateLimited {
         /// How long the server asked to wait.
         retry_after: Option<Duration>,
@@ -78,6 +80,20 @@ names! {
 }
 
 impl FailureKind {
+    /// A 429, with the server's `Retry-After` if it sent one.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use modelfleet::health::FailureKind;
+    /// let k = FailureKind::rate_limited(Some(Duration::from_secs(60)));
+    /// assert_eq!(k.to_string(), "rate_limited");
+    /// assert!(matches!(k, FailureKind::RateLimited { retry_after: Some(_), .. }));
+    /// ```
+    #[must_use]
+    pub const fn rate_limited(retry_after: Option<Duration>) -> Self {
+        FailureKind::RateLimited { retry_after }
+    }
+
     /// Whether the kind counts toward Envoy-style consecutive-failure
     /// ejection: server errors, timeouts and connection errors.
     ///

@@ -81,7 +81,7 @@
 //! let s = Duration::from_secs;
 //!
 //! let pick = selector.select(&Request::new("gpt-4").at(s(0)))?;
-//! pick.complete(Report::failure(s(1), FailureKind::RateLimited { retry_after: None }));
+//! pick.complete(Report::failure(s(1), FailureKind::rate_limited(None)));
 //! match selector.select(&Request::new("gpt-4").at(s(30))) {
 //!     Err(Error::Unavailable { retry_at, .. }) => assert_eq!(retry_at, Some(s(61))),
 //!     other => panic!("{other:?}"),
@@ -118,7 +118,7 @@ pub use state::State;
 /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
 /// let s = Selector::builder(&reg).build();
 /// let key = s.select(&Request::new("gpt-4"))?.key().clone();
-/// let limited = FailureKind::RateLimited { retry_after: Some(Duration::from_secs(60)) };
+/// let limited = FailureKind::rate_limited(Some(Duration::from_secs(60)));
 /// s.report(&key, Report::failure(END - Duration::from_secs(1), limited));
 /// assert_eq!(s.health(Duration::MAX)[0].state, State::Cooling);
 /// assert_eq!(s.health(Duration::MAX)[0].available_at, Some(END));

@@ -267,7 +267,7 @@ impl Default for Cooldowns {
         };
         let mut c = Self::none();
         c.set_rule(
-            FailureKind::RateLimited { retry_after: None },
+            FailureKind::rate_limited(None),
             Some(CooldownRule::once(s(30))),
         );
         for k in [
@@ -472,7 +472,9 @@ pub enum Unhealthy {
     Fail,
     /// Envoy's panic mode: when fewer than `threshold_percent` of the
     /// eligible deployments are healthy, ignore health and pick among all of
-    /// them (limits still apply). Envoy's default threshold is 50.
+    /// them (limits still apply). Envoy's default threshold is 50
+    /// ([`Unhealthy::panic_below`]).
+    #[non_exhaustive]
     Panic {
         /// The healthy share, in percent, below which health is ignored (1–100).
         threshold_percent: u8,
@@ -480,6 +482,20 @@ pub enum Unhealthy {
 }
 
 impl Unhealthy {
+    /// Envoy's panic mode below `threshold_percent` healthy (checked by
+    /// [`HealthPolicy::validate`]: 1–100).
+    ///
+    /// ```
+    /// use modelfleet::health::{HealthPolicy, Unhealthy};
+    /// let mut p = HealthPolicy::default();
+    /// p.unhealthy = Unhealthy::panic_below(50);
+    /// assert!(p.validated().is_ok());
+    /// ```
+    #[must_use]
+    pub const fn panic_below(threshold_percent: u8) -> Self {
+        Unhealthy::Panic { threshold_percent }
+    }
+
     /// Checks a panic `threshold_percent`: from 1 to 100 (taken as `u32`,
     /// so a setting read as a wider number is checked before it is
     /// narrowed).
@@ -507,7 +523,7 @@ impl Unhealthy {
 /// use modelfleet::{Deployment, Registry, Selector};
 ///
 /// let mut p = HealthPolicy::litellm();
-/// p.unhealthy = Unhealthy::Panic { threshold_percent: 50 };
+/// p.unhealthy = Unhealthy::panic_below(50);
 /// p.failure_penalty = Some(Duration::from_secs(2));
 /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
 /// let selector = Selector::builder(&reg).health(p.validated()?).build();
@@ -545,7 +561,7 @@ impl HealthPolicy {
     /// ```
     /// use modelfleet::health::{HealthPolicy, Unhealthy};
     /// let mut p = HealthPolicy::default();
-    /// p.unhealthy = Unhealthy::Panic { threshold_percent: 0 };
+    /// p.unhealthy = Unhealthy::panic_below(0);
     /// assert!(p.validate().is_err());
     /// ```
     pub fn validate(&self) -> Result<(), Error> {

@@ -9,19 +9,21 @@ use super::FailureKind;
 /// ```
 /// use std::time::Duration;
 /// use modelfleet::health::{FailureKind, Outcome};
-/// let ok = Outcome::Success { latency: Duration::from_millis(120) };
-/// let failed = Outcome::Failure { kind: FailureKind::Timeout, latency: None };
+/// let ok = Outcome::success(Duration::from_millis(120));
+/// let failed = Outcome::failure(FailureKind::Timeout, None);
 /// assert!(ok.is_success() && !failed.is_success());
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Outcome {
-    /// The request succeeded and took `latency`.
+    /// The request succeeded and took `latency` ([`Outcome::success`]).
+    #[non_exhaustive]
     Success {
         /// How long the request took.
         latency: Duration,
     },
-    /// The request failed.
+    /// The request failed ([`Outcome::failure`]).
+    #[non_exhaustive]
     Failure {
         /// Why.
         kind: FailureKind,
@@ -31,6 +33,22 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// A success that took `latency`.
+    ///
+    /// See [`Outcome`] for an example.
+    #[must_use]
+    pub const fn success(latency: Duration) -> Self {
+        Outcome::Success { latency }
+    }
+
+    /// A failure of `kind`, after `latency` if known.
+    ///
+    /// See [`Outcome`] for an example.
+    #[must_use]
+    pub const fn failure(kind: FailureKind, latency: Option<Duration>) -> Self {
+        Outcome::Failure { kind, latency }
+    }
+
     /// Whether this is a success.
     ///
     /// See [`Outcome`] for an example.
@@ -51,10 +69,10 @@ impl Outcome {
 /// use modelfleet::health::{FailureKind, Outcome, Report};
 /// let ms = Duration::from_millis;
 /// let ok = Report::success(ms(1_000), ms(240)).tokens(1_850);
-/// let limited = Report::failure(ms(1_500), FailureKind::RateLimited { retry_after: Some(ms(5_000)) });
-/// let slow_fail = Report::new(ms(2_000), Outcome::Failure { kind: FailureKind::Timeout, latency: Some(ms(30_000)) });
+/// let limited = Report::failure(ms(1_500), FailureKind::rate_limited(Some(ms(5_000))));
+/// let slow_fail = Report::new(ms(2_000), Outcome::failure(FailureKind::Timeout, Some(ms(30_000))));
 /// assert_eq!(ok.token_count(), 1_850);
-/// assert_eq!(ok.outcome(), Outcome::Success { latency: ms(240) });
+/// assert_eq!(ok.outcome(), Outcome::success(ms(240)));
 /// assert_eq!(limited.time(), ms(1_500));
 /// assert_eq!(limited.token_count(), 0);
 /// assert!(!slow_fail.outcome().is_success());

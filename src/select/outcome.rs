@@ -28,7 +28,7 @@ impl Selector {
     /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
     /// let s = Selector::builder(&reg).health(HealthPolicy::dify().validated()?).build();
     /// let key = s.select(&Request::new("gpt-4"))?.key().clone();
-    /// let limited = Report::failure(Duration::from_secs(1), FailureKind::RateLimited { retry_after: None });
+    /// let limited = Report::failure(Duration::from_secs(1), FailureKind::rate_limited(None));
     /// assert!(s.report(&key, limited));
     /// assert!(!s.report(&"openai/gone@".parse()?, limited));
     /// # Ok::<(), modelfleet::Error>(())

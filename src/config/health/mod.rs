@@ -38,7 +38,7 @@ use crate::health::{
 ///   "unhealthy": { "panic": 50 }
 /// }"#)?;
 /// let policy = c.resolve()?;
-/// let limited = FailureKind::RateLimited { retry_after: None };
+/// let limited = FailureKind::rate_limited(None);
 /// assert_eq!(policy.cooldowns.rule(limited).unwrap().cooldown().as_millis(), 5000);
 /// assert!(policy.cooldowns.rule(FailureKind::ConnectionError).is_none());
 ///
