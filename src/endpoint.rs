@@ -36,6 +36,7 @@ pub enum EndpointProblem {
     /// The URL did not parse. Only the input's shape is kept: it may be a
     /// secret pasted into the wrong field.
     #[error("is not a valid URL ({}); the value is not shown, it may be a secret", Shape(*.len, *.starts_with))]
+    #[non_exhaustive]
     Unparsable {
         /// The input's length in characters.
         len: usize,
@@ -44,6 +45,7 @@ pub enum EndpointProblem {
     },
     /// The scheme is neither `http` nor `https`.
     #[error("scheme {} is not supported; use http or https", SchemeShown(.scheme.as_deref(), *.len))]
+    #[non_exhaustive]
     Scheme {
         /// The scheme found, lowercased; `None` when it is longer than
         /// [`MAX_SHOWN_SCHEME`](Self::MAX_SHOWN_SCHEME) characters, since the
@@ -67,6 +69,7 @@ pub enum EndpointProblem {
     Fragment,
     /// The URL is longer than [`MAX_ENDPOINT_LEN`](crate::MAX_ENDPOINT_LEN) bytes.
     #[error("is {len} bytes long; the limit is {max}")]
+    #[non_exhaustive]
     TooLong {
         /// The input's length in bytes.
         len: usize,
@@ -93,10 +96,10 @@ impl EndpointProblem {
 ///
 /// let err = Deployment::builder("openai", "gpt-4").endpoint("sk-proj-abc").build().unwrap_err();
 /// let Error::InvalidEndpoint { problem, .. } = err else { unreachable!() };
-/// assert_eq!(
+/// assert!(matches!(
 ///     problem,
-///     EndpointProblem::Unparsable { len: 11, starts_with: Some(CharClass::Letter) }
-/// );
+///     EndpointProblem::Unparsable { len: 11, starts_with: Some(CharClass::Letter), .. }
+/// ));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -44,12 +44,14 @@ pub enum NameProblem {
     Empty,
     /// The name starts or ends with white space.
     #[error("{input:?} starts or ends with white space")]
+    #[non_exhaustive]
     SurroundingWhitespace {
         /// The offending input.
         input: String,
     },
     /// The name holds a control character.
     #[error("{input:?} holds a control character at byte {at}")]
+    #[non_exhaustive]
     ControlCharacter {
         /// The offending input (control characters escaped).
         input: String,
@@ -63,6 +65,7 @@ pub enum NameProblem {
     /// (U+2028, U+2029). In a label value, only bidi controls and the two
     /// separators are refused.
     #[error("{input:?} holds an invisible character, U+{:04X}, at byte {at}", u32::from(*.character))]
+    #[non_exhaustive]
     InvisibleCharacter {
         /// The offending input (printed escaped by the message).
         input: String,
@@ -73,6 +76,7 @@ pub enum NameProblem {
     },
     /// The name is longer than [`MAX_NAME_LEN`](crate::MAX_NAME_LEN) bytes.
     #[error("is {len} bytes long; the limit is {max}")]
+    #[non_exhaustive]
     TooLong {
         /// The input's length in bytes.
         len: usize,
