@@ -235,6 +235,14 @@ fn over_long_names() {
 }
 
 #[track_caller]
+/// An unparsable endpoint of `len` characters that starts with a letter.
+fn unparsable(len: usize) -> impl Fn(&EndpointProblem) -> bool {
+    move |p| {
+        matches!(p, EndpointProblem::Unparsable { len: l, starts_with: Some(CharClass::Letter), .. }
+            if *l == len)
+    }
+}
+
 fn endpoint_err(url: &str, problem: impl Fn(&EndpointProblem) -> bool, message: &str) {
     let err = build_err(gpt4().endpoint(url));
     match &err {
@@ -290,31 +298,13 @@ fn bad_endpoints() {
     );
     endpoint_err(
         "not a url",
-        |p: &EndpointProblem| {
-            matches!(
-                p,
-                EndpointProblem::Unparsable {
-                    len: 9,
-                    starts_with: Some(CharClass::Letter),
-                    ..
-                }
-            )
-        },
+        unparsable(9),
         "deployment openai/gpt-4: endpoint is not a valid URL (9 characters, starting with a letter); \
          the value is not shown, it may be a secret",
     );
     endpoint_err(
         "http://admin:hunter2@[::1/v1?k=hunter2",
-        |p: &EndpointProblem| {
-            matches!(
-                p,
-                EndpointProblem::Unparsable {
-                    len: 38,
-                    starts_with: Some(CharClass::Letter),
-                    ..
-                }
-            )
-        },
+        unparsable(38),
         "deployment openai/gpt-4: endpoint is not a valid URL (38 characters, starting with a letter); \
          the value is not shown, it may be a secret",
     );

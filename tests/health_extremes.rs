@@ -204,7 +204,7 @@ fn kind() -> impl Strategy<Value = FailureKind> {
         Just(Some(Duration::MAX)),
     ];
     prop_oneof![
-        retry.prop_map(|retry_after| FailureKind::rate_limited(retry_after)),
+        retry.prop_map(FailureKind::rate_limited),
         Just(FailureKind::ServerError),
         Just(FailureKind::Timeout),
         Just(FailureKind::ConnectionError),
@@ -225,7 +225,7 @@ fn event() -> impl Strategy<Value = Event> {
         (
             0usize..3,
             prop_oneof![
-                latency().prop_map(|latency| Outcome::success(latency)),
+                latency().prop_map(Outcome::success),
                 (kind(), prop::option::of(latency()))
                     .prop_map(|(kind, latency)| Outcome::failure(kind, latency)),
             ],
