@@ -26,7 +26,7 @@ use proptest::prelude::*;
 use proptest::sample::select;
 
 mod support;
-use support::{ms, secs};
+use support::{ms, pick_key, secs};
 
 /// `a` with `tpm` in tier 0, `b` without limits as its tier-1 backup.
 fn tpm_and_backup(tpm: u64) -> (Registry, ModelKey, ModelKey) {
@@ -52,14 +52,6 @@ fn tpm_and_backup(tpm: u64) -> (Registry, ModelKey, ModelKey) {
     (reg, a, b)
 }
 
-#[track_caller]
-fn pick_at(s: &Selector, t: Duration) -> ModelKey {
-    s.select(&Request::new("gpt-4").at(t))
-        .unwrap_or_else(|e| panic!("at {t:?}: {e}"))
-        .key()
-        .clone()
-}
-
 /// Two reports whose tokens add up past `u64::MAX` in one minute: the
 /// count saturates, so the limit holds.
 #[test]
@@ -70,7 +62,7 @@ fn token_counts_saturate_instead_of_wrapping() {
     assert!(s.report(&a, Report::success(secs(1), ms(1)).tokens(half)));
     assert!(s.report(&a, Report::success(secs(2), ms(1)).tokens(half)));
     assert_eq!(s.health(secs(3))[0].tokens_per_minute, u64::MAX);
-    assert_eq!(pick_at(&s, secs(3)), b);
+    assert_eq!(pick_key(&s, secs(3)), b);
 }
 
 /// `u64::MAX` tokens in each of two minutes: the rolling sum of the
@@ -82,7 +74,7 @@ fn token_counts_near_the_maximum_in_two_minutes_do_not_overflow() {
     assert!(s.report(&a, Report::success(secs(30), ms(1)).tokens(u64::MAX)));
     assert!(s.report(&a, Report::success(secs(70), ms(1)).tokens(u64::MAX)));
     assert_eq!(s.health(secs(80))[0].tokens_per_minute, u64::MAX);
-    assert_eq!(pick_at(&s, secs(80)), b);
+    assert_eq!(pick_key(&s, secs(80)), b);
 }
 
 /// A `Retry-After` that ends past the end of the range cools until the
@@ -97,7 +89,7 @@ fn a_cooldown_past_the_end_of_the_range_lasts_for_the_rest_of_it() {
     let limited = FailureKind::rate_limited(Some(secs(60)));
     assert!(s.report(&a, Report::failure(t0, limited)));
     for t in [t0, t0 + secs(2), END, Duration::MAX] {
-        assert_eq!(pick_at(&s, t), b, "at {t:?}");
+        assert_eq!(pick_key(&s, t), b, "at {t:?}");
         let h = &s.health(t)[0];
         assert_eq!(
             (h.state, h.available_at),
@@ -138,7 +130,7 @@ fn an_ejection_past_the_end_of_the_range_lasts_for_the_rest_of_it() {
         .build();
     assert!(s.report(&a, Report::failure(END - secs(1), FailureKind::ServerError)));
     for t in [END - secs(1), END, Duration::MAX] {
-        assert_eq!(pick_at(&s, t), b, "at {t:?}");
+        assert_eq!(pick_key(&s, t), b, "at {t:?}");
         assert_eq!(s.health(t)[0].state, State::Ejected, "at {t:?}");
     }
 }

@@ -63,7 +63,7 @@ use modelfleet::{Deployment, Error, Fleet, ModelKey, Pick, Policy, Registry, Req
 use serde::{Deserialize, Deserializer};
 
 mod support;
-use support::{key, ms, node, node_at, secs};
+use support::{key, ms, node, node_at, pick_key, secs};
 
 // ---------------------------------------------------------------------------
 // Fixture schema
@@ -662,14 +662,6 @@ fn primary_and_backup(
         .unwrap();
     let b = reg.insert(node_at("b", 1)).unwrap();
     (reg, a, b)
-}
-
-#[track_caller]
-fn pick_key(s: &Selector, t: Duration) -> ModelKey {
-    s.select(&Request::new("gpt-4").at(t))
-        .unwrap_or_else(|e| panic!("at {t:?}: {e}"))
-        .key()
-        .clone()
 }
 
 #[track_caller]

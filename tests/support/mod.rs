@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use modelfleet::{Deployment, DeploymentBuilder, ModelKey, Policy, Registry};
+use modelfleet::{Deployment, DeploymentBuilder, ModelKey, Policy, Registry, Request, Selector};
 
 /// `n` seconds.
 pub(crate) fn secs(n: u64) -> Duration {
@@ -147,4 +147,13 @@ pub(crate) fn refused_in_names() -> Vec<char> {
     let mut all = format_chars();
     all.extend(['\u{2028}', '\u{2029}']);
     all
+}
+
+/// The key `s` picks for a `gpt-4` request at `t`; panics with the error.
+#[track_caller]
+pub(crate) fn pick_key(s: &Selector, t: Duration) -> ModelKey {
+    s.select(&Request::new("gpt-4").at(t))
+        .unwrap_or_else(|e| panic!("at {t:?}: {e}"))
+        .key()
+        .clone()
 }

@@ -80,14 +80,7 @@ impl ConsistentHash {
     /// assert!(ConsistentHash::with_bounded_load(0.5).is_err());
     /// ```
     pub fn with_bounded_load(factor: f64) -> Result<Self, Error> {
-        if !factor.is_finite() || factor < 1.0 {
-            return Err(Error::InvalidStrategy {
-                strategy: Self::NAME,
-                problem: format!(
-                    "bounded load factor must be a finite number of at least 1, got {factor}"
-                ),
-            });
-        }
+        let factor = super::at_least(Self::NAME, "bounded load factor", factor, 1.0)?;
         Ok(Self {
             bounded_load: Some(factor),
         })

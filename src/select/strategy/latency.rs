@@ -58,12 +58,7 @@ impl Latency {
     /// assert!(Latency::with_buffer(f64::NAN).is_err());
     /// ```
     pub fn with_buffer(buffer: f64) -> Result<Self, Error> {
-        if !buffer.is_finite() || buffer < 0.0 {
-            return Err(Error::InvalidStrategy {
-                strategy: Self::NAME,
-                problem: format!("buffer must be a finite number of at least 0, got {buffer}"),
-            });
-        }
+        let buffer = super::at_least(Self::NAME, "buffer", buffer, 0.0)?;
         Ok(Self { buffer })
     }
 

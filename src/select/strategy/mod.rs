@@ -26,6 +26,23 @@ pub use candidates::{Candidate, Candidates};
 pub use context::{Context, Sampler};
 pub use power_of_two::Load;
 
+/// Checks a built-in's numeric `setting`: finite and at least `min`.
+fn at_least(
+    strategy: &'static str,
+    setting: &str,
+    value: f64,
+    min: f64,
+) -> Result<f64, crate::Error> {
+    if value.is_finite() && value >= min {
+        Ok(value)
+    } else {
+        Err(crate::Error::InvalidStrategy {
+            strategy,
+            problem: format!("{setting} must be a finite number of at least {min}, got {value}"),
+        })
+    }
+}
+
 builtin::builtin_strategies! {
     /// The built-in strategies, by name.
     table {

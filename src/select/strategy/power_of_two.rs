@@ -164,14 +164,7 @@ impl PowerOfTwo {
     /// # Ok::<(), modelfleet::Error>(())
     /// ```
     pub fn with_active_request_bias(self, bias: f64) -> Result<Self, Error> {
-        if !bias.is_finite() || bias < 0.0 {
-            return Err(Error::InvalidStrategy {
-                strategy: Self::NAME,
-                problem: format!(
-                    "active_request_bias must be a finite number of at least 0, got {bias}"
-                ),
-            });
-        }
+        let bias = super::at_least(Self::NAME, "active_request_bias", bias, 0.0)?;
         // `+ 0.0` turns -0.0 into 0.0.
         Ok(Self {
             bias: bias + 0.0,
