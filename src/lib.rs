@@ -189,6 +189,9 @@ pub mod policy;
 mod registry;
 mod request;
 pub mod select;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 #[cfg(feature = "serde")]
 mod unique_keys;
 
