@@ -162,6 +162,11 @@
 //!   and health snapshots. Validated types deserialize through their
 //!   parsers, so serde cannot build an invalid value; credentials are read but
 //!   never written.
+//! - `tower`: `modelfleet::tower`, a tower `Layer` that routes HTTP
+//!   requests over a [`Fleet`]: picks along its plan, moves the URI onto
+//!   the deployment's endpoint, retries failures worth it on another
+//!   deployment, reports when the response body ends. Implies `http`; no
+//!   async runtime.
 //!
 //! # Rust version
 //!
