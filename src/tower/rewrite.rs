@@ -108,4 +108,76 @@ mod tests {
             "http://h/v1/../admin"
         );
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Path segments that collide with a base path by prefix (`v1`,
+        /// `v10`), dot segments, escapes, and plain text.
+        fn segment() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("v1".to_owned()),
+                Just("v10".to_owned()),
+                Just("..".to_owned()),
+                Just(".".to_owned()),
+                Just("%20".to_owned()),
+                "[a-zA-Z0-9._~-]{1,12}",
+            ]
+        }
+
+        fn path() -> impl Strategy<Value = Vec<String>> {
+            prop::collection::vec(segment(), 0..6)
+        }
+
+        proptest! {
+            #[test]
+            fn the_result_is_base_then_the_rest_then_the_query(
+                port in 1u16..,
+                base in path(),
+                incoming in path(),
+                strip in prop::option::of(path()),
+                trailing_slash in any::<bool>(),
+                query in prop::option::of("[a-z0-9=&%]{0,16}"),
+            ) {
+                let base_text = format!("http://127.0.0.1:{port}/{}", base.iter().map(|s| format!("{s}/")).collect::<String>());
+                let base_url = Url::parse(&base_text).unwrap();
+                let mut path = format!("/{}", incoming.join("/"));
+                if trailing_slash && !incoming.is_empty() {
+                    path.push('/');
+                }
+                let uri_text = match &query {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path.clone(),
+                };
+                let uri: Uri = uri_text.parse().unwrap();
+                let prefix = strip.as_ref().map(|s| format!("/{}", s.join("/")));
+
+                let (rewritten, authority) = onto(&base_url, &uri, prefix.as_deref()).unwrap();
+                prop_assert_eq!(authority.as_str(), format!("127.0.0.1:{port}"));
+
+                // What should remain: the path less the prefix when the
+                // prefix is a whole number of its leading segments.
+                let stripped = match &strip {
+                    Some(s) if s.len() <= incoming.len() && incoming[..s.len()] == s[..] => {
+                        let mut rest = format!("/{}", incoming[s.len()..].join("/"));
+                        if trailing_slash && s.len() < incoming.len() {
+                            rest.push('/');
+                        }
+                        rest
+                    }
+                    _ => path.clone(),
+                };
+                let mut expected = format!("{}{}", base_url.as_str(), stripped.trim_start_matches('/'));
+                if let Some(q) = &query {
+                    expected.push('?');
+                    expected.push_str(q);
+                }
+                prop_assert_eq!(rewritten.to_string(), expected);
+                prop_assert!(rewritten.path().starts_with(base_url.path()));
+                prop_assert_eq!(rewritten.query(), uri.query());
+            }
+        }
+    }
 }
