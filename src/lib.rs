@@ -162,6 +162,9 @@
 //!   and health snapshots. Validated types deserialize through their
 //!   parsers, so serde cannot build an invalid value; credentials are read but
 //!   never written.
+//! - `http`: [`http`](mod@http) classifies HTTP responses (status,
+//!   `Retry-After`, error bodies) and transport errors as failure kinds
+//!   and outcomes, on the `http` crate's types.
 //!
 //! # Rust version
 //!
@@ -182,6 +185,9 @@ mod error;
 mod fleet;
 mod hash;
 pub mod health;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 mod key;
 mod name;
 mod names;
