@@ -162,6 +162,9 @@
 //!   and health snapshots. Validated types deserialize through their
 //!   parsers, so serde cannot build an invalid value; credentials are read but
 //!   never written.
+//! - `http`: [`http`](mod@http) classifies HTTP responses (status,
+//!   `Retry-After`, error bodies) and transport errors as failure kinds
+//!   and outcomes, on the `http` crate's types.
 //! - `tower`: `modelfleet::tower`, a tower `Layer` that routes HTTP
 //!   requests over a [`Fleet`]: picks along its plan, moves the URI onto
 //!   the deployment's endpoint, retries failures worth it on another
@@ -187,6 +190,9 @@ mod error;
 mod fleet;
 mod hash;
 pub mod health;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 mod key;
 mod name;
 mod names;
