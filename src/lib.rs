@@ -182,6 +182,7 @@
 
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+mod clock;
 pub mod config;
 mod deployment;
 mod discriminators;
@@ -206,11 +207,12 @@ pub mod tower;
 #[cfg(feature = "serde")]
 mod unique_keys;
 
+pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use deployment::builder::DeploymentBuilder;
 pub use deployment::{Credential, Deployment, Limits, MAX_VERSION_LEN};
 pub use endpoint::{CharClass, EndpointProblem, MAX_ENDPOINT_LEN};
 pub use error::{Error, Field};
-pub use fleet::{Fleet, FleetHandle, FleetPick};
+pub use fleet::{Drain, Fleet, FleetBuilder, FleetHandle, FleetPlan};
 pub use key::{Discriminator, ModelKey};
 pub use name::{MAX_NAME_LEN, NameProblem};
 #[doc(inline)]
@@ -219,7 +221,7 @@ pub use registry::diff::{Change, Changes};
 pub use registry::{Collision, Iter, Registry};
 pub use request::{Request, TagMatch, VersionPreference};
 #[doc(inline)]
-pub use select::{Explanation, Pick, Plan, Selector, SelectorBuilder, Verdict};
+pub use select::{Explanation, OwnedPick, Pick, Plan, Selector, SelectorBuilder, Verdict};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -7,9 +7,10 @@
 #![allow(clippy::extra_unused_type_parameters)]
 
 use modelfleet::{
-    Change, Collision, Credential, Deployment, DeploymentBuilder, Discriminator, Discriminators,
-    EndpointProblem, Error, Field, Fleet, FleetHandle, FleetPick, IdentityPolicy, Iter, Limits,
-    ModelKey, NameProblem, Policy, Registry,
+    Change, Clock, Collision, Credential, Deployment, DeploymentBuilder, Discriminator,
+    Discriminators, Drain, EndpointProblem, Error, Field, Fleet, FleetBuilder, FleetHandle,
+    FleetPlan, IdentityPolicy, Iter, Limits, ManualClock, ModelKey, MonotonicClock, NameProblem,
+    OwnedPick, Policy, Registry,
 };
 
 fn assert_send<T: Send>() {}
@@ -47,14 +48,33 @@ fn registry_types() {
     assert_auto::<Iter<'static>>();
 }
 
+/// What async code needs of a value it moves into a spawned task or a
+/// response body.
+fn assert_owned<T: Send + Sync + 'static>() {}
+fn assert_clone<T: Clone>() {}
+
+#[test]
+fn clock_types() {
+    assert_owned::<ManualClock>();
+    assert_owned::<MonotonicClock>();
+    assert_owned::<std::sync::Arc<dyn Clock>>();
+    assert_clone::<MonotonicClock>();
+}
+
 #[test]
 fn fleet_types() {
     assert_send::<Fleet>();
     assert_sync::<Fleet>();
     assert_send::<Fleet<Policy>>();
     assert_sync::<Fleet<Policy>>();
-    assert_send::<FleetPick<'static>>();
-    assert_send::<FleetHandle<'static>>();
+    assert_owned::<OwnedPick>();
+    assert_owned::<FleetHandle>();
+    assert_owned::<FleetPlan>();
+    assert_owned::<Drain<Policy>>();
+    assert_owned::<FleetBuilder<Policy>>();
+    assert_clone::<Fleet>();
+    assert_clone::<FleetHandle>();
+    assert_owned::<Fleet>();
     assert_send::<Change>();
     assert_sync::<Change>();
 }

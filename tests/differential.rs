@@ -61,7 +61,7 @@ use modelfleet::select::{
     PowerOfTwo, Reason, Removed, RoundRobin, Strategy, WeightedRandom, WeightedRoundRobin,
 };
 use modelfleet::{
-    Deployment, Error, Fleet, FleetHandle, FleetPick, ModelKey, Pick, Policy, Registry, Request,
+    Deployment, Error, Fleet, FleetHandle, ModelKey, OwnedPick, Pick, Policy, Registry, Request,
     Selector, SelectorBuilder, TagMatch, VersionPreference,
 };
 use semver::VersionReq;
@@ -1367,8 +1367,8 @@ fn fleet_trace(index: usize, counts: &mut Counts) -> String {
         fleet.selector().strategy_name()
     )
     .unwrap();
-    let mut handles: Vec<FleetHandle<'_>> = Vec::new();
-    let mut held: Vec<FleetPick<'_>> = Vec::new();
+    let mut handles: Vec<FleetHandle> = Vec::new();
+    let mut held: Vec<OwnedPick> = Vec::new();
     let mut stale: Option<modelfleet::Changes> = None;
     let mut now: u64 = g.range(0, 5_000);
     for op in 0..g.range(80, 160) {

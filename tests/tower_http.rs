@@ -546,7 +546,6 @@ fn a_streamed_response_reports_once_at_its_end() {
         while let Some(frame) = body.frame().await {
             frame.unwrap();
         }
-        assert!(body.is_end_stream());
         assert_eq!(in_flight(&setup, &a), 0);
         let after = health(&setup);
         assert_eq!(after.latency, Some(Duration::from_millis(750)), "the whole stream's latency");
@@ -679,7 +678,7 @@ fn a_deployment_without_endpoint_is_a_typed_error() {
         let fleet = Fleet::builder(reg).clock(Arc::clone(&clock)).build();
         let gateway = FleetLayer::new(fleet.clone()).unwrap().layer(client());
         let err = send(&gateway, post("0")).await.unwrap_err();
-        assert!(matches!(&err, Error::NoEndpoint { deployment } if deployment.to_string() == "openai/gpt-4@"), "{err}");
+        assert!(matches!(&err, Error::NoEndpoint { deployment, .. } if deployment.to_string() == "openai/gpt-4@"), "{err}");
         assert_eq!(err.field(), Some(modelfleet::Field::Endpoint));
         assert_eq!(err.to_string(), "deployment openai/gpt-4@: no endpoint to send the request to");
         assert_eq!(fleet.in_flight(&"openai/gpt-4@".parse().unwrap()), Some(0));

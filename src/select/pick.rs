@@ -1,5 +1,5 @@
 //! [`Pick`], and the in-flight [`Lease`] it shares with
-//! [`FleetPick`](crate::FleetPick).
+//! [`OwnedPick`](super::OwnedPick).
 //!
 //! A pick counts its deployment in flight (when the selector counts) from
 //! the moment the pipeline chooses it until the pick is dropped or
@@ -7,8 +7,8 @@
 //! (key, deployment, tier, strategy), how it completes and how it is
 //! released; the kinds differ
 //! only in how they hold the selector version ([`Holder`]): a `Pick`
-//! borrows it, a `FleetPick` keeps it alive across version swaps and sends
-//! its report to the fleet's current version.
+//! borrows it, an `OwnedPick` holds a reference to it and, when it came
+//! from a fleet, sends its report to the fleet's current version.
 
 use std::fmt;
 use std::ops::Deref;

@@ -220,6 +220,19 @@ impl Selector {
         SelectorBuilder::rebuilding(self, registry, now).build()
     }
 
+    /// [`rebuild`](Self::rebuild) with the deployments under `drained`
+    /// taking no new picks.
+    pub(crate) fn rebuild_draining<P: IdentityPolicy>(
+        &self,
+        registry: &Registry<P>,
+        now: Duration,
+        drained: &super::build::Drained,
+    ) -> Selector {
+        SelectorBuilder::rebuilding(self, registry, now)
+            .draining(drained)
+            .build()
+    }
+
     /// Whether this selector counts picks in flight.
     #[inline]
     pub(crate) fn counts_in_flight(&self) -> bool {

@@ -12,7 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 
 use super::error::BoxError;
 use crate::health::{FailureKind, Outcome, Report};
-use crate::{Clock, FleetPick};
+use crate::{Clock, OwnedPick};
 
 /// Counts a response's tokens from one data frame; the last `Some` wins.
 pub(crate) type TokenHook = Arc<dyn Fn(&[u8]) -> Option<u64> + Send + Sync>;
@@ -75,7 +75,7 @@ pin_project_lite::pin_project! {
 
 /// The report an attempt owes when its response body ends.
 pub(crate) struct Pending {
-    pub(crate) pick: FleetPick,
+    pub(crate) pick: OwnedPick,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) sent: Duration,
     pub(crate) tokens: Option<TokenHook>,

@@ -10,7 +10,7 @@ use ::tower::Layer;
 use super::body::TokenHook;
 use super::request::FromExtension;
 use super::{Error, FleetService};
-use crate::{Clock, Credential, Fleet, Policy};
+use crate::{Clock, Credential, Fleet, IdentityPolicy, Policy};
 
 /// Resolves a deployment's credential reference into the token sent as
 /// `Authorization: Bearer <token>`.
@@ -102,7 +102,7 @@ impl<P> fmt::Debug for Shared<P> {
     }
 }
 
-impl<P: Clone> FleetLayer<P> {
+impl<P: IdentityPolicy + Clone> FleetLayer<P> {
     /// A layer over `fleet` with the default settings: the modelfleet
     /// request from the HTTP request's extensions ([`FromExtension`]), no
     /// affinity header, nothing stripped, 3 attempts, error bodies read up
@@ -393,7 +393,7 @@ impl<P, M> FleetLayerBuilder<P, M> {
     }
 }
 
-impl<P: Clone, M> FleetLayerBuilder<P, M> {
+impl<P: IdentityPolicy + Clone, M> FleetLayerBuilder<P, M> {
     /// The layer.
     ///
     /// # Errors

@@ -17,7 +17,7 @@ use super::error::BoxError;
 use super::layer::Shared;
 use super::{Error, MakeRequest, Replay, rewrite};
 use crate::health::FailureKind;
-use crate::{FleetPick, IdentityPolicy, Request};
+use crate::{OwnedPick, IdentityPolicy, Request};
 
 /// The service of a [`FleetLayer`](super::FleetLayer): routes each HTTP
 /// request over the fleet and sends it through the inner service.
@@ -302,7 +302,7 @@ async fn send<S, P, B, R>(
     inner: &mut S,
     shared: &Shared<P>,
     request: &Request,
-    pick: FleetPick,
+    pick: OwnedPick,
     http: http::Request<B>,
 ) -> Result<Result<Response<ReportingBody<R>>, (FailureKind, Failure<R>)>, Error>
 where
@@ -392,7 +392,7 @@ fn copy<B: Replay>(http: &http::Request<B>) -> Option<http::Request<B>> {
 /// its credential.
 fn prepare<P, B>(
     shared: &Shared<P>,
-    pick: &FleetPick,
+    pick: &OwnedPick,
     mut http: http::Request<B>,
 ) -> Result<http::Request<B>, Error> {
     let deployment = pick.deployment();
