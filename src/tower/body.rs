@@ -41,13 +41,38 @@ pin_project_lite::pin_project! {
     /// was classified; its body reports nothing more.
     ///
     /// ```
-    /// use http_body::Body;
-    /// use modelfleet::tower::ReportingBody;
+    /// use bytes::Bytes;
+    /// use http_body_util::{BodyExt, Full};
+    /// use modelfleet::tower::FleetLayer;
+    /// use modelfleet::{Deployment, Fleet, ManualClock, Registry, Request};
+    /// use tower::{Layer, Service, ServiceExt};
+    /// # fn now<F: std::future::Future>(f: F) -> F::Output {
+    /// #     // In-memory services: every future here is ready when first polled.
+    /// #     let mut f = std::pin::pin!(f);
+    /// #     match f.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+    /// #         std::task::Poll::Ready(out) => out,
+    /// #         std::task::Poll::Pending => unreachable!(),
+    /// #     }
+    /// # }
     ///
-    /// fn stream_len<B: Body>(body: &ReportingBody<B>) -> Option<u64> {
-    ///     body.size_hint().exact()
-    /// }
-    /// # let _ = stream_len::<http_body_util::Empty<bytes::Bytes>>;
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").endpoint("http://10.0.0.1/v1").build()?]
+    ///     .into_iter()
+    ///     .collect();
+    /// let key = reg.keys().next().unwrap().clone();
+    /// let fleet = Fleet::builder(reg).clock(ManualClock::new()).build();
+    /// let upstream = tower::service_fn(|_: http::Request<String>| async {
+    ///     Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from_static(b"hello"))))
+    /// });
+    /// let mut service = FleetLayer::new(fleet.clone())?.layer(upstream);
+    ///
+    /// let mut req = http::Request::new(String::new());
+    /// req.extensions_mut().insert(Request::new("gpt-4"));
+    /// let mut body = now(now(service.ready())?.call(req))?.into_body();
+    /// assert_eq!(fleet.in_flight(&key), Some(1)); // headers in, body not read
+    /// let frame = now(body.frame()).unwrap()?;
+    /// assert_eq!(frame.into_data().unwrap(), "hello");
+    /// assert_eq!(fleet.in_flight(&key), Some(0)); // reported at the end
+    /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
     /// ```
     pub struct ReportingBody<B> {
         #[pin]

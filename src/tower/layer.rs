@@ -35,14 +35,13 @@ const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 /// Cloning is cheap (two reference counts), as is wrapping a service.
 ///
 /// ```
-/// use std::sync::Arc;
 /// use modelfleet::tower::FleetLayer;
 /// use modelfleet::{Deployment, Fleet, ManualClock, Registry};
 ///
 /// let reg: Registry = [Deployment::builder("openai", "gpt-4").endpoint("http://127.0.0.1:9/v1").build()?]
 ///     .into_iter()
 ///     .collect();
-/// let fleet = Fleet::builder(reg).clock(Arc::new(ManualClock::new())).build();
+/// let fleet = Fleet::builder(reg).clock(ManualClock::new()).build();
 /// let layer = FleetLayer::builder(fleet)
 ///     .affinity_header("x-session-id")
 ///     .strip_prefix("/v1")
@@ -113,11 +112,10 @@ impl<P: IdentityPolicy + Clone> FleetLayer<P> {
     /// [`Error::NoClock`] when the fleet has no clock.
     ///
     /// ```
-    /// use std::sync::Arc;
     /// use modelfleet::tower::FleetLayer;
     /// use modelfleet::{Fleet, ManualClock, Registry};
     ///
-    /// let fleet = Fleet::builder(Registry::default()).clock(Arc::new(ManualClock::new())).build();
+    /// let fleet: Fleet = Fleet::builder(Registry::default()).clock(ManualClock::new()).build();
     /// assert!(FleetLayer::new(fleet).is_ok());
     /// ```
     pub fn new(fleet: Fleet<P>) -> Result<Self, Error> {
@@ -147,11 +145,10 @@ impl<P, M> FleetLayer<P, M> {
     /// The fleet the layer routes over.
     ///
     /// ```
-    /// use std::sync::Arc;
     /// use modelfleet::tower::FleetLayer;
     /// use modelfleet::{Fleet, ManualClock, Registry};
     ///
-    /// let fleet = Fleet::builder(Registry::default()).clock(Arc::new(ManualClock::new())).build();
+    /// let fleet: Fleet = Fleet::builder(Registry::default()).clock(ManualClock::new()).build();
     /// let layer = FleetLayer::new(fleet)?;
     /// assert!(layer.fleet().registry().is_empty());
     /// # Ok::<(), modelfleet::tower::Error>(())
@@ -216,11 +213,10 @@ impl<P, M> FleetLayerBuilder<P, M> {
     /// instead of taking it from the extensions.
     ///
     /// ```
-    /// use std::sync::Arc;
     /// use modelfleet::tower::FleetLayer;
     /// use modelfleet::{Fleet, ManualClock, Registry, Request};
     ///
-    /// let fleet = Fleet::builder(Registry::default()).clock(Arc::new(ManualClock::new())).build();
+    /// let fleet: Fleet = Fleet::builder(Registry::default()).clock(ManualClock::new()).build();
     /// let layer = FleetLayer::builder(fleet)
     ///     .request(|_: &http::Request<String>| Ok::<_, std::convert::Infallible>(Request::new("gpt-4")))
     ///     .build()?;
@@ -250,11 +246,10 @@ impl<P, M> FleetLayerBuilder<P, M> {
     /// [`build`](Self::build).
     ///
     /// ```
-    /// use std::sync::Arc;
     /// use modelfleet::tower::{Error, FleetLayer};
     /// use modelfleet::{Fleet, ManualClock, Registry};
     ///
-    /// let fleet = Fleet::builder(Registry::default()).clock(Arc::new(ManualClock::new())).build();
+    /// let fleet: Fleet = Fleet::builder(Registry::default()).clock(ManualClock::new()).build();
     /// assert!(FleetLayer::builder(fleet.clone()).affinity_header("x-session-id").build().is_ok());
     /// let err = FleetLayer::builder(fleet).affinity_header("x session").build().unwrap_err();
     /// assert!(matches!(err, Error::InvalidSetting { setting: "affinity_header", .. }));
@@ -279,11 +274,10 @@ impl<P, M> FleetLayerBuilder<P, M> {
     /// [`build`](Self::build).
     ///
     /// ```
-    /// use std::sync::Arc;
     /// use modelfleet::tower::FleetLayer;
     /// use modelfleet::{Fleet, ManualClock, Registry};
     ///
-    /// let fleet = Fleet::builder(Registry::default()).clock(Arc::new(ManualClock::new())).build();
+    /// let fleet: Fleet = Fleet::builder(Registry::default()).clock(ManualClock::new()).build();
     /// assert!(FleetLayer::builder(fleet.clone()).strip_prefix("/v1").build().is_ok());
     /// assert!(FleetLayer::builder(fleet).strip_prefix("v1").build().is_err());
     /// ```
@@ -301,11 +295,10 @@ impl<P, M> FleetLayerBuilder<P, M> {
     /// Zero is reported by [`build`](Self::build).
     ///
     /// ```
-    /// use std::sync::Arc;
     /// use modelfleet::tower::FleetLayer;
     /// use modelfleet::{Fleet, ManualClock, Registry};
     ///
-    /// let fleet = Fleet::builder(Registry::default()).clock(Arc::new(ManualClock::new())).build();
+    /// let fleet: Fleet = Fleet::builder(Registry::default()).clock(ManualClock::new()).build();
     /// assert!(FleetLayer::builder(fleet.clone()).max_attempts(1).build().is_ok());
     /// assert!(FleetLayer::builder(fleet).max_attempts(0).build().is_err());
     /// ```
@@ -323,11 +316,10 @@ impl<P, M> FleetLayerBuilder<P, M> {
     /// are still passed on to the caller.
     ///
     /// ```
-    /// use std::sync::Arc;
     /// use modelfleet::tower::FleetLayer;
     /// use modelfleet::{Fleet, ManualClock, Registry};
     ///
-    /// let fleet = Fleet::builder(Registry::default()).clock(Arc::new(ManualClock::new())).build();
+    /// let fleet: Fleet = Fleet::builder(Registry::default()).clock(ManualClock::new()).build();
     /// assert!(FleetLayer::builder(fleet).error_body_limit(4096).build().is_ok());
     /// ```
     pub fn error_body_limit(mut self, bytes: usize) -> Self {
@@ -342,7 +334,6 @@ impl<P, M> FleetLayerBuilder<P, M> {
     /// [`token_estimate`](crate::Request::token_estimate) is reported.
     ///
     /// ```
-    /// use std::sync::Arc;
     /// use modelfleet::tower::FleetLayer;
     /// use modelfleet::{Fleet, ManualClock, Registry};
     ///
@@ -354,7 +345,7 @@ impl<P, M> FleetLayerBuilder<P, M> {
     /// }
     /// assert_eq!(total_tokens(br#"{"usage":{"total_tokens":42}}"#), Some(42));
     ///
-    /// let fleet = Fleet::builder(Registry::default()).clock(Arc::new(ManualClock::new())).build();
+    /// let fleet: Fleet = Fleet::builder(Registry::default()).clock(ManualClock::new()).build();
     /// let layer = FleetLayer::builder(fleet).tokens(total_tokens).build()?;
     /// # let _ = layer;
     /// # Ok::<(), modelfleet::tower::Error>(())
@@ -373,11 +364,10 @@ impl<P, M> FleetLayerBuilder<P, M> {
     /// (or whose token `resolve` does not give) gets none.
     ///
     /// ```
-    /// use std::sync::Arc;
     /// use modelfleet::tower::FleetLayer;
     /// use modelfleet::{Fleet, ManualClock, Registry};
     ///
-    /// let fleet = Fleet::builder(Registry::default()).clock(Arc::new(ManualClock::new())).build();
+    /// let fleet: Fleet = Fleet::builder(Registry::default()).clock(ManualClock::new()).build();
     /// // The credential is the token itself here; it may as well name a
     /// // secret to look up.
     /// let layer = FleetLayer::builder(fleet).bearer(|c| Some(c.expose().to_owned())).build()?;

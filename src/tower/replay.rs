@@ -183,6 +183,7 @@ impl<B: http_body::Body> http_body::Body for Once<B> {
 
 #[cfg(test)]
 mod tests {
+    use http_body::Body;
     use http_body_util::BodyExt;
 
     use super::*;

@@ -76,35 +76,35 @@ use crate::{OwnedPick, IdentityPolicy, Request};
 /// [`Replay`]'s cost), and one boxed future per client request.
 ///
 /// ```
-/// use std::sync::Arc;
 /// use modelfleet::tower::FleetLayer;
 /// use modelfleet::{Deployment, Fleet, ManualClock, Registry, Request};
 /// use tower::{Layer, Service, ServiceExt};
+/// # fn now<F: std::future::Future>(f: F) -> F::Output {
+/// #     // In-memory services: every future here is ready when first polled.
+/// #     let mut f = std::pin::pin!(f);
+/// #     match f.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+/// #         std::task::Poll::Ready(out) => out,
+/// #         std::task::Poll::Pending => unreachable!(),
+/// #     }
+/// # }
 ///
 /// let reg: Registry = [Deployment::builder("openai", "gpt-4").endpoint("http://10.0.0.1:8000/v1").build()?]
 ///     .into_iter()
 ///     .collect();
-/// let fleet = Fleet::builder(reg).clock(Arc::new(ManualClock::new())).build();
-/// let layer = FleetLayer::builder(fleet.clone()).strip_prefix("/v1").build()?;
+/// let fleet = Fleet::builder(reg).clock(ManualClock::new()).build();
+/// let layer = FleetLayer::builder(fleet).strip_prefix("/v1").build()?;
 /// // An in-memory upstream that answers with the URI it was sent.
 /// let upstream = tower::service_fn(|req: http::Request<String>| async move {
 ///     Ok::<_, std::convert::Infallible>(http::Response::new(req.uri().to_string()))
 /// });
 /// let mut service = layer.layer(upstream);
 ///
-/// let mut req = http::Request::builder().uri("/v1/chat/completions").body(String::new())?;
+/// let mut req = http::Request::post("/v1/chat/completions").body(String::new())?;
 /// req.extensions_mut().insert(Request::new("gpt-4"));
-/// # let run = async {
-/// let response = service.ready().await?.call(req).await?;
-/// let body = http_body_util::BodyExt::collect(response.into_body()).await?.to_bytes();
+/// let response = now(now(service.ready())?.call(req))?;
+/// let body = now(http_body_util::BodyExt::collect(response.into_body()))?.to_bytes();
 /// assert_eq!(body, "http://10.0.0.1:8000/v1/chat/completions");
 /// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
-/// # };
-/// # let mut run = std::pin::pin!(run);
-/// # let std::task::Poll::Ready(out) = run.as_mut().poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) else { panic!() };
-/// # out.map_err(|e| e.to_string())?;
-/// # use std::future::Future;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct FleetService<S, P, M> {
     pub(crate) inner: S,
