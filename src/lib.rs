@@ -162,6 +162,14 @@
 //!   and health snapshots. Validated types deserialize through their
 //!   parsers, so serde cannot build an invalid value; credentials are read but
 //!   never written.
+//! - `http`: [`http`](mod@http) classifies HTTP responses (status,
+//!   `Retry-After`, error bodies) and transport errors as failure kinds
+//!   and outcomes, on the `http` crate's types.
+//! - `tower`: `modelfleet::tower`, a tower `Layer` that routes HTTP
+//!   requests over a [`Fleet`]: picks along its plan, moves the URI onto
+//!   the deployment's endpoint, retries failures worth it on another
+//!   deployment, reports when the response body ends. Implies `http`; no
+//!   async runtime.
 //!
 //! # Rust version
 //!
@@ -183,6 +191,9 @@ mod error;
 mod fleet;
 mod hash;
 pub mod health;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 mod key;
 mod name;
 mod names;
@@ -190,6 +201,9 @@ pub mod policy;
 mod registry;
 mod request;
 pub mod select;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 #[cfg(feature = "serde")]
 mod unique_keys;
 

@@ -353,7 +353,7 @@ fn bad_event_lines_exit_2_naming_file_line_and_field() {
         ),
         (
             r#"{"at_ms": 0, "complete": 0, "outcome": "timeout", "retry_after_ms": 5}"#,
-            "retry_after_ms: only a rate_limited outcome has one, not timeout",
+            "retry_after_ms: only a rate_limited or overloaded outcome has one, not timeout",
         ),
         (r#"{"at_ms": 0, "complete": 0}"#, "outcome: required"),
         (
