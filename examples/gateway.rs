@@ -25,7 +25,6 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -46,9 +45,8 @@ use tower::{Layer, ServiceExt};
 
 // ---- routing: the gateway's own code ----
 
-/// The upstream client behind the layer.
-type Upstream = Client<HttpConnector, Full<Bytes>>;
-type Gateway = FleetService<Upstream, Policy, FromExtension>;
+/// The layer over the upstream client, as the handlers' state.
+type Gateway = FleetService<Client<HttpConnector, Full<Bytes>>, Policy, FromExtension>;
 
 /// The gateway's routes over `fleet`.
 fn gateway(fleet: Fleet) -> Result<Router, modelfleet::tower::Error> {
@@ -76,35 +74,57 @@ async fn chat(State(gateway): State<Gateway>, request: axum::extract::Request) -
     request.extensions_mut().insert(Request::new(&model));
     match gateway.oneshot(request).await {
         Ok(response) => response.map(Body::new),
-        Err(e) => openai_error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), e.retry_time()),
+        Err(e) => unavailable(&e),
     }
 }
 
-// ---- end of routing ----
-
 /// The `model` of a chat completion request.
 fn model_of(body: &[u8]) -> Option<String> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    Some(value.get("model")?.as_str()?.to_owned())
+    serde_json::from_slice::<Value>(body)
+        .ok()?
+        .get("model")?
+        .as_str()
+        .map(Into::into)
 }
 
 /// The token count of a completion or of a stream's last usage chunk.
 fn total_tokens(frame: &[u8]) -> Option<u64> {
     let text = std::str::from_utf8(frame).ok()?;
     let at = text.rfind("\"total_tokens\":")? + "\"total_tokens\":".len();
-    let digits: String = text[at..].chars().take_while(char::is_ascii_digit).collect();
+    let digits: String = text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
+}
+
+// ---- end of routing ----
+
+/// A 503 in OpenAI's shape, with `Retry-After` when the fleet knows when a
+/// deployment comes back.
+fn unavailable(e: &modelfleet::tower::Error) -> Response {
+    openai_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &e.to_string(),
+        e.retry_time(),
+    )
 }
 
 /// An error in OpenAI's shape, with `Retry-After` when the fleet knows when
 /// a deployment comes back.
-fn openai_error(status: StatusCode, message: &str, retry: Option<std::time::SystemTime>) -> Response {
+fn openai_error(
+    status: StatusCode,
+    message: &str,
+    retry: Option<std::time::SystemTime>,
+) -> Response {
     let body = json!({ "error": { "message": message, "type": "modelfleet_error" } });
     let mut response = (status, axum::Json(body)).into_response();
     if let Some(at) = retry {
         let date = httpdate::fmt_http_date(at);
         if let Ok(value) = HeaderValue::from_str(&date) {
-            response.headers_mut().insert(http::header::RETRY_AFTER, value);
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, value);
         }
     }
     response
@@ -122,7 +142,11 @@ enum Behaviour {
 type Counts = Arc<Mutex<BTreeMap<&'static str, u64>>>;
 
 /// Starts a mock OpenAI-compatible upstream on a free loopback port.
-async fn upstream(name: &'static str, behaviour: Behaviour, counts: Counts) -> std::io::Result<SocketAddr> {
+async fn upstream(
+    name: &'static str,
+    behaviour: Behaviour,
+    counts: Counts,
+) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let tokens = Arc::new(AtomicU64::new(0));
@@ -135,7 +159,8 @@ async fn upstream(name: &'static str, behaviour: Behaviour, counts: Counts) -> s
                 match behaviour {
                     Behaviour::RateLimits => {
                         let mut r = (StatusCode::TOO_MANY_REQUESTS, "slow down").into_response();
-                        r.headers_mut().insert("retry-after", HeaderValue::from_static("2"));
+                        r.headers_mut()
+                            .insert("retry-after", HeaderValue::from_static("2"));
                         r
                     }
                     Behaviour::Fails => (StatusCode::INTERNAL_SERVER_ERROR, "boom").into_response(),
@@ -154,8 +179,11 @@ async fn upstream(name: &'static str, behaviour: Behaviour, counts: Counts) -> s
 /// A completion from upstream `name`, streamed as server-sent events when
 /// the request asked for it.
 fn completion(name: &str, tokens: u64, request: Option<Value>) -> Response {
-    let stream = request.and_then(|r| r.get("stream")?.as_bool()).unwrap_or(false);
-    let usage = json!({ "prompt_tokens": 10, "completion_tokens": tokens - 10, "total_tokens": tokens });
+    let stream = request
+        .and_then(|r| r.get("stream")?.as_bool())
+        .unwrap_or(false);
+    let usage =
+        json!({ "prompt_tokens": 10, "completion_tokens": tokens - 10, "total_tokens": tokens });
     if !stream {
         let body = json!({
             "object": "chat.completion",
@@ -172,9 +200,10 @@ fn completion(name: &str, tokens: u64, request: Option<Value>) -> Response {
         .chain([Ok(Bytes::from_static(b"data: [DONE]\n\n"))])
         .collect();
     let mut response = Response::new(Body::from_stream(futures_util::stream::iter(chunks)));
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     response
 }
 
@@ -189,8 +218,14 @@ fn deployment(name: &str, addr: SocketAddr, weight: u32) -> Deployment {
 
 /// Sends `n` completions through the gateway at `gateway`, `concurrency`
 /// at a time; returns the status counts.
-async fn traffic(gateway: SocketAddr, n: usize, concurrency: usize, stream: bool) -> BTreeMap<u16, usize> {
-    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+async fn traffic(
+    gateway: SocketAddr,
+    n: usize,
+    concurrency: usize,
+    stream: bool,
+) -> BTreeMap<u16, usize> {
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
     let statuses = Arc::new(Mutex::new(BTreeMap::new()));
     let next = Arc::new(AtomicU64::new(0));
     let workers: Vec<_> = (0..concurrency)
@@ -242,8 +277,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         Some(i) => args.get(i + 1).ok_or("--port needs a number")?.parse()?,
         None => 0,
     };
-    if let Some(unknown) = args.iter().find(|a| !["--serve", "--bench", "--port"].contains(&a.as_str()) && a.parse::<u16>().is_err()) {
-        return Err(format!("unknown argument {unknown:?}; expected --serve, --bench and --port N").into());
+    if let Some(unknown) = args.iter().find(|a| {
+        !["--serve", "--bench", "--port"].contains(&a.as_str()) && a.parse::<u16>().is_err()
+    }) {
+        return Err(format!(
+            "unknown argument {unknown:?}; expected --serve, --bench and --port N"
+        )
+        .into());
     }
 
     let counts: Counts = Arc::default();
@@ -253,10 +293,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let broken = upstream("broken", Behaviour::Fails, counts.clone()).await?;
     let mut reg = Registry::new(Policy::NAME_ENDPOINT);
     let pair = [deployment("a", a, 3), deployment("b", b, 1)];
-    let troubled = [deployment("limited", limited, 1), deployment("broken", broken, 1)];
+    let troubled = [
+        deployment("limited", limited, 1),
+        deployment("broken", broken, 1),
+    ];
     // `--bench` serves the healthy pair only: benches/gateway_loopback.sh
     // compares the gateway with upstream `a` called directly.
-    for d in pair.into_iter().chain(troubled.into_iter().filter(|_| !bench)) {
+    for d in pair
+        .into_iter()
+        .chain(troubled.into_iter().filter(|_| !bench))
+    {
         reg.insert(d)?;
     }
     let clock = MonotonicClock::new();
@@ -266,7 +312,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let addr = listener.local_addr()?;
     let app = gateway(fleet.clone())?;
     tokio::spawn(async move { axum::serve(listener, app).await });
-    println!("gateway on http://{addr}/v1 (upstreams a={a} b={b} limited={limited} broken={broken})");
+    println!(
+        "gateway on http://{addr}/v1 (upstreams a={a} b={b} limited={limited} broken={broken})"
+    );
 
     if bench {
         println!("bench {a} {addr}");
@@ -274,7 +322,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         return Ok(());
     }
     if serve {
-        println!("try: curl -s http://{addr}/v1/chat/completions -H 'content-type: application/json' -d '{{\"model\":\"gpt-4\",\"stream\":true,\"messages\":[]}}'");
+        println!(
+            "try: curl -s http://{addr}/v1/chat/completions -H 'content-type: application/json' -d '{{\"model\":\"gpt-4\",\"stream\":true,\"messages\":[]}}'"
+        );
         tokio::signal::ctrl_c().await?;
         return Ok(());
     }
@@ -284,16 +334,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     println!("200 completions, 8 at a time: client statuses {statuses:?}");
     print_split("  split", &counts, &before);
     let failed = ["limited", "broken"].map(|n| counts.lock().unwrap().get(n).copied().unwrap_or(0));
-    println!("  failovers: {} attempts got a 429 from `limited` and {} a 500 from `broken`, each retried on another upstream", failed[0], failed[1]);
+    println!(
+        "  failovers: {} attempts got a 429 from `limited` and {} a 500 from `broken`, each retried on another upstream",
+        failed[0], failed[1]
+    );
+    let registry = fleet.registry();
     for h in fleet.health(fleet.now().unwrap_or_default()) {
-        println!("  {}: {:?}, available at {:?}", h.key, h.state, h.available_at);
+        let name = registry
+            .get(&h.key)
+            .and_then(|d| d.label("upstream"))
+            .unwrap_or("?");
+        let back = h
+            .available_at
+            .map(|at| format!(", back at {:.1} s", at.as_secs_f64()))
+            .unwrap_or_default();
+        println!("  {name}: {:?}{back}", h.state);
     }
 
     let before = counts.lock().unwrap().clone();
     let statuses = traffic(addr, 20, 4, true).await;
     println!("20 streamed completions: client statuses {statuses:?}");
     print_split("  split", &counts, &before);
-    let key_a = reg.keys().find(|k| k.to_string().contains(&a.to_string())).expect("a's key").clone();
+    let key_a = reg
+        .keys()
+        .find(|k| k.to_string().contains(&a.to_string()))
+        .expect("a's key")
+        .clone();
     let selector = fleet.selector();
     println!(
         "  a: {} in flight after the streams ended, latency estimate {:?}",
@@ -317,8 +383,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let removal = drain.remove(fleet.now().unwrap_or_default())?;
     let statuses = load.await?;
     let a_after = counts.lock().unwrap().get("a").copied().unwrap_or(0) - drained_at;
-    println!("  drained a and removed it ({} change); 200 completions meanwhile: client statuses {statuses:?}", removal.len());
-    println!("  a got {a_after} request(s) after its drain began (picked before it, still on their way)");
-    println!("  now serving: {}", fleet.registry().keys().map(|k| k.to_string()).collect::<Vec<_>>().join(", "));
+    println!(
+        "  drained a and removed it ({} change); 200 completions meanwhile: client statuses {statuses:?}",
+        removal.len()
+    );
+    println!(
+        "  a got {a_after} request(s) after its drain began (picked before it, still on their way)"
+    );
+    let registry = fleet.registry();
+    let serving: Vec<&str> = registry
+        .iter()
+        .filter_map(|(_, d)| d.label("upstream"))
+        .collect();
+    println!("  now serving: {}", serving.join(", "));
     Ok(())
 }

@@ -119,7 +119,8 @@ impl Pending {
         let now = self.clock.now();
         let tokens = self.counted.or(self.estimate.map(u64::from)).unwrap_or(0);
         let latency = now.saturating_sub(self.sent);
-        self.pick.complete(Report::success(now, latency).tokens(tokens));
+        self.pick
+            .complete(Report::success(now, latency).tokens(tokens));
     }
 
     pub(crate) fn fail(self, kind: FailureKind) {

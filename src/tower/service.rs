@@ -7,17 +7,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use ::tower::Service;
 use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderValue, Response};
 use http_body::Body;
-use ::tower::Service;
 
 use super::body::{Pending, ReportingBody, read_start};
 use super::error::BoxError;
 use super::layer::Shared;
 use super::{Error, MakeRequest, Replay, rewrite};
 use crate::health::FailureKind;
-use crate::{OwnedPick, IdentityPolicy, Request};
+use crate::{IdentityPolicy, OwnedPick, Request};
 
 /// The service of a [`FleetLayer`](super::FleetLayer): routes each HTTP
 /// request over the fleet and sends it through the inner service.
@@ -169,9 +169,9 @@ where
     type Future = ResponseFuture<R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner
-            .poll_ready(cx)
-            .map_err(|source| Error::NotReady { source: source.into() })
+        self.inner.poll_ready(cx).map_err(|source| Error::NotReady {
+            source: source.into(),
+        })
     }
 
     fn call(&mut self, http: http::Request<B>) -> ResponseFuture<R> {
@@ -257,11 +257,7 @@ where
             Ok(response) => return Ok(response),
             Err(failed) => failed,
         };
-        let again = if kind.is_retryable() {
-            next
-        } else {
-            None
-        };
+        let again = if kind.is_retryable() { next } else { None };
         let Some(again) = again else {
             return match failure {
                 Failure::Response(response) => Ok(response),
