@@ -80,21 +80,15 @@ async fn chat(State(gateway): State<Gateway>, request: axum::extract::Request) -
 
 /// The `model` of a chat completion request.
 fn model_of(body: &[u8]) -> Option<String> {
-    serde_json::from_slice::<Value>(body)
-        .ok()?
-        .get("model")?
-        .as_str()
-        .map(Into::into)
+    let value: Value = serde_json::from_slice(body).ok()?;
+    value.get("model")?.as_str().map(Into::into)
 }
 
 /// The token count of a completion or of a stream's last usage chunk.
 fn total_tokens(frame: &[u8]) -> Option<u64> {
     let text = std::str::from_utf8(frame).ok()?;
     let at = text.rfind("\"total_tokens\":")? + "\"total_tokens\":".len();
-    let digits: String = text[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
+    let digits = text[at..].split(|c: char| !c.is_ascii_digit()).next()?;
     digits.parse().ok()
 }
 
