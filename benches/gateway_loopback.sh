@@ -21,7 +21,7 @@ wrk.method = "POST"
 wrk.headers["content-type"] = "application/json"
 wrk.body = '{"model":"gpt-4","messages":[{"role":"user","content":"hi"}]}'
 LUA
-target/release/examples/gateway --bench >"$out" &
+"${CARGO_TARGET_DIR:-target}/release/examples/gateway" --bench >"$out" &
 pid=$!
 for _ in $(seq 100); do
     grep -q '^bench ' "$out" && break
