@@ -17,7 +17,9 @@ use modelfleet::tower::FleetLayer;
 use modelfleet::{Deployment, Fleet, MonotonicClock, Policy, Registry, Request};
 use tower::{Layer, Service, ServiceExt};
 
-fn fixed(_: http::Request<Full<Bytes>>) -> std::future::Ready<Result<http::Response<Full<Bytes>>, Infallible>> {
+fn fixed(
+    _: http::Request<Full<Bytes>>,
+) -> std::future::Ready<Result<http::Response<Full<Bytes>>, Infallible>> {
     std::future::ready(Ok(http::Response::new(Full::new(Bytes::from_static(
         br#"{"choices":[{"message":{"content":"hi"}}]}"#,
     )))))
@@ -32,7 +34,9 @@ fn request() -> http::Request<Full<Bytes>> {
 }
 
 fn layer(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let mut reg = Registry::new(Policy::NAME_ENDPOINT);
     for i in 1..=4 {
         reg.insert(
@@ -47,7 +51,10 @@ fn layer(c: &mut Criterion) {
         .selector(|b| b.strategy(RoundRobin).seed(1))
         .clock(Arc::new(MonotonicClock::new()))
         .build();
-    let layer = FleetLayer::builder(fleet).strip_prefix("/v1").build().unwrap();
+    let layer = FleetLayer::builder(fleet)
+        .strip_prefix("/v1")
+        .build()
+        .unwrap();
 
     let mut group = c.benchmark_group("tower_request");
     let mut alone = tower::service_fn(fixed);

@@ -49,7 +49,9 @@ impl Body for Reply {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match &mut *self {
             Reply::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Reply::Chunks(rx) => rx.poll_recv(cx).map(|chunk| chunk.map(|b| Ok(Frame::data(b)))),
+            Reply::Chunks(rx) => rx
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|b| Ok(Frame::data(b)))),
         }
     }
 }
@@ -63,7 +65,6 @@ fn reply(status: u16, body: &'static str) -> http::Response<Reply> {
 /// One request as an upstream saw it.
 #[derive(Clone, Debug)]
 struct Hit {
-    upstream: &'static str,
     id: String,
     uri: String,
     host: Option<String>,
@@ -134,21 +135,36 @@ impl Upstream {
 
     fn serve(&mut self, log: &Log, handler: Handler) {
         let listener = self.listener.take().expect("served twice");
-        let (name, hits, arrived, log) = (self.name, self.hits.clone(), self.arrived.clone(), log.clone());
+        let (name, hits, arrived, log) = (
+            self.name,
+            self.hits.clone(),
+            self.arrived.clone(),
+            log.clone(),
+        );
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
-                let (hits, arrived, log, handler) = (hits.clone(), arrived.clone(), log.clone(), handler.clone());
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (hits, arrived, log, handler) =
+                    (hits.clone(), arrived.clone(), log.clone(), handler.clone());
                 let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
-                    let header = |name: &str| req.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+                    let header = |name: &str| {
+                        req.headers()
+                            .get(name)
+                            .map(|v| v.to_str().unwrap().to_owned())
+                    };
                     let hit = Hit {
-                        upstream: name,
                         id: header("x-test-id").unwrap_or_default(),
                         uri: req.uri().to_string(),
                         host: header("host"),
                         authorization: header("authorization"),
                     };
-                    log.lock().unwrap().entry(hit.id.clone()).or_default().push(name);
+                    log.lock()
+                        .unwrap()
+                        .entry(hit.id.clone())
+                        .or_default()
+                        .push(name);
                     hits.lock().unwrap().push(hit.clone());
                     arrived.notify_one();
                     let answer = handler(hit);
@@ -176,13 +192,17 @@ struct Setup {
 
 fn fleet(
     deployments: impl IntoIterator<Item = Deployment>,
-    configure: impl for<'r> FnOnce(modelfleet::SelectorBuilder<'r, Policy>) -> modelfleet::SelectorBuilder<'r, Policy>,
+    configure: impl for<'r> FnOnce(
+        modelfleet::SelectorBuilder<'r, Policy>,
+    ) -> modelfleet::SelectorBuilder<'r, Policy>,
 ) -> Setup {
     let mut reg = Registry::new(Policy::NAME_ENDPOINT);
     for d in deployments {
         reg.insert(d).unwrap();
     }
-    let clock = Arc::new(ManualClock::starting_at(SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)));
+    let clock = Arc::new(ManualClock::starting_at(
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+    ));
     clock.set(Duration::from_secs(100));
     let fleet = Fleet::builder(reg)
         .selector(configure)
@@ -213,9 +233,16 @@ fn post(id: &str) -> http::Request<Full<Bytes>> {
 }
 
 /// Sends `req` and reads the whole response.
-async fn send<B>(gateway: &FleetService<Inner, Policy, FromExtension>, req: http::Request<B>) -> Result<(StatusCode, Bytes), Error>
+async fn send<B>(
+    gateway: &FleetService<Inner, Policy, FromExtension>,
+    req: http::Request<B>,
+) -> Result<(StatusCode, Bytes), Error>
 where
-    Gateway: tower::Service<http::Request<B>, Response = http::Response<modelfleet::tower::ReportingBody<Incoming>>, Error = Error>,
+    Gateway: tower::Service<
+            http::Request<B>,
+            Response = http::Response<modelfleet::tower::ReportingBody<Incoming>>,
+            Error = Error,
+        >,
 {
     let response = gateway.clone().oneshot(req).await?;
     let status = response.status();
@@ -249,7 +276,11 @@ fn in_flight(setup: &Setup, up: &Upstream) -> u32 {
 fn nothing_is_lost_every_request_gets_exactly_one_response() {
     run(async {
         let log = Log::default();
-        let (mut a, mut b, mut c) = (Upstream::bind("a").await, Upstream::bind("b").await, Upstream::bind("c").await);
+        let (mut a, mut b, mut c) = (
+            Upstream::bind("a").await,
+            Upstream::bind("b").await,
+            Upstream::bind("c").await,
+        );
         let setup = fleet(
             [a.deployment(1, 0), b.deployment(1, 0), c.deployment(1, 0)],
             |s| s.strategy(RoundRobin).seed(1).health(no_health()),
@@ -264,7 +295,9 @@ fn nothing_is_lost_every_request_gets_exactly_one_response() {
         let mut tasks = Vec::new();
         for i in 0..N {
             let gateway = gateway.clone();
-            tasks.push(tokio::spawn(async move { send(&gateway, post(&i.to_string())).await }));
+            tasks.push(tokio::spawn(async move {
+                send(&gateway, post(&i.to_string())).await
+            }));
         }
         let mut answered = 0;
         for task in tasks {
@@ -345,7 +378,9 @@ fn a_retry_after_keeps_traffic_away_until_it_passes() {
             answer(move |_| {
                 if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
                     let mut limited = reply(429, r#"{"error":"rate limited"}"#);
-                    limited.headers_mut().insert("retry-after", "2".parse().unwrap());
+                    limited
+                        .headers_mut()
+                        .insert("retry-after", "2".parse().unwrap());
                     limited
                 } else {
                     reply(200, "a")
@@ -383,7 +418,9 @@ fn retries_never_repeat_an_upstream_even_across_an_install() {
         }
         let three: Vec<_> = ups[..3].iter().map(|u| u.deployment(1, 0)).collect();
         let all: Vec<_> = ups.iter().map(|u| u.deployment(1, 0)).collect();
-        let setup = fleet(three.clone(), |s| s.strategy(RoundRobin).seed(5).health(no_health()));
+        let setup = fleet(three.clone(), |s| {
+            s.strategy(RoundRobin).seed(5).health(no_health())
+        });
         let registry = |ds: &[Deployment]| {
             let mut reg = Registry::new(Policy::NAME_ENDPOINT);
             for d in ds {
@@ -394,13 +431,21 @@ fn retries_never_repeat_an_upstream_even_across_an_install() {
         let (with_d, without_d) = (registry(&all), registry(&three));
         // `a` installs a new version each time it is hit, alternately with
         // and without `d`, between the attempts of the request that hit it.
-        let (fleet, clock, flip) = (setup.fleet.clone(), Arc::clone(&setup.clock), Arc::new(Mutex::new(false)));
+        let (fleet, clock, flip) = (
+            setup.fleet.clone(),
+            Arc::clone(&setup.clock),
+            Arc::new(Mutex::new(false)),
+        );
         ups[0].serve(
             &log,
             answer(move |_| {
                 let mut flip = flip.lock().unwrap();
                 *flip = !*flip;
-                let next = if *flip { with_d.clone() } else { without_d.clone() };
+                let next = if *flip {
+                    with_d.clone()
+                } else {
+                    without_d.clone()
+                };
                 fleet.install(next, clock.now());
                 reply(503, "a")
             }),
@@ -422,7 +467,11 @@ fn retries_never_repeat_an_upstream_even_across_an_install() {
             let mut seen = path.clone();
             seen.sort_unstable();
             seen.dedup();
-            assert_eq!(seen.len(), path.len(), "request {id} repeated an upstream: {path:?}");
+            assert_eq!(
+                seen.len(),
+                path.len(),
+                "request {id} repeated an upstream: {path:?}"
+            );
             // The plan runs out only when every deployment of the versions
             // it met was tried.
             assert!(path.len() >= 3, "request {id} gave up early: {path:?}");
@@ -430,7 +479,10 @@ fn retries_never_repeat_an_upstream_even_across_an_install() {
                 saw_d_after_install |= path[at..].contains(&"d");
             }
         }
-        assert!(saw_d_after_install, "an install between attempts was followed");
+        assert!(
+            saw_d_after_install,
+            "an install between attempts was followed"
+        );
         for up in &ups {
             if let Some(n) = setup.fleet.in_flight(&up.key()) {
                 assert_eq!(n, 0);
@@ -501,7 +553,12 @@ fn a_drain_under_load_sends_nothing_new_and_loses_nothing_in_flight() {
 fn total_tokens(frame: &[u8]) -> Option<u64> {
     let text = std::str::from_utf8(frame).ok()?;
     let at = text.find("\"total_tokens\":")? + "\"total_tokens\":".len();
-    text[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
+    text[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()
 }
 
 #[test]
@@ -518,7 +575,9 @@ fn a_streamed_response_reports_once_at_its_end() {
                 let (tx, rx) = mpsc::unbounded_channel();
                 senders.lock().unwrap().push(tx);
                 let mut response = http::Response::new(Reply::Chunks(rx));
-                response.headers_mut().insert("content-type", "text/event-stream".parse().unwrap());
+                response
+                    .headers_mut()
+                    .insert("content-type", "text/event-stream".parse().unwrap());
                 response
             }),
         );
@@ -529,7 +588,10 @@ fn a_streamed_response_reports_once_at_its_end() {
         assert_eq!(response.status(), StatusCode::OK);
         let mut body = response.into_body();
         let tx = streams.lock().unwrap().pop().unwrap();
-        for chunk in ["data: {\"delta\":\"Hel\"}\n\n", "data: {\"delta\":\"lo\"}\n\n"] {
+        for chunk in [
+            "data: {\"delta\":\"Hel\"}\n\n",
+            "data: {\"delta\":\"lo\"}\n\n",
+        ] {
             tx.send(Bytes::from_static(chunk.as_bytes())).unwrap();
             let frame = body.frame().await.unwrap().unwrap();
             assert_eq!(frame.into_data().unwrap(), chunk);
@@ -540,16 +602,25 @@ fn a_streamed_response_reports_once_at_its_end() {
         assert_eq!(health(&setup).latency, None);
         assert_eq!(health(&setup).tokens_per_minute, 0);
 
-        tx.send(Bytes::from_static(b"data: {\"usage\":{\"total_tokens\":42}}\n\ndata: [DONE]\n\n"))
-            .unwrap();
+        tx.send(Bytes::from_static(
+            b"data: {\"usage\":{\"total_tokens\":42}}\n\ndata: [DONE]\n\n",
+        ))
+        .unwrap();
         drop(tx);
         while let Some(frame) = body.frame().await {
             frame.unwrap();
         }
         assert_eq!(in_flight(&setup, &a), 0);
         let after = health(&setup);
-        assert_eq!(after.latency, Some(Duration::from_millis(750)), "the whole stream's latency");
-        assert_eq!(after.tokens_per_minute, 42, "reported once, with the counted tokens");
+        assert_eq!(
+            after.latency,
+            Some(Duration::from_millis(750)),
+            "the whole stream's latency"
+        );
+        assert_eq!(
+            after.tokens_per_minute, 42,
+            "reported once, with the counted tokens"
+        );
         drop(body);
         assert_eq!(health(&setup).tokens_per_minute, 42);
     });
@@ -575,7 +646,10 @@ fn a_body_dropped_before_its_end_releases_without_a_report() {
         let response = gateway.clone().oneshot(post("gone")).await.unwrap();
         let mut body = response.into_body();
         let tx = streams.lock().unwrap().pop().unwrap();
-        tx.send(Bytes::from_static(b"data: {\"usage\":{\"total_tokens\":7}}\n\n")).unwrap();
+        tx.send(Bytes::from_static(
+            b"data: {\"usage\":{\"total_tokens\":7}}\n\n",
+        ))
+        .unwrap();
         body.frame().await.unwrap().unwrap();
         assert_eq!(in_flight(&setup, &a), 1);
 
@@ -596,7 +670,9 @@ fn nothing_available_is_a_typed_error_with_the_time_to_retry() {
             &log,
             answer(|_| {
                 let mut limited = reply(429, "slow down");
-                limited.headers_mut().insert("retry-after", "30".parse().unwrap());
+                limited
+                    .headers_mut()
+                    .insert("retry-after", "30".parse().unwrap());
                 limited
             }),
         );
@@ -605,14 +681,25 @@ fn nothing_available_is_a_typed_error_with_the_time_to_retry() {
 
         // The only deployment answers 429: that answer is the caller's.
         let (status, body) = send(&gateway, post("0")).await.unwrap();
-        assert_eq!((status, &body[..]), (StatusCode::TOO_MANY_REQUESTS, &b"slow down"[..]));
+        assert_eq!(
+            (status, &body[..]),
+            (StatusCode::TOO_MANY_REQUESTS, &b"slow down"[..])
+        );
 
         let err = send(&gateway, post("1")).await.unwrap_err();
-        let Error::Unavailable { retry_at, retry_time, .. } = &err else {
+        let Error::Unavailable {
+            retry_at,
+            retry_time,
+            ..
+        } = &err
+        else {
             panic!("{err}");
         };
         assert_eq!(*retry_at, Some(now + Duration::from_secs(30)));
-        assert_eq!(*retry_time, Some(setup.clock.system_time(now + Duration::from_secs(30))));
+        assert_eq!(
+            *retry_time,
+            Some(setup.clock.system_time(now + Duration::from_secs(30)))
+        );
         assert_eq!(err.retry_at(), *retry_at);
         assert_eq!(a.hits(), 1);
     });
@@ -623,11 +710,17 @@ fn a_body_that_cannot_be_replayed_is_not_retried() {
     run(async {
         let log = Log::default();
         let (mut a, mut b) = (Upstream::bind("a").await, Upstream::bind("b").await);
-        let setup = fleet([a.deployment(1, 0), b.deployment(1, 1)], |s| s.seed(6).health(no_health()));
+        let setup = fleet([a.deployment(1, 0), b.deployment(1, 1)], |s| {
+            s.seed(6).health(no_health())
+        });
         a.serve(&log, answer(|_| reply(503, "a")));
         b.serve(&log, answer(|_| reply(200, "b")));
-        let layer = FleetLayer::builder(setup.fleet.clone()).strip_prefix("/v1").build().unwrap();
-        let once = layer.layer(Client::builder(TokioExecutor::new()).build_http::<Once<Full<Bytes>>>());
+        let layer = FleetLayer::builder(setup.fleet.clone())
+            .strip_prefix("/v1")
+            .build()
+            .unwrap();
+        let once =
+            layer.layer(Client::builder(TokioExecutor::new()).build_http::<Once<Full<Bytes>>>());
 
         let mut req = http::Request::post("/v1/chat/completions")
             .body(Once::new(Full::new(Bytes::from_static(b"{}"))))
@@ -658,13 +751,18 @@ fn the_uri_goes_onto_the_endpoint_with_host_and_credential() {
                 .affinity_header("x-session-id"),
         );
         let mut req = post("signed");
-        req.headers_mut().insert("authorization", "Bearer client-secret".parse().unwrap());
-        req.headers_mut().insert("host", "gateway.local".parse().unwrap());
+        req.headers_mut()
+            .insert("authorization", "Bearer client-secret".parse().unwrap());
+        req.headers_mut()
+            .insert("host", "gateway.local".parse().unwrap());
         send(&gateway, req).await.unwrap();
 
         let hit = a.seen().remove(0);
         assert_eq!(hit.uri, "/v1/chat/completions?stream=false");
-        let authority = a.endpoint.trim_start_matches("http://").trim_end_matches("/v1");
+        let authority = a
+            .endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches("/v1");
         assert_eq!(hit.host.as_deref(), Some(authority));
         assert_eq!(hit.authorization.as_deref(), Some("Bearer resolved-sk-a"));
     });
@@ -673,21 +771,31 @@ fn the_uri_goes_onto_the_endpoint_with_host_and_credential() {
 #[test]
 fn a_deployment_without_endpoint_is_a_typed_error() {
     run(async {
-        let reg: Registry = [Deployment::builder("openai", "gpt-4").build().unwrap()].into_iter().collect();
+        let reg: Registry = [Deployment::builder("openai", "gpt-4").build().unwrap()]
+            .into_iter()
+            .collect();
         let clock = Arc::new(ManualClock::new());
         let fleet = Fleet::builder(reg).clock(Arc::clone(&clock)).build();
         let gateway = FleetLayer::new(fleet.clone()).unwrap().layer(client());
         let err = send(&gateway, post("0")).await.unwrap_err();
-        assert!(matches!(&err, Error::NoEndpoint { deployment, .. } if deployment.to_string() == "openai/gpt-4@"), "{err}");
+        assert!(
+            matches!(&err, Error::NoEndpoint { deployment, .. } if deployment.to_string() == "openai/gpt-4@"),
+            "{err}"
+        );
         assert_eq!(err.field(), Some(modelfleet::Field::Endpoint));
-        assert_eq!(err.to_string(), "deployment openai/gpt-4@: no endpoint to send the request to");
+        assert_eq!(
+            err.to_string(),
+            "deployment openai/gpt-4@: no endpoint to send the request to"
+        );
         assert_eq!(fleet.in_flight(&"openai/gpt-4@".parse().unwrap()), Some(0));
     });
 }
 
 #[test]
 fn the_layer_needs_a_fleet_with_a_clock() {
-    let reg: Registry = [Deployment::builder("openai", "gpt-4").build().unwrap()].into_iter().collect();
+    let reg: Registry = [Deployment::builder("openai", "gpt-4").build().unwrap()]
+        .into_iter()
+        .collect();
     let err = FleetLayer::new(Fleet::new(reg, |b| b)).unwrap_err();
     assert!(matches!(err, Error::NoClock));
 }
@@ -700,7 +808,9 @@ fn a_request_without_a_modelfleet_request_is_a_typed_error() {
         let setup = fleet([a.deployment(1, 0)], |s| s);
         a.serve(&log, answer(|_| reply(200, "ok")));
         let gateway = gateway(FleetLayer::builder(setup.fleet.clone()));
-        let req = http::Request::post("/v1/chat/completions").body(Full::new(Bytes::new())).unwrap();
+        let req = http::Request::post("/v1/chat/completions")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
         let err = send(&gateway, req).await.unwrap_err();
         assert!(matches!(err, Error::MissingRequest), "{err}");
         assert_eq!(a.hits(), 0);

@@ -119,7 +119,8 @@ impl Pending {
         let now = self.clock.now();
         let tokens = self.counted.or(self.estimate.map(u64::from)).unwrap_or(0);
         let latency = now.saturating_sub(self.sent);
-        self.pick.complete(Report::success(now, latency).tokens(tokens));
+        self.pick
+            .complete(Report::success(now, latency).tokens(tokens));
     }
 
     pub(crate) fn fail(self, kind: FailureKind) {
@@ -145,10 +146,10 @@ impl<B: Body> ReportingBody<B> {
     fn start(inner: Inner<B>, mut pending: Option<Pending>) -> Self {
         // An empty body is over before anyone polls it, and a server may
         // never poll a body that says it is at its end.
-        if inner.is_end_stream() {
-            if let Some(pending) = pending.take() {
-                pending.succeed();
-            }
+        if inner.is_end_stream()
+            && let Some(pending) = pending.take()
+        {
+            pending.succeed();
         }
         Self { inner, pending }
     }
@@ -198,10 +199,8 @@ where
                 if let (Some(pending), Some(data)) = (this.pending.as_mut(), frame.data_ref()) {
                     pending.observe(data);
                 }
-                if ended {
-                    if let Some(pending) = this.pending.take() {
-                        pending.succeed();
-                    }
+                if ended && let Some(pending) = this.pending.take() {
+                    pending.succeed();
                 }
                 Poll::Ready(Some(Ok(frame)))
             }

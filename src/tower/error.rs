@@ -67,7 +67,7 @@ pub enum Error {
         /// [`NoEligible`](crate::Error::NoEligible) or
         /// [`UnknownModel`](crate::Error::UnknownModel).
         #[source]
-        source: crate::Error,
+        source: Box<crate::Error>,
         /// When a deployment becomes a candidate again, in the fleet
         /// clock's time; `None` when no time is known.
         retry_at: Option<Duration>,

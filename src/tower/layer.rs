@@ -4,8 +4,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use http::HeaderName;
 use ::tower::Layer;
+use http::HeaderName;
 
 use super::body::TokenHook;
 use super::request::FromExtension;
@@ -283,7 +283,10 @@ impl<P, M> FleetLayerBuilder<P, M> {
     /// ```
     pub fn strip_prefix(mut self, prefix: &str) -> Self {
         if !prefix.starts_with('/') {
-            return self.refuse("strip_prefix", format!("{prefix:?} does not start with '/'"));
+            return self.refuse(
+                "strip_prefix",
+                format!("{prefix:?} does not start with '/'"),
+            );
         }
         self.strip = Some(prefix.to_owned());
         self
@@ -413,4 +416,3 @@ impl<P: IdentityPolicy + Clone, M> FleetLayerBuilder<P, M> {
         })
     }
 }
-

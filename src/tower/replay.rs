@@ -218,7 +218,9 @@ mod tests {
     fn boxed_bodies_are_sent_once() {
         let boxed = Full::new(Bytes::new()).map_err(|e| match e {}).boxed();
         assert!(boxed.replay().is_none());
-        let unsync = Full::new(Bytes::new()).map_err(|e| match e {}).boxed_unsync();
+        let unsync = Full::new(Bytes::new())
+            .map_err(|e| match e {})
+            .boxed_unsync();
         assert!(unsync.replay().is_none());
         assert!(Empty::<Bytes>::new().replay().is_some());
         assert_eq!("x".to_owned().replay().as_deref(), Some("x"));

@@ -23,7 +23,8 @@ pub(crate) fn onto(base: &Url, uri: &Uri, strip: Option<&str>) -> Option<(Uri, A
     let rest = rest.trim_start_matches('/');
     let base = base.as_str();
     let query = uri.query();
-    let mut text = String::with_capacity(base.len() + rest.len() + query.map_or(0, |q| q.len() + 1));
+    let mut text =
+        String::with_capacity(base.len() + rest.len() + query.map_or(0, |q| q.len() + 1));
     text.push_str(base);
     if !text.ends_with('/') {
         text.push('/');
@@ -60,7 +61,11 @@ mod tests {
     #[test]
     fn keeps_the_endpoint_prefix_and_strips_the_base_path() {
         assert_eq!(
-            rewrite("http://10.0.0.1:8000/v1/", "/v1/chat/completions", Some("/v1")),
+            rewrite(
+                "http://10.0.0.1:8000/v1/",
+                "/v1/chat/completions",
+                Some("/v1")
+            ),
             "http://10.0.0.1:8000/v1/chat/completions"
         );
         assert_eq!(
@@ -68,7 +73,11 @@ mod tests {
             "http://10.0.0.1:8000/v1/chat/completions"
         );
         assert_eq!(
-            rewrite("http://h/openai/v1/", "/v1/models?limit=5&x=%20", Some("/v1/")),
+            rewrite(
+                "http://h/openai/v1/",
+                "/v1/models?limit=5&x=%20",
+                Some("/v1/")
+            ),
             "http://h/openai/v1/models?limit=5&x=%20"
         );
     }
@@ -86,7 +95,11 @@ mod tests {
     #[test]
     fn takes_a_client_uri_in_absolute_form_by_its_path() {
         assert_eq!(
-            rewrite("http://10.0.0.2:9000/", "http://gateway.local/v1/chat?stream=1", Some("/v1")),
+            rewrite(
+                "http://10.0.0.2:9000/",
+                "http://gateway.local/v1/chat?stream=1",
+                Some("/v1")
+            ),
             "http://10.0.0.2:9000/chat?stream=1"
         );
     }

@@ -7,17 +7,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use ::tower::Service;
 use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderValue, Response};
 use http_body::Body;
-use ::tower::Service;
 
 use super::body::{Pending, ReportingBody, read_start};
 use super::error::BoxError;
 use super::layer::Shared;
 use super::{Error, MakeRequest, Replay, rewrite};
 use crate::health::FailureKind;
-use crate::{OwnedPick, IdentityPolicy, Request};
+use crate::{IdentityPolicy, OwnedPick, Request};
 
 /// The service of a [`FleetLayer`](super::FleetLayer): routes each HTTP
 /// request over the fleet and sends it through the inner service.
@@ -136,8 +136,11 @@ impl<S: fmt::Debug, P, M> fmt::Debug for FleetService<S, P, M> {
 ///
 /// See [`FleetService`] for an example.
 pub struct ResponseFuture<R> {
-    inner: Pin<Box<dyn Future<Output = Result<Response<ReportingBody<R>>, Error>> + Send>>,
+    inner: Pin<Box<dyn Future<Output = Routed<R>> + Send>>,
 }
+
+/// What a client request ends in.
+type Routed<R> = Result<Response<ReportingBody<R>>, Error>;
 
 impl<R> fmt::Debug for ResponseFuture<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -146,7 +149,7 @@ impl<R> fmt::Debug for ResponseFuture<R> {
 }
 
 impl<R> Future for ResponseFuture<R> {
-    type Output = Result<Response<ReportingBody<R>>, Error>;
+    type Output = Routed<R>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.inner.as_mut().poll(cx)
@@ -169,9 +172,9 @@ where
     type Future = ResponseFuture<R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.inner
-            .poll_ready(cx)
-            .map_err(|source| Error::NotReady { source: source.into() })
+        self.inner.poll_ready(cx).map_err(|source| Error::NotReady {
+            source: source.into(),
+        })
     }
 
     fn call(&mut self, http: http::Request<B>) -> ResponseFuture<R> {
@@ -210,6 +213,9 @@ fn with_affinity<P, B>(request: Request, shared: &Shared<P>, http: &http::Reques
 }
 
 /// How one attempt failed: with a response to hand back, or without.
+// Moved once per failed attempt; boxing the response would cost an
+// allocation for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Failure<R> {
     Response(Response<ReportingBody<R>>),
     Transport(Error),
@@ -257,15 +263,11 @@ where
             Ok(response) => return Ok(response),
             Err(failed) => failed,
         };
-        let again = if kind.is_retryable() {
-            next
-        } else {
-            None
-        };
+        let again = if kind.is_retryable() { next } else { None };
         let Some(again) = again else {
             return match failure {
                 Failure::Response(response) => Ok(response),
-                Failure::Transport(error) => last_response.map_or(Err(error), Ok),
+                Failure::Transport(error) => last_response.ok_or(error),
             };
         };
         match failure {
@@ -291,7 +293,7 @@ fn unavailable(clock: &Arc<dyn crate::Clock>, source: crate::Error) -> Error {
     Error::Unavailable {
         retry_time: retry_at.map(|at| clock.system_time(at)),
         retry_at,
-        source,
+        source: Box::new(source),
     }
 }
 
