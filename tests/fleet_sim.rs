@@ -435,6 +435,31 @@ fn bad_event_lines_exit_2_naming_file_line_and_field() {
     );
 }
 
+/// An overloaded outcome takes `retry_after_ms` and cools its deployment
+/// until then, as a rate limit does.
+#[test]
+fn an_overloaded_outcome_cools_until_its_retry_after() {
+    let dir = scratch("overloaded");
+    let config = write(&dir, "fleet.toml", GOOD_TOML);
+    let events = [
+        r#"{"at_ms": 0, "request": {"model": "gpt-4"}}"#,
+        r#"{"at_ms": 1, "request": {"model": "gpt-4"}}"#,
+        r#"{"at_ms": 10, "complete": 0, "outcome": "overloaded", "retry_after_ms": 5000}"#,
+        r#"{"at_ms": 11, "complete": 1, "outcome": "overloaded", "retry_after_ms": 7000}"#,
+        r#"{"at_ms": 20, "request": {"model": "gpt-4"}}"#,
+    ]
+    .join("\n");
+    let out = run_with_stdin(&[&config, "-"], &events);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let last = out.stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with(
+            r#"{"request":2,"error":"unavailable","message":"no deployment of \"gpt-4\" is available until 5010ms"#
+        ),
+        "{last}"
+    );
+}
+
 #[test]
 fn events_from_stdin_and_registry_changes() {
     let dir = scratch("stdin");

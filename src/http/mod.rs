@@ -57,7 +57,7 @@
 //! | `Retry-After:` an HTTP-date (IMF-fixdate, RFC 850, asctime) | the date minus `wall_now` |
 //! | a date not after `wall_now` | zero: come back now |
 //! | more than [`MAX_RETRY_AFTER`] (a day), or too large a number | [`MAX_RETRY_AFTER`] |
-//! | negative, signed, fractional (`Retry-After`), empty, other text, not visible ASCII, or the header given twice | none from that header |
+//! | negative, signed, fractional (`Retry-After`), empty, other text, a date that does not exist, names the wrong weekday or falls before 1970, not visible ASCII, or the header given twice | none from that header |
 //!
 //! Transport errors ([`transport_failure`]), the first named in the
 //! error's `source` chain from the outside in:

@@ -42,7 +42,9 @@ const RETRY_AFTER_MS: HeaderName = HeaderName::from_static("retry-after-ms");
 /// Spaces and tabs around a value are ignored. Anything else gives `None`
 /// for that header (and the next one is tried): a negative, signed,
 /// fractional (`Retry-After` only) or empty number, text that is neither
-/// a number nor a date, a value that is not visible ASCII, or a header
+/// a number nor a date (a date that does not exist, names the wrong
+/// weekday or falls before 1970 included), a value that is not visible
+/// ASCII, or a header
 /// given more than once (both are singletons; the lines may disagree, and
 /// none can be trusted over the others).
 ///
