@@ -827,15 +827,15 @@ fn a_dead_upstream_is_a_connection_error_retried_elsewhere() {
         });
         drop(dead.listener.take()); // nothing listens there: connection refused
         b.serve(&log, answer(|_| reply(200, "b")));
-        let gateway = gateway(FleetLayer::builder(setup.fleet.clone()));
+        let retrying = gateway(FleetLayer::builder(setup.fleet.clone()));
 
-        let (status, body) = send(&gateway, post("0")).await.unwrap();
+        let (status, body) = send(&retrying, post("0")).await.unwrap();
         assert_eq!((status, &body[..]), (StatusCode::OK, &b"b"[..]));
         assert_eq!(in_flight(&setup, &dead), 0);
 
         // With one attempt, the transport error is the caller's, typed.
         let once = FleetLayer::builder(setup.fleet.clone()).max_attempts(1);
-        let err = send(&self::gateway(once), post("1")).await.unwrap_err();
+        let err = send(&gateway(once), post("1")).await.unwrap_err();
         let Error::Upstream {
             deployment, kind, ..
         } = &err
