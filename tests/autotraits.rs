@@ -98,3 +98,29 @@ fn error_boxes_as_send_sync() {
         "deployment <empty>/gpt-4: provider is empty"
     );
 }
+
+/// The tower adapter's values: a layer and its services are shared by
+/// connection tasks, a response body moves into the server's task, the
+/// error travels boxed.
+#[cfg(feature = "tower")]
+#[test]
+fn tower_types() {
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use modelfleet::tower::{
+        Error, FleetLayer, FleetLayerBuilder, FleetService, FromExtension, Once, ReportingBody,
+        ResponseFuture,
+    };
+
+    assert_owned::<FleetLayer>();
+    assert_clone::<FleetLayer>();
+    assert_owned::<FleetLayerBuilder<Policy, FromExtension>>();
+    assert_owned::<FleetService<(), Policy, FromExtension>>();
+    assert_clone::<FleetService<(), Policy, FromExtension>>();
+    assert_auto::<ReportingBody<Full<Bytes>>>();
+    assert_send::<ResponseFuture<Full<Bytes>>>();
+    assert_unpin::<ResponseFuture<Full<Bytes>>>();
+    assert_auto::<Once<Full<Bytes>>>();
+    assert_auto::<Error>();
+    assert_auto::<FromExtension>();
+}

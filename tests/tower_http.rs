@@ -65,7 +65,6 @@ fn reply(status: u16, body: &'static str) -> http::Response<Reply> {
 /// One request as an upstream saw it.
 #[derive(Clone, Debug)]
 struct Hit {
-    upstream: &'static str,
     id: String,
     uri: String,
     host: Option<String>,
@@ -156,7 +155,6 @@ impl Upstream {
                             .map(|v| v.to_str().unwrap().to_owned())
                     };
                     let hit = Hit {
-                        upstream: name,
                         id: header("x-test-id").unwrap_or_default(),
                         uri: req.uri().to_string(),
                         host: header("host"),
@@ -816,5 +814,36 @@ fn a_request_without_a_modelfleet_request_is_a_typed_error() {
         let err = send(&gateway, req).await.unwrap_err();
         assert!(matches!(err, Error::MissingRequest), "{err}");
         assert_eq!(a.hits(), 0);
+    });
+}
+
+#[test]
+fn a_dead_upstream_is_a_connection_error_retried_elsewhere() {
+    run(async {
+        let log = Log::default();
+        let (mut dead, mut b) = (Upstream::bind("dead").await, Upstream::bind("b").await);
+        let setup = fleet([dead.deployment(1, 0), b.deployment(1, 1)], |s| {
+            s.seed(12).health(no_health())
+        });
+        drop(dead.listener.take()); // nothing listens there: connection refused
+        b.serve(&log, answer(|_| reply(200, "b")));
+        let retrying = gateway(FleetLayer::builder(setup.fleet.clone()));
+
+        let (status, body) = send(&retrying, post("0")).await.unwrap();
+        assert_eq!((status, &body[..]), (StatusCode::OK, &b"b"[..]));
+        assert_eq!(in_flight(&setup, &dead), 0);
+
+        // With one attempt, the transport error is the caller's, typed.
+        let once = FleetLayer::builder(setup.fleet.clone()).max_attempts(1);
+        let err = send(&gateway(once), post("1")).await.unwrap_err();
+        let Error::Upstream {
+            deployment, kind, ..
+        } = &err
+        else {
+            panic!("{err}");
+        };
+        assert_eq!(**deployment, dead.key());
+        assert_eq!(*kind, modelfleet::health::FailureKind::ConnectionError);
+        assert_eq!(b.hits(), 1);
     });
 }

@@ -146,10 +146,10 @@ impl<B: Body> ReportingBody<B> {
     fn start(inner: Inner<B>, mut pending: Option<Pending>) -> Self {
         // An empty body is over before anyone polls it, and a server may
         // never poll a body that says it is at its end.
-        if inner.is_end_stream() {
-            if let Some(pending) = pending.take() {
-                pending.succeed();
-            }
+        if inner.is_end_stream()
+            && let Some(pending) = pending.take()
+        {
+            pending.succeed();
         }
         Self { inner, pending }
     }
@@ -199,10 +199,8 @@ where
                 if let (Some(pending), Some(data)) = (this.pending.as_mut(), frame.data_ref()) {
                     pending.observe(data);
                 }
-                if ended {
-                    if let Some(pending) = this.pending.take() {
-                        pending.succeed();
-                    }
+                if ended && let Some(pending) = this.pending.take() {
+                    pending.succeed();
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -282,4 +280,169 @@ where
         }
     }
     Ok(start.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::health::HealthPolicy;
+    use crate::{Deployment, Fleet, ManualClock, Registry, Request};
+
+    /// A body of given frames, maybe ending in an error; it says it is at
+    /// its end only when `tells_end` (hyper's chunked bodies find out when
+    /// polled past the last chunk).
+    struct Frames {
+        frames: VecDeque<Result<Bytes, std::io::Error>>,
+        tells_end: bool,
+    }
+
+    impl Body for Frames {
+        type Data = Bytes;
+        type Error = std::io::Error;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+            Poll::Ready(self.frames.pop_front().map(|r| r.map(Frame::data)))
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.tells_end && self.frames.is_empty()
+        }
+    }
+
+    fn poll<B: Body + Unpin>(body: &mut B) -> Option<Result<Frame<B::Data>, B::Error>> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match Pin::new(body).poll_frame(&mut cx) {
+            Poll::Ready(frame) => frame,
+            Poll::Pending => unreachable!("in-memory frames are always ready"),
+        }
+    }
+
+    /// How a client treats the body.
+    #[derive(Clone, Copy, Debug)]
+    enum Reader {
+        /// Reads until `None`.
+        ToTheEnd,
+        /// Stops once the body says it is at its end.
+        UntilEndStream,
+        /// Drops it after this many frames.
+        DropsAfter(usize),
+    }
+
+    fn reader() -> impl Strategy<Value = Reader> {
+        prop_oneof![
+            Just(Reader::ToTheEnd),
+            Just(Reader::UntilEndStream),
+            (0usize..8).prop_map(Reader::DropsAfter),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn a_body_reports_at_most_once_and_never_keeps_its_slot(
+            counts in prop::collection::vec(prop::option::of(0u64..1_000_000), 0..8),
+            fails in any::<bool>(),
+            tells_end in any::<bool>(),
+            buffered in any::<bool>(),
+            reader in reader(),
+            estimate in prop::option::of(0u32..100_000),
+        ) {
+            let reg: Registry = [Deployment::builder("openai", "gpt-4").build().unwrap()].into_iter().collect();
+            let clock = Arc::new(ManualClock::new());
+            let fleet = Fleet::builder(reg)
+                .selector(|b| b.health(HealthPolicy::disabled().validated().unwrap()))
+                .clock(Arc::clone(&clock))
+                .build();
+            let key = "openai/gpt-4@".parse().unwrap();
+            let pick = fleet.select(&Request::new("gpt-4").at(Duration::from_secs(1))).unwrap();
+            clock.set(Duration::from_secs(1));
+
+            // Each frame's text tells the hook its count, or nothing.
+            let text = |count: &Option<u64>| match count {
+                Some(n) => format!("tokens={n}"),
+                None => "no count".to_owned(),
+            };
+            let mut frames: VecDeque<_> = counts.iter().map(|c| Ok(Bytes::from(text(c)))).collect();
+            if fails {
+                frames.push_back(Err(std::io::Error::other("connection reset")));
+            }
+            let hook: TokenHook = Arc::new(|data: &[u8]| {
+                std::str::from_utf8(data).ok()?.strip_prefix("tokens=")?.parse().ok()
+            });
+            let pending = Pending {
+                pick,
+                clock: Arc::clone(&clock) as Arc<dyn Clock>,
+                sent: Duration::from_secs(1),
+                tokens: Some(hook),
+                counted: None,
+                estimate,
+            };
+            let inner = Frames { frames, tells_end };
+            let mut body = if buffered && !counts.is_empty() {
+                // The first frame was read to classify the response.
+                let mut inner = Box::pin(inner);
+                let first = match poll(&mut inner) {
+                    Some(Ok(frame)) => frame.into_data().unwrap(),
+                    _ => unreachable!("the first frame is data"),
+                };
+                ReportingBody::buffered(first, inner, Some(pending))
+            } else {
+                ReportingBody::streaming(inner, Some(pending))
+            };
+            // An empty body that says so is over before anyone polls it.
+            let at_start = body.pending.is_none();
+            prop_assert_eq!(at_start, counts.is_empty() && tells_end && !fails);
+            prop_assert_eq!(fleet.in_flight(&key), Some(u32::from(!at_start)));
+
+            clock.advance(Duration::from_millis(250));
+            let mut read = 0;
+            loop {
+                match reader {
+                    Reader::DropsAfter(n) if read == n => break,
+                    Reader::UntilEndStream if body.is_end_stream() => break,
+                    _ => {}
+                }
+                match poll(&mut body) {
+                    Some(Ok(_)) => read += 1,
+                    Some(Err(_)) | None => break,
+                }
+            }
+            let finished = body.pending.is_none();
+            drop(body);
+
+            // The model: the body reports when it reaches its end (the
+            // last data frame, when it says so, else `None`) or its error;
+            // a reader that stops before either reports nothing.
+            let expected = match reader {
+                Reader::ToTheEnd | Reader::UntilEndStream => true,
+                Reader::DropsAfter(n) => n > counts.len() || (tells_end && !fails && n >= counts.len()),
+            };
+            prop_assert_eq!(finished, expected);
+            prop_assert_eq!(fleet.in_flight(&key), Some(0), "the slot is released either way");
+            let health = fleet.health(clock.now()).remove(0);
+            if finished && !fails {
+                // Once, with the hook's last count, else the estimate.
+                let tokens = counts.iter().rev().find_map(|c| *c).or(estimate.map(u64::from)).unwrap_or(0);
+                prop_assert_eq!(health.tokens_per_minute, tokens);
+                // Reported at the start, the latency is (about) zero; the
+                // estimate keeps a floor above zero to tell it from none.
+                prop_assert!(health.latency.is_some());
+                if !at_start {
+                    prop_assert_eq!(health.latency, Some(Duration::from_millis(250)));
+                }
+            } else {
+                prop_assert_eq!(health.tokens_per_minute, 0);
+                if !finished {
+                    prop_assert_eq!(health.latency, None, "no report");
+                }
+            }
+        }
+    }
 }

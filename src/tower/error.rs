@@ -6,7 +6,14 @@ use std::time::{Duration, SystemTime};
 use crate::health::FailureKind;
 use crate::{Field, ModelKey};
 
-/// A boxed error, as tower services pass them.
+/// A boxed error, as tower services pass them: the inner service's errors
+/// and the response body's errors travel as one.
+///
+/// ```
+/// use modelfleet::tower::{BoxError, Error};
+/// let boxed: BoxError = Error::MissingRequest.into();
+/// assert!(boxed.downcast_ref::<Error>().is_some());
+/// ```
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What can go wrong in [`FleetLayer`](super::FleetLayer) and
@@ -67,7 +74,7 @@ pub enum Error {
         /// [`NoEligible`](crate::Error::NoEligible) or
         /// [`UnknownModel`](crate::Error::UnknownModel).
         #[source]
-        source: crate::Error,
+        source: Box<crate::Error>,
         /// When a deployment becomes a candidate again, in the fleet
         /// clock's time; `None` when no time is known.
         retry_at: Option<Duration>,

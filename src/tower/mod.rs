@@ -77,6 +77,12 @@
 //!
 //! The [`FleetService`] docs show one request end to end with an in-memory
 //! upstream.
+//!
+//! In a server, the incoming request body (hyper's `Incoming`) is a stream
+//! that can be read once: wrap it in [`Once`] to route without retries, or
+//! collect it into a [`Full`](http_body_util::Full) first (bounded, e.g.
+//! with [`Limited`](http_body_util::Limited)) so that a failed attempt can
+//! be sent again.
 
 mod body;
 mod error;

@@ -136,8 +136,11 @@ impl<S: fmt::Debug, P, M> fmt::Debug for FleetService<S, P, M> {
 ///
 /// See [`FleetService`] for an example.
 pub struct ResponseFuture<R> {
-    inner: Pin<Box<dyn Future<Output = Result<Response<ReportingBody<R>>, Error>> + Send>>,
+    inner: Pin<Box<dyn Future<Output = Routed<R>> + Send>>,
 }
+
+/// What a client request ends in.
+type Routed<R> = Result<Response<ReportingBody<R>>, Error>;
 
 impl<R> fmt::Debug for ResponseFuture<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -146,7 +149,7 @@ impl<R> fmt::Debug for ResponseFuture<R> {
 }
 
 impl<R> Future for ResponseFuture<R> {
-    type Output = Result<Response<ReportingBody<R>>, Error>;
+    type Output = Routed<R>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.inner.as_mut().poll(cx)
@@ -210,6 +213,9 @@ fn with_affinity<P, B>(request: Request, shared: &Shared<P>, http: &http::Reques
 }
 
 /// How one attempt failed: with a response to hand back, or without.
+// Moved once per failed attempt; boxing the response would cost an
+// allocation for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Failure<R> {
     Response(Response<ReportingBody<R>>),
     Transport(Error),
@@ -261,7 +267,7 @@ where
         let Some(again) = again else {
             return match failure {
                 Failure::Response(response) => Ok(response),
-                Failure::Transport(error) => last_response.map_or(Err(error), Ok),
+                Failure::Transport(error) => last_response.ok_or(error),
             };
         };
         match failure {
@@ -287,7 +293,7 @@ fn unavailable(clock: &Arc<dyn crate::Clock>, source: crate::Error) -> Error {
     Error::Unavailable {
         retry_time: retry_at.map(|at| clock.system_time(at)),
         retry_at,
-        source,
+        source: Box::new(source),
     }
 }
 
