@@ -221,7 +221,7 @@ impl ManualClock {
     /// Moves the clock forward by `by`, saturating at
     /// [`END`](crate::health::END).
     ///
-    /// See [the module docs](self) for an example.
+    /// See [`Clock`] for an example.
     pub fn advance(&self, by: Duration) {
         let by = to_nanos(by);
         let _ = self
