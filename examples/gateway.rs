@@ -249,8 +249,7 @@ async fn traffic(
     for w in workers {
         w.await.expect("a traffic worker");
     }
-    let statuses = statuses.lock().unwrap().clone();
-    statuses
+    statuses.lock().unwrap().clone()
 }
 
 fn print_split(title: &str, counts: &Counts, before: &BTreeMap<&'static str, u64>) {
