@@ -273,7 +273,7 @@ proptest! {
                 }
             }
         }
-        prop_assert_eq!(plan.tried().len(), seen.len());
+        prop_assert_eq!(plan.tried().count(), seen.len());
     }
 }
 

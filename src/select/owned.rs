@@ -161,6 +161,11 @@ impl OwnedPick {
         self.lease.key()
     }
 
+    /// The chosen deployment's key, shared with its version.
+    pub(crate) fn shared_key(&self) -> Arc<ModelKey> {
+        self.lease.shared_key()
+    }
+
     /// The chosen deployment.
     ///
     /// See [`OwnedPick`] for an example.

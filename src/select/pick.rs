@@ -81,6 +81,11 @@ impl<'s> Pick<'s> {
         self.lease.priority()
     }
 
+    /// The chosen deployment's key, shared with its version.
+    pub(crate) fn shared_key(&self) -> std::sync::Arc<ModelKey> {
+        self.lease.shared_key()
+    }
+
     /// The name of the strategy that chose it.
     ///
     /// See [`Pick`] for an example.
@@ -199,6 +204,11 @@ impl<H: Holder> Lease<H> {
     pub(crate) fn key(&self) -> H::Ref<'_, ModelKey> {
         let index = self.index;
         self.holder.project(move |s| &*s.slot_at(index).key)
+    }
+
+    /// The chosen deployment's key, shared with its version.
+    pub(crate) fn shared_key(&self) -> std::sync::Arc<ModelKey> {
+        std::sync::Arc::clone(&self.slot().key)
     }
 
     /// The chosen deployment.

@@ -2,6 +2,7 @@
 //! and fallbacks, and [`Attempts`], the walk that a fleet's plan shares.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Selector;
@@ -67,7 +68,7 @@ impl Selector {
 /// let first = plan.next_at(Duration::from_secs(1))?.key().clone();
 /// let second = plan.next_at(Duration::from_secs(2))?.key().clone();
 /// assert_ne!(first, second); // never the same deployment twice
-/// assert_eq!(plan.tried(), [first, second]);
+/// assert!(plan.tried().eq([&first, &second]));
 /// // Out of deployments: the error says so (every one was excluded).
 /// assert!(matches!(plan.next_at(Duration::from_secs(3)), Err(Error::NoEligible { .. })));
 /// # Ok::<(), modelfleet::Error>(())
@@ -108,7 +109,7 @@ impl<'s> Plan<'s> {
     /// The deployments tried so far, in order.
     ///
     /// See [`Plan`] for an example.
-    pub fn tried(&self) -> &[ModelKey] {
+    pub fn tried(&self) -> impl Iterator<Item = &ModelKey> + '_ {
         self.attempts.tried()
     }
 }
@@ -125,36 +126,41 @@ impl<'s> Iterator for Plan<'s> {
     }
 }
 
-fn key_of(pick: &Pick<'_>) -> ModelKey {
-    pick.key().clone()
+fn key_of(pick: &Pick<'_>) -> Arc<ModelKey> {
+    pick.shared_key()
 }
 
 /// The walk of an attempt plan, whatever picks it: the request, with the
-/// deployments tried so far excluded, and its models in order (the
-/// requested one, then its fallbacks). Each attempt looks at every model
-/// again, so a deployment of the requested model that came back is
-/// preferred to the fallbacks.
+/// deployments tried so far excluded; its models are the requested one,
+/// then its fallbacks. Each attempt looks at every model again, so a
+/// deployment of the requested model that came back is preferred to the
+/// fallbacks.
+///
+/// Cheap when the first attempt is the last: the request is cloned once
+/// (by the plan), a pick's key is added to the exclusions only when a next
+/// attempt is asked for, and only a fallback model's attempt copies the
+/// request.
 pub(crate) struct Attempts {
     request: Request,
-    models: Vec<String>,
+    /// The key of the last pick, not yet among the request's exclusions.
+    last: Option<Arc<ModelKey>>,
 }
 
 impl fmt::Debug for Attempts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Attempts")
-            .field("models", &self.models)
-            .field("tried", &self.request.excluded())
+            .field("model", &self.request.model())
+            .field("fallbacks", &self.request.fallbacks())
+            .field("tried", &self.tried().collect::<Vec<_>>())
             .finish()
     }
 }
 
 impl Attempts {
     pub(crate) fn new(request: &Request) -> Self {
-        let mut models = vec![request.model().to_owned()];
-        models.extend(request.fallbacks().iter().cloned());
         Self {
             request: request.clone(),
-            models,
+            last: None,
         }
     }
 
@@ -163,23 +169,33 @@ impl Attempts {
         &self.request
     }
 
-    pub(crate) fn tried(&self) -> &[ModelKey] {
-        self.request.excluded()
+    pub(crate) fn tried(&self) -> impl Iterator<Item = &ModelKey> + '_ {
+        self.request.excluded().iter().chain(self.last.as_deref())
     }
 
     /// The first pick that `select` gives for the models in order, recorded
-    /// as tried; or the most useful of the errors (see [`Plan::next_at`]).
+    /// as tried (`key` gives its key); or the most useful of the errors
+    /// (see [`Plan::next_at`]).
     pub(crate) fn next<T>(
         &mut self,
         mut select: impl FnMut(&Request) -> Result<T, Error>,
-        key: impl Fn(&T) -> ModelKey,
+        key: impl Fn(&T) -> Arc<ModelKey>,
     ) -> Result<T, Error> {
+        if let Some(last) = self.last.take() {
+            self.request.exclude_mut().push(Arc::unwrap_or_clone(last));
+        }
         let mut best: Option<Error> = None;
-        for model in &self.models {
-            let request = self.request.with_model(model);
-            match select(&request) {
+        let fallbacks = self.request.fallbacks().len();
+        for model in 0..=fallbacks {
+            let found = if model == 0 {
+                select(&self.request)
+            } else {
+                let fallback = &self.request.fallbacks()[model - 1];
+                select(&self.request.with_model(fallback))
+            };
+            match found {
                 Ok(pick) => {
-                    self.request.exclude_mut().push(key(&pick));
+                    self.last = Some(key(&pick));
                     return Ok(pick);
                 }
                 Err(e) => {

@@ -4,9 +4,8 @@
 use http::uri::{Authority, Uri};
 use url::Url;
 
-/// The client's `uri` moved onto `base` (a deployment's
-/// [`base_url`](crate::Deployment::base_url), which ends in `/`): the
-/// path, less `strip` when it starts with it at a segment boundary, goes
+/// The client's `uri` moved onto `base` (a deployment's endpoint, with or
+/// without its trailing `/`: one separator is put between): the path, less `strip` when it starts with it at a segment boundary, goes
 /// under the base's path, and the query is kept. Also returns the base's
 /// authority, for the `Host` header.
 ///

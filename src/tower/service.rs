@@ -6,6 +6,7 @@ use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use ::tower::Service;
 use http::header::{AUTHORIZATION, HOST};
@@ -244,7 +245,8 @@ where
     let mut http = http;
     let mut attempt = 1;
     loop {
-        let pick = match plan.next_at(clock.now()) {
+        let now = clock.now();
+        let pick = match plan.next_at(now) {
             Ok(pick) => pick,
             Err(source) => {
                 return match (last_response, last_error) {
@@ -259,7 +261,7 @@ where
         } else {
             None
         };
-        let (kind, failure) = match send(&mut inner, shared, request, pick, http).await? {
+        let (kind, failure) = match send(&mut inner, shared, request, (pick, now), http).await? {
             Ok(response) => return Ok(response),
             Err(failed) => failed,
         };
@@ -304,7 +306,7 @@ async fn send<S, P, B, R>(
     inner: &mut S,
     shared: &Shared<P>,
     request: &Request,
-    pick: OwnedPick,
+    (pick, sent): (OwnedPick, Duration),
     http: http::Request<B>,
 ) -> Result<Result<Response<ReportingBody<R>>, (FailureKind, Failure<R>)>, Error>
 where
@@ -318,7 +320,7 @@ where
     let pending = Pending {
         pick,
         clock: Arc::clone(clock),
-        sent: clock.now(),
+        sent,
         tokens: shared.tokens.clone(),
         counted: None,
         estimate: request.token_estimate(),
@@ -339,7 +341,12 @@ where
         Err(source) => return transport(pending, source.into()),
     };
     let (parts, body) = response.into_parts();
-    let wall = clock.system_time(clock.now());
+    // Only a failure's headers hold a date to read against the wall clock.
+    let wall = if parts.status.is_success() {
+        std::time::SystemTime::UNIX_EPOCH
+    } else {
+        clock.system_time(clock.now())
+    };
     let (kind, body) = if crate::http::reads_body(parts.status) {
         let mut body = Box::pin(body);
         let start = match read_start(&mut body, shared.body_limit).await {
@@ -399,10 +406,12 @@ fn prepare<P, B>(
 ) -> Result<http::Request<B>, Error> {
     let deployment = pick.deployment();
     let key = || Box::new(pick.key().clone());
+    // The endpoint as stored (no trailing slash but at the root): the
+    // rewrite adds the separator itself, so no `base_url` copy is made.
     let base = deployment
-        .base_url()
+        .endpoint()
         .ok_or_else(|| Error::NoEndpoint { deployment: key() })?;
-    let (uri, authority) = rewrite::onto(&base, http.uri(), shared.strip.as_deref())
+    let (uri, authority) = rewrite::onto(base, http.uri(), shared.strip.as_deref())
         .ok_or_else(|| Error::InvalidUri { deployment: key() })?;
     let host = HeaderValue::from_str(authority.as_str())
         .map_err(|_| Error::InvalidUri { deployment: key() })?;
