@@ -2,7 +2,8 @@
 //! source of their own.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 
@@ -29,8 +30,9 @@ use crate::{Error, Request, Selector};
 ///   rotations, each starting at its own seeded position.
 ///
 /// A handle notices a new version with one atomic load per select and
-/// follows it (its handle of that version is made once, lock-free, by the
-/// first select after an install), keeping its rotation position per model.
+/// follows it (its handle of that version is made once, by the first
+/// select after an install, which takes the handle's lock), keeping its
+/// rotation position per model.
 /// Until then it keeps the last version it used alive.
 ///
 /// ```
@@ -71,8 +73,9 @@ impl FleetHandle {
     }
 
     /// Picks a deployment for `request` with this handle's cursors and
-    /// random source. No lock; allocates only in the first select after a
-    /// new version was installed (its handle of that version).
+    /// random source. No lock and no allocation, except in the first
+    /// select after a new version was installed (which makes the handle's
+    /// handle of that version).
     ///
     /// # Errors
     ///
@@ -102,10 +105,17 @@ impl FleetHandle {
 }
 
 /// A handle's own part: its number, and its handle of the version it last
-/// used (its cursors, random source and stripe).
+/// used (its cursors, random source and stripe), with the fleet's
+/// generation it was checked at.
 pub(crate) struct Own {
     number: u64,
     mine: ArcSwapOption<Selector>,
+    /// The fleet generation at which `mine` was last found current;
+    /// `u64::MAX` before the first select.
+    seen: AtomicU64,
+    /// Serializes the making of a new `mine`, so that a select that read
+    /// an older version cannot put it back over a newer one.
+    update: Mutex<()>,
 }
 
 impl Own {
@@ -113,32 +123,41 @@ impl Own {
         Self {
             number,
             mine: ArcSwapOption::empty(),
+            seen: AtomicU64::new(u64::MAX),
+            update: Mutex::new(()),
         }
     }
 
-    /// This handle's handle of the current version, made (from the
-    /// previous one, whose rotation positions it takes over) if the fleet
-    /// moved on since the last select. Racing selects agree on one through
-    /// a compare-and-swap; a loser's copy is dropped.
-    pub(super) fn version(&self, current: &ArcSwap<Selector>) -> Arc<Selector> {
-        let current = current.load();
-        loop {
-            let mine = self.mine.load();
-            if let Some(v) = &*mine
-                && v.same_version(&current)
-            {
-                return Arc::clone(v);
-            }
-            let fresh = Arc::new(current.handle_of(self.number, mine.as_deref()));
-            let before = self.mine.compare_and_swap(&mine, Some(Arc::clone(&fresh)));
-            let won = match (&*before, &*mine) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                (None, None) => true,
-                _ => false,
-            };
-            if won {
-                return fresh;
-            }
+    /// This handle's handle of the current version: one load of the
+    /// generation while nothing was installed. The first select that
+    /// notices an install makes the new one (from the previous one, whose
+    /// rotation positions it takes over) under a lock, the only lock and
+    /// allocation on this path.
+    pub(super) fn version(
+        &self,
+        current: &ArcSwap<Selector>,
+        generation: &AtomicU64,
+    ) -> Arc<Selector> {
+        if self.seen.load(Ordering::Acquire) == generation.load(Ordering::Acquire)
+            && let Some(v) = self.mine.load_full()
+        {
+            return v;
         }
+        let _update = self.update.lock().unwrap_or_else(PoisonError::into_inner);
+        // Read under the lock: the generation first, so `seen` never claims
+        // a version newer than the one loaded after it.
+        let now = generation.load(Ordering::Acquire);
+        let current = current.load();
+        let mine = self.mine.load_full();
+        let version = match mine {
+            Some(v) if v.same_version(&current) => v,
+            _ => {
+                let fresh = Arc::new(current.handle_of(self.number, mine.as_deref()));
+                self.mine.store(Some(Arc::clone(&fresh)));
+                fresh
+            }
+        };
+        self.seen.store(now, Ordering::Release);
+        version
     }
 }

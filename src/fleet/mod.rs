@@ -75,6 +75,9 @@ use crate::{
 pub struct Fleet<P = Policy> {
     /// The current version: the fleet's shared handle of it.
     current: Arc<ArcSwap<Selector>>,
+    /// How many versions were swapped in: one relaxed load tells a
+    /// [`FleetHandle`] whether its handle of a version is still current.
+    generation: Arc<AtomicU64>,
     clock: Option<Arc<dyn Clock>>,
     control: Arc<Control<P>>,
 }
@@ -98,6 +101,7 @@ impl<P> Clone for Fleet<P> {
     fn clone(&self) -> Self {
         Self {
             current: Arc::clone(&self.current),
+            generation: Arc::clone(&self.generation),
             clock: self.clock.clone(),
             control: Arc::clone(&self.control),
         }
@@ -181,6 +185,7 @@ impl<P: IdentityPolicy + Clone> FleetBuilder<P> {
             .unwrap_or_else(|| Selector::builder(&self.registry).build());
         Fleet {
             current: Arc::new(ArcSwap::from_pointee(selector)),
+            generation: Arc::default(),
             clock: self.clock,
             control: Arc::new(Control {
                 stored: Mutex::new(Stored {
@@ -443,6 +448,7 @@ impl<P: IdentityPolicy + Clone> Fleet<P> {
             .load()
             .rebuild_draining(&registry, now, &stored.drained);
         self.current.store(Arc::new(next));
+        self.generation.fetch_add(1, Ordering::Release);
         stored.registry = registry;
     }
 
@@ -537,6 +543,7 @@ impl<P: IdentityPolicy + Clone> Fleet<P> {
     fn picker(&self, own: Option<Arc<handle::Own>>) -> Picker {
         Picker {
             current: Arc::clone(&self.current),
+            generation: Arc::clone(&self.generation),
             clock: self.clock.clone(),
             own,
         }
@@ -549,6 +556,7 @@ impl<P: IdentityPolicy + Clone> Fleet<P> {
 #[derive(Clone)]
 pub(crate) struct Picker {
     current: Arc<ArcSwap<Selector>>,
+    generation: Arc<AtomicU64>,
     clock: Option<Arc<dyn Clock>>,
     own: Option<Arc<handle::Own>>,
 }
@@ -567,7 +575,7 @@ impl Picker {
             .map(nanos);
         let version = match &self.own {
             None => self.current.load_full(),
-            Some(own) => own.version(&self.current),
+            Some(own) => own.version(&self.current, &self.generation),
         };
         let (index, priority) = version.choose_at(request, at)?;
         Ok(OwnedPick::new(
