@@ -135,7 +135,7 @@ impl Own {
     /// allocation on this path.
     pub(super) fn version(
         &self,
-        current: &ArcSwap<Selector>,
+        fleet: &Arc<ArcSwap<Selector>>,
         generation: &AtomicU64,
     ) -> Arc<Selector> {
         if self.seen.load(Ordering::Acquire) == generation.load(Ordering::Acquire)
@@ -147,12 +147,12 @@ impl Own {
         // Read under the lock: the generation first, so `seen` never claims
         // a version newer than the one loaded after it.
         let now = generation.load(Ordering::Acquire);
-        let current = current.load();
+        let current = fleet.load();
         let mine = self.mine.load_full();
         let version = match mine {
             Some(v) if v.same_version(&current) => v,
             _ => {
-                let fresh = Arc::new(current.handle_of(self.number, mine.as_deref()));
+                let fresh = Arc::new(current.handle_of(self.number, mine.as_deref(), fleet));
                 self.mine.store(Some(Arc::clone(&fresh)));
                 fresh
             }

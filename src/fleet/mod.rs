@@ -573,17 +573,14 @@ impl Picker {
             .or_else(|| request.time())
             .or_else(|| self.clock.as_ref().map(|c| c.now()))
             .map(nanos);
-        let version = match &self.own {
-            None => self.current.load_full(),
-            Some(own) => own.version(&self.current, &self.generation),
+        // A handle's version knows where reports go; the fleet's own
+        // version is the one in `current`, which cannot point at itself.
+        let (version, reports_to) = match &self.own {
+            None => (self.current.load_full(), Some(Arc::clone(&self.current))),
+            Some(own) => (own.version(&self.current, &self.generation), None),
         };
         let (index, priority) = version.choose_at(request, at)?;
-        Ok(OwnedPick::new(
-            version,
-            Some(Arc::clone(&self.current)),
-            index,
-            priority,
-        ))
+        Ok(OwnedPick::new(version, reports_to, index, priority))
     }
 
     pub(crate) fn clock(&self) -> Option<&Arc<dyn Clock>> {

@@ -88,8 +88,9 @@ pub struct OwnedPick {
 
 /// How an [`OwnedPick`] holds its version: the handle (of the version it
 /// came from) that picked it, which keeps the deployment reachable and says
-/// whether and on which stripe it was counted; and, for a fleet's pick, the
-/// fleet's current version, which its report goes to.
+/// whether and on which stripe it was counted; and, for a pick of a fleet's
+/// shared handle, the fleet's current version, which its report goes to (a
+/// fleet handle's version holds that itself).
 struct Owned {
     version: Arc<Selector>,
     current: Option<Arc<ArcSwap<Selector>>>,
@@ -117,7 +118,11 @@ impl Holder for Owned {
     }
 
     fn report(&self, picked: &Slot, report: &Report) {
-        match &self.current {
+        let current = self
+            .current
+            .as_ref()
+            .or(self.version.local.reports_to.as_ref());
+        match current {
             None => self.version.apply(picked, report),
             Some(current) => {
                 let current = current.load();

@@ -242,9 +242,16 @@ impl Selector {
     /// Handle `number` of this selector's version: its own cursors, random
     /// source and in-flight stripe, over the same deployments and state.
     /// Rotation positions are carried over (by model name) from `previous`,
-    /// the same handle on an older version.
-    pub(crate) fn handle_of(&self, number: u64, previous: Option<&Selector>) -> Selector {
-        let local = Local::new(&self.shared, number);
+    /// the same handle on an older version; reports go to `reports_to`,
+    /// the fleet's current version.
+    pub(crate) fn handle_of(
+        &self,
+        number: u64,
+        previous: Option<&Selector>,
+        reports_to: &Arc<arc_swap::ArcSwap<Selector>>,
+    ) -> Selector {
+        let mut local = Local::new(&self.shared, number);
+        local.reports_to = Some(Arc::clone(reports_to));
         if let Some(old) = previous {
             local.carry(&self.shared, &old.local, &old.shared);
         }

@@ -188,6 +188,11 @@ pub(crate) struct Local {
     /// [`state::STRIPES`], or 0 when the selector is not
     /// [striped](Shared::striped).
     pub(crate) stripe: usize,
+    /// For a fleet handle's handle of a version: the fleet's current
+    /// version, where its picks' reports go. Held here, once per handle,
+    /// so a pick need not take a reference every handle's picks would
+    /// write.
+    pub(crate) reports_to: Option<Arc<arc_swap::ArcSwap<super::Selector>>>,
 }
 
 impl Local {
@@ -214,6 +219,7 @@ impl Local {
             } else {
                 0
             },
+            reports_to: None,
         }
     }
 
