@@ -51,8 +51,15 @@ fn layer(c: &mut Criterion) {
         .selector(|b| b.strategy(RoundRobin).seed(1))
         .clock(Arc::new(MonotonicClock::new()))
         .build();
-    let layer = FleetLayer::builder(fleet)
+    let layer = FleetLayer::builder(fleet.clone())
         .strip_prefix("/v1")
+        .build()
+        .unwrap();
+    // Without retries the layer keeps no copy of the request's head for a
+    // next attempt.
+    let once = FleetLayer::builder(fleet)
+        .strip_prefix("/v1")
+        .max_attempts(1)
         .build()
         .unwrap();
 
@@ -71,6 +78,21 @@ fn layer(c: &mut Criterion) {
         b.iter(|| {
             runtime.block_on(async {
                 let response = routed.ready().await.unwrap().call(request()).await.unwrap();
+                black_box(response.into_body().collect().await.unwrap().to_bytes())
+            })
+        })
+    });
+    let mut routed_once = once.layer(tower::service_fn(fixed));
+    group.bench_function("through_layer_one_attempt", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let response = routed_once
+                    .ready()
+                    .await
+                    .unwrap()
+                    .call(request())
+                    .await
+                    .unwrap();
                 black_box(response.into_body().collect().await.unwrap().to_bytes())
             })
         })
