@@ -2,8 +2,8 @@
 //! source of their own.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 
@@ -30,9 +30,11 @@ use crate::{Error, Request, Selector};
 ///   rotations, each starting at its own seeded position.
 ///
 /// A handle notices a new version with one atomic load per select and
-/// follows it (its handle of that version is made once, by the first
-/// select after an install, which takes the handle's lock), keeping its
-/// rotation position per model.
+/// follows it: the first select after an install makes its handle of the
+/// new version (lock-free; racing selects agree on one), taking over the
+/// rotation position per model. Turns taken on the old version while the
+/// new one is being made are not carried over, so exactness holds within a
+/// version, and across an install up to those turns.
 /// Until then it keeps the last version it used alive.
 ///
 /// ```
@@ -73,9 +75,8 @@ impl FleetHandle {
     }
 
     /// Picks a deployment for `request` with this handle's cursors and
-    /// random source. No lock and no allocation, except in the first
-    /// select after a new version was installed (which makes the handle's
-    /// handle of that version).
+    /// random source. No lock; no allocation except in the first select
+    /// after a new version was installed (the handle's handle of it).
     ///
     /// # Errors
     ///
@@ -105,17 +106,11 @@ impl FleetHandle {
 }
 
 /// A handle's own part: its number, and its handle of the version it last
-/// used (its cursors, random source and stripe), with the fleet's
-/// generation it was checked at.
+/// used (its cursors, random source and stripe), which records the fleet
+/// generation it was made at.
 pub(crate) struct Own {
     number: u64,
     mine: ArcSwapOption<Selector>,
-    /// The fleet generation at which `mine` was last found current;
-    /// `u64::MAX` before the first select.
-    seen: AtomicU64,
-    /// Serializes the making of a new `mine`, so that a select that read
-    /// an older version cannot put it back over a newer one.
-    update: Mutex<()>,
 }
 
 impl Own {
@@ -123,41 +118,51 @@ impl Own {
         Self {
             number,
             mine: ArcSwapOption::empty(),
-            seen: AtomicU64::new(u64::MAX),
-            update: Mutex::new(()),
         }
     }
 
-    /// This handle's handle of the current version: one load of the
-    /// generation while nothing was installed. The first select that
-    /// notices an install makes the new one (from the previous one, whose
-    /// rotation positions it takes over) under a lock, the only lock and
-    /// allocation on this path.
+    /// This handle's handle of the current version: a load of the fleet's
+    /// generation and of the handle's version while nothing was installed.
+    /// The first select that notices an install makes the new one (from the
+    /// previous one, whose rotation positions it takes over), lock-free:
+    /// racing selects agree through a compare-and-swap that never replaces
+    /// a version made at a later generation, so a select that read an older
+    /// version cannot put it back.
     pub(super) fn version(
         &self,
         fleet: &Arc<ArcSwap<Selector>>,
         generation: &AtomicU64,
     ) -> Arc<Selector> {
-        if self.seen.load(Ordering::Acquire) == generation.load(Ordering::Acquire)
-            && let Some(v) = self.mine.load_full()
-        {
-            return v;
-        }
-        let _update = self.update.lock().unwrap_or_else(PoisonError::into_inner);
-        // Read under the lock: the generation first, so `seen` never claims
-        // a version newer than the one loaded after it.
+        // The generation first: a version made at it (from a `current`
+        // loaded after it) is at least that generation's.
         let now = generation.load(Ordering::Acquire);
+        let mine = self.mine.load();
+        if let Some(v) = &*mine
+            && v.local.generation >= now
+        {
+            return Arc::clone(v);
+        }
         let current = fleet.load();
-        let mine = self.mine.load_full();
-        let version = match mine {
-            Some(v) if v.same_version(&current) => v,
-            _ => {
-                let fresh = Arc::new(current.handle_of(self.number, mine.as_deref(), fleet));
-                self.mine.store(Some(Arc::clone(&fresh)));
-                fresh
+        let mut mine = mine;
+        loop {
+            // Made afresh even when `mine` is of the same version: its
+            // generation would stay behind, and every select check again.
+            let fresh = Arc::new(current.handle_of(self.number, mine.as_deref(), (fleet, now)));
+            let before = self.mine.compare_and_swap(&mine, Some(Arc::clone(&fresh)));
+            let swapped = match (&*before, &*mine) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if swapped {
+                return fresh;
             }
-        };
-        self.seen.store(now, Ordering::Release);
-        version
+            // Another select got there first: take its version if it was
+            // made at this generation or later, else try again over it.
+            match &*before {
+                Some(v) if v.local.generation >= now => return Arc::clone(v),
+                _ => mine = self.mine.load(),
+            }
+        }
     }
 }

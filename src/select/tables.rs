@@ -193,6 +193,9 @@ pub(crate) struct Local {
     /// so a pick need not take a reference every handle's picks would
     /// write.
     pub(crate) reports_to: Option<Arc<arc_swap::ArcSwap<super::Selector>>>,
+    /// For a fleet handle's handle of a version: the fleet generation it
+    /// was made at (its version is at least that generation's).
+    pub(crate) generation: u64,
 }
 
 impl Local {
@@ -220,6 +223,7 @@ impl Local {
                 0
             },
             reports_to: None,
+            generation: 0,
         }
     }
 
