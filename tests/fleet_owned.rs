@@ -479,3 +479,17 @@ fn drains_follow_installs() {
     let _drain = fleet.drain(&key(1), ms(0)).unwrap();
     assert_eq!(fleet.registry().get(&key(1)).unwrap().weight(), 4);
 }
+
+/// A plan's `tried` lists its own picks, not the keys the request excluded
+/// from the start.
+#[test]
+fn tried_is_the_plans_own_picks() {
+    let fleet = Fleet::new(registry(&[1, 1, 1]), |b| b.strategy(RoundRobin));
+    let mut plan = fleet.plan(&Request::new("gpt-4").exclude(key(1)));
+    let first = plan.next_at(ms(0)).unwrap().key().clone();
+    assert_ne!(first, key(1));
+    assert!(plan.tried().eq([&first]));
+    let second = plan.next_at(ms(0)).unwrap().key().clone();
+    assert!(plan.tried().eq([&first, &second]));
+    assert!(plan.next_at(ms(0)).is_err());
+}

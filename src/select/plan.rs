@@ -142,6 +142,8 @@ fn key_of(pick: &Pick<'_>) -> Arc<ModelKey> {
 /// request.
 pub(crate) struct Attempts {
     request: Request,
+    /// How many exclusions the request came with: the plan's own follow.
+    given: usize,
     /// The key of the last pick, not yet among the request's exclusions.
     last: Option<Arc<ModelKey>>,
 }
@@ -160,6 +162,7 @@ impl Attempts {
     pub(crate) fn new(request: &Request) -> Self {
         Self {
             request: request.clone(),
+            given: request.excluded().len(),
             last: None,
         }
     }
@@ -169,8 +172,11 @@ impl Attempts {
         &self.request
     }
 
+    /// The plan's picks so far, in order (not the request's own
+    /// exclusions).
     pub(crate) fn tried(&self) -> impl Iterator<Item = &ModelKey> + '_ {
-        self.request.excluded().iter().chain(self.last.as_deref())
+        let plan = &self.request.excluded()[self.given..];
+        plan.iter().chain(self.last.as_deref())
     }
 
     /// The first pick that `select` gives for the models in order, recorded
