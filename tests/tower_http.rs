@@ -847,3 +847,24 @@ fn a_dead_upstream_is_a_connection_error_retried_elsewhere() {
         assert_eq!(b.hits(), 1);
     });
 }
+
+/// A deployment that cannot be addressed (no endpoint) is a failed attempt,
+/// not a failed request: the plan moves on to one that can.
+#[test]
+fn a_deployment_without_endpoint_is_skipped_for_the_next() {
+    run(async {
+        let log = Log::default();
+        let mut up = Upstream::bind("ok").await;
+        let nowhere = Deployment::builder("openai", "gpt-4").build().unwrap();
+        let setup = fleet([nowhere, up.deployment(1, 0)], |s| {
+            s.strategy(RoundRobin).seed(1).health(no_health())
+        });
+        up.serve(&log, answer(|_| reply(200, "ok")));
+        let gateway = gateway(FleetLayer::builder(setup.fleet.clone()));
+        for i in 0..4 {
+            let (status, _) = send(&gateway, post(&format!("r{i}"))).await.unwrap();
+            assert_eq!(status, 200);
+        }
+        assert_eq!(up.hits(), 4);
+    });
+}

@@ -91,7 +91,8 @@ pub enum Error {
         deployment: Box<ModelKey>,
     },
     /// The deployment's endpoint and the request's path and query do not
-    /// make a URI.
+    /// make a URI, or the path has a `.` or `..` segment, which could
+    /// climb out of the endpoint's path.
     #[error("deployment {deployment}: endpoint and request path do not make a valid URI")]
     #[non_exhaustive]
     InvalidUri {

@@ -9,8 +9,10 @@ use url::Url;
 /// under the base's path, and the query is kept. Also returns the base's
 /// authority, for the `Host` header.
 ///
-/// The path is appended as it arrived, as a reverse proxy passes it: `.`
-/// and `..` segments are not resolved here.
+/// The path is appended as it arrived, except that a path with a `.` or
+/// `..` segment (also written `%2e`) is refused (`None`): resolved by the
+/// upstream, it could climb out of the endpoint's path, with the
+/// deployment's credential attached.
 ///
 /// Computes in O(length of the URI and the base).
 pub(crate) fn onto(base: &Url, uri: &Uri, strip: Option<&str>) -> Option<(Uri, Authority)> {
@@ -20,6 +22,9 @@ pub(crate) fn onto(base: &Url, uri: &Uri, strip: Option<&str>) -> Option<(Uri, A
         None => path,
     };
     let rest = rest.trim_start_matches('/');
+    if rest.split('/').any(is_dot_segment) {
+        return None;
+    }
     let base = base.as_str();
     let query = uri.query();
     let mut text =
@@ -40,6 +45,12 @@ pub(crate) fn onto(base: &Url, uri: &Uri, strip: Option<&str>) -> Option<(Uri, A
 
 /// `path` without `prefix` when `prefix` is a whole number of its leading
 /// segments (`/v1` strips `/v1/chat` and `/v1`, not `/v10/chat`).
+/// Whether `segment` is `.` or `..`, in any spelling of its dots.
+fn is_dot_segment(segment: &str) -> bool {
+    let dots = segment.to_ascii_lowercase().replace("%2e", ".");
+    dots == "." || dots == ".."
+}
+
 fn strip_segments<'p>(path: &'p str, prefix: &str) -> Option<&'p str> {
     let prefix = prefix.trim_end_matches('/');
     let rest = path.strip_prefix(prefix)?;
@@ -114,10 +125,23 @@ mod tests {
     }
 
     #[test]
-    fn does_not_resolve_dot_segments() {
+    fn refuses_dot_segments() {
+        let base = Url::parse("http://h/v1/").unwrap();
+        for path in [
+            "/v1/../admin",
+            "/v1/./x",
+            "/%2e%2E/admin",
+            "/a/.%2e",
+            "/x/%2E",
+        ] {
+            assert!(
+                onto(&base, &path.parse().unwrap(), Some("/v1")).is_none(),
+                "{path}"
+            );
+        }
         assert_eq!(
-            rewrite("http://h/v1/", "/v1/../admin", Some("/v1")),
-            "http://h/v1/../admin"
+            rewrite("http://h/v1/", "/v1/a.b/..c", Some("/v1")),
+            "http://h/v1/a.b/..c"
         );
     }
 
@@ -166,8 +190,7 @@ mod tests {
                 let uri: Uri = uri_text.parse().unwrap();
                 let prefix = strip.as_ref().map(|s| format!("/{}", s.join("/")));
 
-                let (rewritten, authority) = onto(&base_url, &uri, prefix.as_deref()).unwrap();
-                prop_assert_eq!(authority.as_str(), format!("127.0.0.1:{port}"));
+                let result = onto(&base_url, &uri, prefix.as_deref());
 
                 // What should remain: the path less the prefix when the
                 // prefix is a whole number of its leading segments.
@@ -181,6 +204,13 @@ mod tests {
                     }
                     _ => path.clone(),
                 };
+                // A dot segment in what remains: refused.
+                if stripped.split('/').any(|s| s == "." || s == "..") {
+                    prop_assert!(result.is_none());
+                    return Ok(());
+                }
+                let (rewritten, authority) = result.unwrap();
+                prop_assert_eq!(authority.as_str(), format!("127.0.0.1:{port}"));
                 let mut expected = format!("{}{}", base_url.as_str(), stripped.trim_start_matches('/'));
                 if let Some(q) = &query {
                     expected.push('?');

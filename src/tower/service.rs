@@ -261,11 +261,16 @@ where
         } else {
             None
         };
-        let (kind, failure) = match send(&mut inner, shared, request, (pick, now), http).await? {
-            Ok(response) => return Ok(response),
-            Err(failed) => failed,
+        let (retryable, failure) = match send(&mut inner, shared, request, (pick, now), http).await
+        {
+            Ok(Ok(response)) => return Ok(response),
+            Ok(Err((kind, failure))) => (kind.is_retryable(), failure),
+            // The deployment cannot be addressed (no endpoint, or a URI or
+            // credential that makes no request): another one may be. Its
+            // pick is released without a report: nothing was sent.
+            Err(error) => (true, Failure::Transport(error)),
         };
-        let again = if kind.is_retryable() { next } else { None };
+        let again = if retryable { next } else { None };
         let Some(again) = again else {
             return match failure {
                 Failure::Response(response) => Ok(response),
