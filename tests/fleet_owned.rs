@@ -128,7 +128,6 @@ proptest! {
                 }
                 Step::Drop(i) if !held.is_empty() => drop(held.swap_remove(i % held.len())),
                 Step::Install(weights) => {
-                    let weights: Vec<u32> = weights.iter().map(|&w| w.max(1)).collect();
                     let before = fleet.registry();
                     let next = registry(&weights);
                     for k in before.keys().filter(|k| !next.contains(k)) {

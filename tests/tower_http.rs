@@ -822,10 +822,15 @@ fn a_dead_upstream_is_a_connection_error_retried_elsewhere() {
     run(async {
         let log = Log::default();
         let (mut dead, mut b) = (Upstream::bind("dead").await, Upstream::bind("b").await);
+        // Its address is a socket held bound but never listening: connections
+        // are refused, and no other test can be given the port meanwhile.
+        let hold = tokio::net::TcpSocket::new_v4().unwrap();
+        hold.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        dead.endpoint = format!("http://{}/v1", hold.local_addr().unwrap());
         let setup = fleet([dead.deployment(1, 0), b.deployment(1, 1)], |s| {
             s.seed(12).health(no_health())
         });
-        drop(dead.listener.take()); // nothing listens there: connection refused
+        drop(dead.listener.take());
         b.serve(&log, answer(|_| reply(200, "b")));
         let retrying = gateway(FleetLayer::builder(setup.fleet.clone()));
 
