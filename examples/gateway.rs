@@ -45,6 +45,9 @@ use tower::{Layer, ServiceExt};
 
 // ---- routing: the gateway's own code ----
 
+/// The largest request body the gateway reads.
+const MAX_BODY: usize = 1 << 20;
+
 /// The layer over the upstream client, as the handlers' state.
 type Gateway = FleetService<Client<HttpConnector, Full<Bytes>>, Policy, FromExtension>;
 
@@ -64,8 +67,8 @@ fn gateway(fleet: Fleet) -> Result<Router, modelfleet::tower::Error> {
 /// One completion: the model from the JSON body, the rest to the layer.
 async fn chat(State(gateway): State<Gateway>, request: axum::extract::Request) -> Response {
     let (parts, body) = request.into_parts();
-    let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
-        return openai_error(StatusCode::BAD_REQUEST, "the body could not be read", None);
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return openai_error(StatusCode::BAD_REQUEST, "unreadable or too large", None);
     };
     let Some(model) = model_of(&body) else {
         return openai_error(StatusCode::BAD_REQUEST, "the body has no \"model\"", None);
@@ -74,7 +77,7 @@ async fn chat(State(gateway): State<Gateway>, request: axum::extract::Request) -
     request.extensions_mut().insert(Request::new(&model));
     match gateway.oneshot(request).await {
         Ok(response) => response.map(Body::new),
-        Err(e) => unavailable(&e),
+        Err(e) => failed(&e),
     }
 }
 
@@ -94,14 +97,26 @@ fn total_tokens(frame: &[u8]) -> Option<u64> {
 
 // ---- end of routing ----
 
-/// A 503 in OpenAI's shape, with `Retry-After` when the fleet knows when a
-/// deployment comes back.
-fn unavailable(e: &modelfleet::tower::Error) -> Response {
-    openai_error(
-        StatusCode::SERVICE_UNAVAILABLE,
-        &e.to_string(),
-        e.retry_time(),
-    )
+/// The layer's error as an OpenAI-shaped error, with `Retry-After` when the
+/// fleet knows when a deployment comes back.
+fn failed(e: &modelfleet::tower::Error) -> Response {
+    use modelfleet::tower::Error;
+    // Generic messages: the layer's errors name deployments and endpoints,
+    // which are the gateway's business, not its clients'.
+    let (status, message) = match e {
+        Error::Unavailable { .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no deployment is available",
+        ),
+        Error::Upstream { .. } => (StatusCode::BAD_GATEWAY, "the upstream could not be reached"),
+        Error::InvalidUri { .. } => (StatusCode::BAD_REQUEST, "the path cannot be routed"),
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the gateway could not route the request",
+        ),
+    };
+    eprintln!("gateway: {e}");
+    openai_error(status, message, e.retry_time())
 }
 
 /// An error in OpenAI's shape, with `Retry-After` when the fleet knows when
@@ -371,7 +386,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let drain = fleet.drain(&key_a, fleet.now().unwrap_or_default())?;
     let drained_at = counts.lock().unwrap().get("a").copied().unwrap_or(0);
     while !drain.is_idle() {
-        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
     let removal = drain.remove(fleet.now().unwrap_or_default())?;
     let statuses = load.await?;

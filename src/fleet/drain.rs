@@ -67,7 +67,7 @@ impl<P: IdentityPolicy + Clone> Drain<P> {
     }
 
     /// Removes the deployment from the fleet's registry and installs the
-    /// result; returns the changes. Picks still in flight (if you remove
+    /// result (O(n log n), like [`Fleet::install`]); returns the changes. Picks still in flight (if you remove
     /// before [`is_idle`](Self::is_idle)) stay valid; their reports are
     /// ignored.
     ///
@@ -81,7 +81,8 @@ impl<P: IdentityPolicy + Clone> Drain<P> {
         self.fleet.undrain(&self.key, now, true)
     }
 
-    /// Undoes the drain: the deployment takes picks again.
+    /// Undoes the drain: the deployment takes picks again (a new version:
+    /// O(n log n), like [`Fleet::install`]).
     ///
     /// ```
     /// use std::time::Duration;

@@ -357,12 +357,22 @@ impl<P: IdentityPolicy + Clone> Fleet<P> {
         Ok(())
     }
 
-    /// Drains the deployment under `key`: from the moment this returns, no
-    /// select or plan picks it (its weight counts as 0, in this version and
-    /// the versions installed after it while it stays), and picks already
-    /// made go on and are reported as usual. The [`Drain`] tells when the
-    /// last of them ended and then removes the deployment; drop it to keep
-    /// the deployment drained, [`cancel`](Drain::cancel) it to undo.
+    /// Drains the deployment under `key`: no select or plan that begins
+    /// after this returns picks it (its weight counts as 0, in this version
+    /// and the versions installed after it while it stays), and picks
+    /// already made go on and are reported as usual. The [`Drain`] tells
+    /// when the last of them ended and then removes the deployment; drop it
+    /// to keep the deployment drained, [`cancel`](Drain::cancel) it to
+    /// undo.
+    ///
+    /// A select already running on an older version when this is called
+    /// may still pick the deployment; its pick counts in flight before that
+    /// select returns. So [`Drain::is_idle`] is exact once every select
+    /// that began before the drain returned has returned: poll it on a
+    /// timer rather than once.
+    ///
+    /// Builds a new version: O(n log n) on the calling thread, like
+    /// [`install`](Self::install).
     ///
     /// Needs in-flight counting (the default,
     /// [`InFlight::Counted`](crate::select::InFlight)): without it a drain
