@@ -873,3 +873,42 @@ fn a_deployment_without_endpoint_is_skipped_for_the_next() {
         assert_eq!(up.hits(), 4);
     });
 }
+
+/// The affinity header pins a session to one upstream under consistent
+/// hashing, and different sessions spread over the upstreams.
+#[test]
+fn the_affinity_header_keeps_a_session_on_one_upstream() {
+    run(async {
+        let log = Log::default();
+        let mut ups = Vec::new();
+        for name in ["a", "b", "c", "d"] {
+            ups.push(Upstream::bind(name).await);
+        }
+        let setup = fleet(ups.iter().map(|u| u.deployment(1, 0)), |s| {
+            s.strategy(modelfleet::select::ConsistentHash::default())
+                .health(no_health())
+        });
+        for up in &mut ups {
+            up.serve(&log, answer(|_| reply(200, "ok")));
+        }
+        let gateway =
+            gateway(FleetLayer::builder(setup.fleet.clone()).affinity_header("x-session-id"));
+        let hits = |ups: &[Upstream]| ups.iter().map(Upstream::hits).collect::<Vec<_>>();
+        for i in 0..20 {
+            let mut req = post(&format!("same-{i}"));
+            req.headers_mut()
+                .insert("x-session-id", "user-7".parse().unwrap());
+            assert_eq!(send(&gateway, req).await.unwrap().0, 200);
+        }
+        let same = hits(&ups);
+        assert_eq!(same.iter().filter(|&&h| h > 0).count(), 1, "{same:?}");
+        for i in 0..40 {
+            let mut req = post(&format!("many-{i}"));
+            req.headers_mut()
+                .insert("x-session-id", format!("user-{i}").parse().unwrap());
+            assert_eq!(send(&gateway, req).await.unwrap().0, 200);
+        }
+        let spread = hits(&ups);
+        assert!(spread.iter().filter(|&&h| h > 0).count() >= 3, "{spread:?}");
+    });
+}
