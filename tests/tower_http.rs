@@ -912,3 +912,28 @@ fn the_affinity_header_keeps_a_session_on_one_upstream() {
         assert!(spread.iter().filter(|&&h| h > 0).count() >= 3, "{spread:?}");
     });
 }
+
+/// `retry_if` decides which failures go on to another deployment: refused
+/// here, the overloaded answer comes back as it is and the backup tier
+/// gets nothing; by default it is retried there.
+#[test]
+fn retry_if_decides_which_failures_are_retried() {
+    run(async {
+        let log = Log::default();
+        let (mut busy, mut backup) = (Upstream::bind("busy").await, Upstream::bind("backup").await);
+        let setup = fleet([busy.deployment(1, 0), backup.deployment(1, 1)], |s| {
+            s.health(no_health())
+        });
+        busy.serve(&log, answer(|_| reply(503, "busy")));
+        backup.serve(&log, answer(|_| reply(200, "backup")));
+        let strict = gateway(
+            FleetLayer::builder(setup.fleet.clone())
+                .retry_if(|method, kind| kind.is_retryable() && method != http::Method::POST),
+        );
+        assert_eq!(send(&strict, post("strict")).await.unwrap().0, 503);
+        assert_eq!((busy.hits(), backup.hits()), (1, 0));
+        let default = gateway(FleetLayer::builder(setup.fleet.clone()));
+        assert_eq!(send(&default, post("default")).await.unwrap().0, 200);
+        assert_eq!((busy.hits(), backup.hits()), (2, 1));
+    });
+}

@@ -10,11 +10,16 @@ use http::HeaderName;
 use super::body::TokenHook;
 use super::request::FromExtension;
 use super::{Error, FleetService};
+use crate::health::FailureKind;
 use crate::{Clock, Credential, Fleet, IdentityPolicy, Policy};
 
 /// Resolves a deployment's credential reference into the token sent as
 /// `Authorization: Bearer <token>`.
 pub(crate) type BearerHook = Arc<dyn Fn(&Credential) -> Option<String> + Send + Sync>;
+
+/// Decides whether a failed attempt of a request with this method is worth
+/// another deployment.
+pub(crate) type RetryHook = Arc<dyn Fn(&http::Method, FailureKind) -> bool + Send + Sync>;
 
 /// How many attempts a client request gets by default: the first and two
 /// retries.
@@ -69,6 +74,8 @@ pub(crate) struct Shared<P> {
     pub(crate) body_limit: usize,
     pub(crate) tokens: Option<TokenHook>,
     pub(crate) bearer: Option<BearerHook>,
+    /// `None`: [`FailureKind::is_retryable`].
+    pub(crate) retry_if: Option<RetryHook>,
 }
 
 impl<P, M> Clone for FleetLayer<P, M> {
@@ -97,6 +104,7 @@ impl<P> fmt::Debug for Shared<P> {
             .field("error_body_limit", &self.body_limit)
             .field("tokens", &self.tokens.is_some())
             .field("bearer", &self.bearer.is_some())
+            .field("retry_if", &self.retry_if.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -136,6 +144,7 @@ impl<P: IdentityPolicy + Clone> FleetLayer<P> {
             body_limit: DEFAULT_BODY_LIMIT,
             tokens: None,
             bearer: None,
+            retry_if: None,
             problem: None,
         }
     }
@@ -184,6 +193,7 @@ pub struct FleetLayerBuilder<P = Policy, M = FromExtension> {
     body_limit: usize,
     tokens: Option<TokenHook>,
     bearer: Option<BearerHook>,
+    retry_if: Option<RetryHook>,
     problem: Option<Error>,
 }
 
@@ -233,6 +243,7 @@ impl<P, M> FleetLayerBuilder<P, M> {
             body_limit: self.body_limit,
             tokens: self.tokens,
             bearer: self.bearer,
+            retry_if: self.retry_if,
             problem: self.problem,
         }
     }
@@ -289,6 +300,33 @@ impl<P, M> FleetLayerBuilder<P, M> {
             );
         }
         self.strip = Some(prefix.to_owned());
+        self
+    }
+
+    /// Which failed attempts are worth another deployment, by the
+    /// request's method and the failure's kind (default:
+    /// [`FailureKind::is_retryable`] for every method). A timeout, say, may
+    /// have reached the upstream: a gateway billing per completion may not
+    /// want a POST sent twice. Attempts stay bounded by
+    /// [`max_attempts`](Self::max_attempts) and need a body that can be
+    /// [replayed](super::Replay).
+    ///
+    /// ```
+    /// use modelfleet::health::FailureKind;
+    /// use modelfleet::tower::FleetLayer;
+    /// use modelfleet::{Fleet, ManualClock, Registry};
+    ///
+    /// let fleet: Fleet = Fleet::builder(Registry::default()).clock(ManualClock::new()).build();
+    /// let layer = FleetLayer::builder(fleet)
+    ///     .retry_if(|method, kind| kind.is_retryable() && !(kind == FailureKind::Timeout && method == http::Method::POST))
+    ///     .build();
+    /// assert!(layer.is_ok());
+    /// ```
+    pub fn retry_if(
+        mut self,
+        retry: impl Fn(&http::Method, FailureKind) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.retry_if = Some(Arc::new(retry));
         self
     }
 
@@ -411,6 +449,7 @@ impl<P: IdentityPolicy + Clone, M> FleetLayerBuilder<P, M> {
                 body_limit: self.body_limit,
                 tokens: self.tokens,
                 bearer: self.bearer,
+                retry_if: self.retry_if,
             }),
             make: Arc::new(self.make),
         })

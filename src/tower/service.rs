@@ -242,6 +242,7 @@ where
     // response, else the last transport error.
     let mut last_response = None;
     let mut last_error = None;
+    let method = http.method().clone();
     let mut http = http;
     let mut attempt = 1;
     loop {
@@ -264,7 +265,13 @@ where
         let (retryable, failure) = match send(&mut inner, shared, request, (pick, now), http).await
         {
             Ok(Ok(response)) => return Ok(response),
-            Ok(Err((kind, failure))) => (kind.is_retryable(), failure),
+            Ok(Err((kind, failure))) => {
+                let retry = match &shared.retry_if {
+                    Some(hook) => hook(&method, kind),
+                    None => kind.is_retryable(),
+                };
+                (retry, failure)
+            }
             // The deployment cannot be addressed (no endpoint, or a URI or
             // credential that makes no request): another one may be. Its
             // pick is released without a report: nothing was sent.
