@@ -320,48 +320,54 @@ fn nothing_is_lost_every_request_gets_exactly_one_response() {
     });
 }
 
-#[test]
-fn weighted_round_robin_splits_exactly() {
-    run(async {
+/// Sends `n` requests through a gateway over upstreams `a` (weight 3) and
+/// `b` (weight 1) with the strategy `configure` sets; returns their hits.
+fn split(
+    n: usize,
+    configure: impl for<'r> FnOnce(
+        modelfleet::SelectorBuilder<'r, Policy>,
+    ) -> modelfleet::SelectorBuilder<'r, Policy>
+    + Send
+    + 'static,
+) -> (usize, usize) {
+    let mut hits = (0, 0);
+    let out = &mut hits;
+    run(async move {
         let log = Log::default();
         let (mut a, mut b) = (Upstream::bind("a").await, Upstream::bind("b").await);
         let setup = fleet([a.deployment(3, 0), b.deployment(1, 0)], |s| {
-            s.strategy(WeightedRoundRobin).seed(7).health(no_health())
+            configure(s).health(no_health())
         });
         a.serve(&log, answer(|_| reply(200, "a")));
         b.serve(&log, answer(|_| reply(200, "b")));
         let gateway = gateway(FleetLayer::builder(setup.fleet.clone()));
-        for i in 0..400 {
+        for i in 0..n {
             send(&gateway, post(&i.to_string())).await.unwrap();
         }
-        // Smooth WRR over weights 3 and 1 is exact over every window of 4.
-        assert_eq!((a.hits(), b.hits()), (300, 100));
+        *out = (a.hits(), b.hits());
     });
+    hits
+}
+
+#[test]
+fn weighted_round_robin_splits_exactly() {
+    // Smooth WRR over weights 3 and 1 is exact over every window of 4.
+    assert_eq!(
+        split(400, |s| s.strategy(WeightedRoundRobin).seed(7)),
+        (300, 100)
+    );
 }
 
 #[test]
 fn weighted_random_splits_within_tolerance() {
-    run(async {
-        let log = Log::default();
-        let (mut a, mut b) = (Upstream::bind("a").await, Upstream::bind("b").await);
-        let setup = fleet([a.deployment(3, 0), b.deployment(1, 0)], |s| {
-            s.strategy(WeightedRandom).seed(11).health(no_health())
-        });
-        a.serve(&log, answer(|_| reply(200, "a")));
-        b.serve(&log, answer(|_| reply(200, "b")));
-        let gateway = gateway(FleetLayer::builder(setup.fleet.clone()));
-        const N: usize = 2_000;
-        for i in 0..N {
-            send(&gateway, post(&i.to_string())).await.unwrap();
-        }
-        // Expected 1,500 for `a`; a binomial standard deviation is
-        // sqrt(2000 * 0.75 * 0.25) ≈ 19.4, and the tolerance ±60 is over
-        // three of them. The seed is fixed, so the run is the same each
-        // time: the tolerance says the split is right, not lucky.
-        let share = a.hits() as i64;
-        assert!((share - 1_500).abs() <= 60, "a got {share} of {N}");
-        assert_eq!(a.hits() + b.hits(), N);
-    });
+    const N: usize = 2_000;
+    let (a, b) = split(N, |s| s.strategy(WeightedRandom).seed(11));
+    // Expected 1,500 for `a`; a binomial standard deviation is
+    // sqrt(2000 * 0.75 * 0.25) ≈ 19.4, and the tolerance ±60 is over
+    // three of them. The seed is fixed, so the run is the same each
+    // time: the tolerance says the split is right, not lucky.
+    assert!((a as i64 - 1_500).abs() <= 60, "a got {a} of {N}");
+    assert_eq!(a + b, N);
 }
 
 #[test]
@@ -561,26 +567,36 @@ fn total_tokens(frame: &[u8]) -> Option<u64> {
         .ok()
 }
 
+/// The senders of the streamed responses `up` serves: each request's
+/// response is an event stream whose chunks the test sends through the
+/// sender pushed here.
+type Streams = Arc<Mutex<Vec<mpsc::UnboundedSender<Bytes>>>>;
+
+fn serve_streams(up: &mut Upstream, log: &Log) -> Streams {
+    let streams = Streams::default();
+    let senders = streams.clone();
+    up.serve(
+        log,
+        answer(move |_| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            senders.lock().unwrap().push(tx);
+            let mut response = http::Response::new(Reply::Chunks(rx));
+            response
+                .headers_mut()
+                .insert("content-type", "text/event-stream".parse().unwrap());
+            response
+        }),
+    );
+    streams
+}
+
 #[test]
 fn a_streamed_response_reports_once_at_its_end() {
     run(async {
         let log = Log::default();
         let mut a = Upstream::bind("a").await;
         let setup = fleet([a.deployment(1, 0)], |s| s.seed(2).health(no_health()));
-        let streams = Arc::new(Mutex::new(Vec::new()));
-        let senders = streams.clone();
-        a.serve(
-            &log,
-            answer(move |_| {
-                let (tx, rx) = mpsc::unbounded_channel();
-                senders.lock().unwrap().push(tx);
-                let mut response = http::Response::new(Reply::Chunks(rx));
-                response
-                    .headers_mut()
-                    .insert("content-type", "text/event-stream".parse().unwrap());
-                response
-            }),
-        );
+        let streams = serve_streams(&mut a, &log);
         let gateway = gateway(FleetLayer::builder(setup.fleet.clone()).tokens(total_tokens));
         let health = |s: &Setup| s.fleet.health(s.clock.now()).remove(0);
 
@@ -632,16 +648,7 @@ fn a_body_dropped_before_its_end_releases_without_a_report() {
         let log = Log::default();
         let mut a = Upstream::bind("a").await;
         let setup = fleet([a.deployment(1, 0)], |s| s.seed(2).health(no_health()));
-        let streams = Arc::new(Mutex::new(Vec::new()));
-        let senders = streams.clone();
-        a.serve(
-            &log,
-            answer(move |_| {
-                let (tx, rx) = mpsc::unbounded_channel();
-                senders.lock().unwrap().push(tx);
-                http::Response::new(Reply::Chunks(rx))
-            }),
-        );
+        let streams = serve_streams(&mut a, &log);
         let gateway = gateway(FleetLayer::builder(setup.fleet.clone()).tokens(total_tokens));
         let response = gateway.clone().oneshot(post("gone")).await.unwrap();
         let mut body = response.into_body();
