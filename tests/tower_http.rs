@@ -215,6 +215,15 @@ fn no_health() -> modelfleet::health::ValidHealthPolicy {
     HealthPolicy::disabled().validated().unwrap()
 }
 
+/// Upstreams of these names, bound and not yet serving.
+async fn upstreams<const N: usize>(names: [&'static str; N]) -> Vec<Upstream> {
+    let mut ups = Vec::with_capacity(N);
+    for name in names {
+        ups.push(Upstream::bind(name).await);
+    }
+    ups
+}
+
 fn client() -> Inner {
     Client::builder(TokioExecutor::new()).build_http()
 }
@@ -418,10 +427,7 @@ fn a_retry_after_keeps_traffic_away_until_it_passes() {
 fn retries_never_repeat_an_upstream_even_across_an_install() {
     run(async {
         let log = Log::default();
-        let mut ups = Vec::new();
-        for name in ["a", "b", "c", "d"] {
-            ups.push(Upstream::bind(name).await);
-        }
+        let mut ups = upstreams(["a", "b", "c", "d"]).await;
         let three: Vec<_> = ups[..3].iter().map(|u| u.deployment(1, 0)).collect();
         let all: Vec<_> = ups.iter().map(|u| u.deployment(1, 0)).collect();
         let setup = fleet(three.clone(), |s| {
@@ -887,10 +893,7 @@ fn a_deployment_without_endpoint_is_skipped_for_the_next() {
 fn the_affinity_header_keeps_a_session_on_one_upstream() {
     run(async {
         let log = Log::default();
-        let mut ups = Vec::new();
-        for name in ["a", "b", "c", "d"] {
-            ups.push(Upstream::bind(name).await);
-        }
+        let mut ups = upstreams(["a", "b", "c", "d"]).await;
         let setup = fleet(ups.iter().map(|u| u.deployment(1, 0)), |s| {
             s.strategy(modelfleet::select::ConsistentHash::default())
                 .health(no_health())
