@@ -185,6 +185,13 @@ pub enum Error {
         /// The requested model.
         model: String,
     },
+    /// No deployment has this key ([`Fleet::drain`](crate::Fleet::drain)).
+    #[error("no deployment has key {key}")]
+    #[non_exhaustive]
+    UnknownDeployment {
+        /// The key asked for.
+        key: Box<ModelKey>,
+    },
     /// The model exists but every deployment was filtered out.
     #[error("no deployment of {model:?} is eligible: {removed}")]
     #[non_exhaustive]

@@ -162,6 +162,14 @@
 //!   and health snapshots. Validated types deserialize through their
 //!   parsers, so serde cannot build an invalid value; credentials are read but
 //!   never written.
+//! - `http`: [`http`](mod@http) classifies HTTP responses (status,
+//!   `Retry-After`, error bodies) and transport errors as failure kinds
+//!   and outcomes, on the `http` crate's types.
+//! - `tower`: `modelfleet::tower`, a tower `Layer` that routes HTTP
+//!   requests over a [`Fleet`]: picks along its plan, moves the URI onto
+//!   the deployment's endpoint, retries failures worth it on another
+//!   deployment, reports when the response body ends. Implies `http`; no
+//!   async runtime.
 //!
 //! # Rust version
 //!
@@ -172,6 +180,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod clock;
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub mod config;
@@ -182,6 +191,9 @@ mod error;
 mod fleet;
 mod hash;
 pub mod health;
+#[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
+pub mod http;
 mod key;
 mod name;
 mod names;
@@ -189,14 +201,18 @@ pub mod policy;
 mod registry;
 mod request;
 pub mod select;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
 #[cfg(feature = "serde")]
 mod unique_keys;
 
+pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use deployment::builder::DeploymentBuilder;
 pub use deployment::{Credential, Deployment, Limits, MAX_VERSION_LEN};
 pub use endpoint::{CharClass, EndpointProblem, MAX_ENDPOINT_LEN};
 pub use error::{Error, Field};
-pub use fleet::{Fleet, FleetHandle, FleetPick};
+pub use fleet::{Drain, Fleet, FleetBuilder, FleetHandle, FleetPlan};
 pub use key::{Discriminator, ModelKey};
 pub use name::{MAX_NAME_LEN, NameProblem};
 #[doc(inline)]
@@ -205,7 +221,7 @@ pub use registry::diff::{Change, Changes};
 pub use registry::{Collision, Iter, Registry};
 pub use request::{Request, TagMatch, VersionPreference};
 #[doc(inline)]
-pub use select::{Explanation, Pick, Plan, Selector, SelectorBuilder, Verdict};
+pub use select::{Explanation, OwnedPick, Pick, Plan, Selector, SelectorBuilder, Verdict};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -141,6 +141,29 @@ mod tests {
         assert_eq!(quoted(&list), FailureKind::NAMES);
     }
 
+    #[test]
+    fn retryable_table_is_the_kind_table_and_the_code() {
+        let table = between(
+            include_str!("health/kind.rs"),
+            "/// | kind | retryable | why |",
+            "\n    ///\n",
+        );
+        let rows: Vec<(&str, &str)> = table
+            .lines()
+            .filter_map(|row| row.trim_start().strip_prefix("/// | `"))
+            .filter_map(|row| {
+                let (name, rest) = row.split_once('`')?;
+                Some((name, rest.split('|').nth(1)?.trim()))
+            })
+            .collect();
+        let names: Vec<&str> = rows.iter().map(|&(n, _)| n).collect();
+        assert_eq!(names, FailureKind::NAMES);
+        for (&kind, &(name, retryable)) in FailureKind::ALL.iter().zip(&rows) {
+            let yes = if kind.is_retryable() { "yes" } else { "no" };
+            assert_eq!(retryable, yes, "{name}");
+        }
+    }
+
     #[cfg(feature = "serde")]
     #[test]
     fn preset_lists_are_the_table() {

@@ -7,9 +7,10 @@
 #![allow(clippy::extra_unused_type_parameters)]
 
 use modelfleet::{
-    Change, Collision, Credential, Deployment, DeploymentBuilder, Discriminator, Discriminators,
-    EndpointProblem, Error, Field, Fleet, FleetHandle, FleetPick, IdentityPolicy, Iter, Limits,
-    ModelKey, NameProblem, Policy, Registry,
+    Change, Clock, Collision, Credential, Deployment, DeploymentBuilder, Discriminator,
+    Discriminators, Drain, EndpointProblem, Error, Field, Fleet, FleetBuilder, FleetHandle,
+    FleetPlan, IdentityPolicy, Iter, Limits, ManualClock, ModelKey, MonotonicClock, NameProblem,
+    OwnedPick, Policy, Registry,
 };
 
 fn assert_send<T: Send>() {}
@@ -47,14 +48,33 @@ fn registry_types() {
     assert_auto::<Iter<'static>>();
 }
 
+/// What async code needs of a value it moves into a spawned task or a
+/// response body.
+fn assert_owned<T: Send + Sync + 'static>() {}
+fn assert_clone<T: Clone>() {}
+
+#[test]
+fn clock_types() {
+    assert_owned::<ManualClock>();
+    assert_owned::<MonotonicClock>();
+    assert_owned::<std::sync::Arc<dyn Clock>>();
+    assert_clone::<MonotonicClock>();
+}
+
 #[test]
 fn fleet_types() {
     assert_send::<Fleet>();
     assert_sync::<Fleet>();
     assert_send::<Fleet<Policy>>();
     assert_sync::<Fleet<Policy>>();
-    assert_send::<FleetPick<'static>>();
-    assert_send::<FleetHandle<'static>>();
+    assert_owned::<OwnedPick>();
+    assert_owned::<FleetHandle>();
+    assert_owned::<FleetPlan>();
+    assert_owned::<Drain<Policy>>();
+    assert_owned::<FleetBuilder<Policy>>();
+    assert_clone::<Fleet>();
+    assert_clone::<FleetHandle>();
+    assert_owned::<Fleet>();
     assert_send::<Change>();
     assert_sync::<Change>();
 }
@@ -77,4 +97,30 @@ fn error_boxes_as_send_sync() {
         boxed.to_string(),
         "deployment <empty>/gpt-4: provider is empty"
     );
+}
+
+/// The tower adapter's values: a layer and its services are shared by
+/// connection tasks, a response body moves into the server's task, the
+/// error travels boxed.
+#[cfg(feature = "tower")]
+#[test]
+fn tower_types() {
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use modelfleet::tower::{
+        Error, FleetLayer, FleetLayerBuilder, FleetService, FromExtension, Once, ReportingBody,
+        ResponseFuture,
+    };
+
+    assert_owned::<FleetLayer>();
+    assert_clone::<FleetLayer>();
+    assert_owned::<FleetLayerBuilder<Policy, FromExtension>>();
+    assert_owned::<FleetService<(), Policy, FromExtension>>();
+    assert_clone::<FleetService<(), Policy, FromExtension>>();
+    assert_auto::<ReportingBody<Full<Bytes>>>();
+    assert_send::<ResponseFuture<Full<Bytes>>>();
+    assert_unpin::<ResponseFuture<Full<Bytes>>>();
+    assert_auto::<Once<Full<Bytes>>>();
+    assert_auto::<Error>();
+    assert_auto::<FromExtension>();
 }

@@ -61,7 +61,7 @@ use modelfleet::select::{
     PowerOfTwo, Reason, Removed, RoundRobin, Strategy, WeightedRandom, WeightedRoundRobin,
 };
 use modelfleet::{
-    Deployment, Error, Fleet, FleetHandle, FleetPick, ModelKey, Pick, Policy, Registry, Request,
+    Deployment, Error, Fleet, FleetHandle, ModelKey, OwnedPick, Pick, Policy, Registry, Request,
     Selector, SelectorBuilder, TagMatch, VersionPreference,
 };
 use semver::VersionReq;
@@ -548,13 +548,16 @@ fn gen_report(g: &mut Gen, at: u64, counts: &mut Counts) -> (Report, String) {
             kind = FailureKind::rate_limited(Some(ms(g.range(1, 90_000))));
             counts.bump("report.rate_limited.retry_after");
         }
+        if let FailureKind::Overloaded { .. } = kind
+            && g.chance(50)
+        {
+            kind = FailureKind::overloaded(Some(ms(g.range(1, 90_000))));
+            counts.bump("report.overloaded.retry_after");
+        }
         counts.bump_of("report", kind.as_str());
-        let desc = match kind {
-            FailureKind::RateLimited {
-                retry_after: Some(r),
-                ..
-            } => format!("{kind} retry_after={}ms", r.as_millis()),
-            _ => kind.to_string(),
+        let desc = match kind.retry_after() {
+            Some(r) => format!("{kind} retry_after={}ms", r.as_millis()),
+            None => kind.to_string(),
         };
         if g.chance(30) {
             let l = g.range(1, 40_000);
@@ -1364,8 +1367,8 @@ fn fleet_trace(index: usize, counts: &mut Counts) -> String {
         fleet.selector().strategy_name()
     )
     .unwrap();
-    let mut handles: Vec<FleetHandle<'_>> = Vec::new();
-    let mut held: Vec<FleetPick<'_>> = Vec::new();
+    let mut handles: Vec<FleetHandle> = Vec::new();
+    let mut held: Vec<OwnedPick> = Vec::new();
     let mut stale: Option<modelfleet::Changes> = None;
     let mut now: u64 = g.range(0, 5_000);
     for op in 0..g.range(80, 160) {
@@ -1635,6 +1638,7 @@ fn sanity(counts: &Counts) {
         "error.unavailable.limits_only",
         "report.success",
         "report.rate_limited.retry_after",
+        "report.overloaded.retry_after",
         "report.unknown_key",
         "burst",
         "explain",

@@ -726,3 +726,59 @@ proptest! {
         prop_assert!(!shown.contains(&secret), "{} leaks in {}", secret, shown);
     }
 }
+
+/// `base_url` is the endpoint with one trailing slash, so joining a
+/// relative path keeps the endpoint's whole path; `endpoint` stays the
+/// key's form without it.
+#[test]
+fn base_url_keeps_the_path_when_joined() {
+    for (given, endpoint, base) in [
+        (
+            "http://10.0.0.1:8000/v1",
+            "http://10.0.0.1:8000/v1",
+            "http://10.0.0.1:8000/v1/",
+        ),
+        ("http://h/v1/", "http://h/v1", "http://h/v1/"),
+        (
+            "https://h/openai/deployments/gpt4//",
+            "https://h/openai/deployments/gpt4",
+            "https://h/openai/deployments/gpt4/",
+        ),
+        ("http://h", "http://h/", "http://h/"),
+        ("http://h/", "http://h/", "http://h/"),
+    ] {
+        let d = Deployment::builder("p", "m")
+            .endpoint(given)
+            .build()
+            .unwrap();
+        let url = d.base_url().unwrap();
+        assert_eq!(url.as_str(), base, "{given}");
+        assert_eq!(
+            url.join("chat/completions").unwrap().as_str(),
+            format!("{base}chat/completions"),
+            "{given}"
+        );
+        assert_eq!(d.endpoint().unwrap().as_str(), endpoint, "{given}");
+    }
+    assert_eq!(
+        Deployment::builder("p", "m").build().unwrap().base_url(),
+        None
+    );
+}
+
+proptest! {
+    /// For every endpoint spelling: `base_url` is the normal form plus `/`
+    /// (the root stays `/`), a join keeps the whole path, and `endpoint`
+    /// is unchanged by it.
+    #[test]
+    fn base_url_is_the_endpoint_with_a_slash(e in endpoint(), seed: u64) {
+        let d = Deployment::builder("p", "m").endpoint(&e.spell(seed)).build().unwrap();
+        let normal = e.normal();
+        let base = d.base_url().unwrap();
+        let expected = if normal.ends_with('/') { normal.clone() } else { format!("{normal}/") };
+        prop_assert_eq!(base.as_str(), expected.as_str());
+        let joined = base.join("chat/completions").unwrap();
+        prop_assert_eq!(joined.as_str(), format!("{expected}chat/completions"));
+        prop_assert_eq!(d.endpoint().unwrap().as_str(), normal.as_str());
+    }
+}

@@ -55,7 +55,7 @@ use modelfleet::select::{
     WeightedRandom, WeightedRoundRobin,
 };
 use modelfleet::{
-    Change, Deployment, Discriminators, Error, Fleet, FleetPick, IdentityPolicy, ModelKey, Policy,
+    Change, Deployment, Discriminators, Error, Fleet, IdentityPolicy, ModelKey, OwnedPick, Policy,
     Registry, Request, Selector,
 };
 
@@ -167,7 +167,7 @@ impl Versions {
 
     /// Panics unless `pick` is a pickable deployment of a version in the window.
     #[track_caller]
-    fn check_pick(&self, pick: &FleetPick<'_>, lo: usize, hi: usize) {
+    fn check_pick(&self, pick: &OwnedPick, lo: usize, hi: usize) {
         let ok = self.window(lo, hi).any(|reg| {
             reg.get(pick.key())
                 .is_some_and(|d| d == pick.deployment() && d.weight() > 0)
@@ -203,9 +203,9 @@ fn stress_requests() -> Vec<Request> {
 /// installing version `i` until a pick has started on version `i - 1`.
 /// Neither can wait forever: the pick that lets the writer go is one the
 /// threads are allowed to make.
-fn serve<'f>(
+fn serve(
     versions: &Versions,
-    select: impl Fn(&Request) -> Result<FleetPick<'f>, Error>,
+    select: impl Fn(&Request) -> Result<OwnedPick, Error>,
     mut side: impl FnMut(usize, usize),
 ) -> usize {
     let requests = stress_requests();
@@ -815,7 +815,7 @@ fn handle_requests_without_time_follow_report_time() {
 }
 
 /// A report can land on the old version after the new one was built: a
-/// `FleetPick::complete` that loaded the old version just before the swap,
+/// `OwnedPick::complete` that loaded the old version just before the swap,
 /// or a caller still holding the old `Selector`. The deployment's state is
 /// shared, and so must be the news that its tier is no longer all healthy:
 /// the new version must not pick it while it cools, though nothing was

@@ -353,7 +353,7 @@ fn bad_event_lines_exit_2_naming_file_line_and_field() {
         ),
         (
             r#"{"at_ms": 0, "complete": 0, "outcome": "timeout", "retry_after_ms": 5}"#,
-            "retry_after_ms: only a rate_limited outcome has one, not timeout",
+            "retry_after_ms: only a rate_limited or overloaded outcome has one, not timeout",
         ),
         (r#"{"at_ms": 0, "complete": 0}"#, "outcome: required"),
         (
@@ -432,6 +432,31 @@ fn bad_event_lines_exit_2_naming_file_line_and_field() {
     assert_eq!(
         fails(&out),
         "<stdin>:1: an event has exactly one of request, complete, upsert, remove; this one has none"
+    );
+}
+
+/// An overloaded outcome takes `retry_after_ms` and cools its deployment
+/// until then, as a rate limit does.
+#[test]
+fn an_overloaded_outcome_cools_until_its_retry_after() {
+    let dir = scratch("overloaded");
+    let config = write(&dir, "fleet.toml", GOOD_TOML);
+    let events = [
+        r#"{"at_ms": 0, "request": {"model": "gpt-4"}}"#,
+        r#"{"at_ms": 1, "request": {"model": "gpt-4"}}"#,
+        r#"{"at_ms": 10, "complete": 0, "outcome": "overloaded", "retry_after_ms": 5000}"#,
+        r#"{"at_ms": 11, "complete": 1, "outcome": "overloaded", "retry_after_ms": 7000}"#,
+        r#"{"at_ms": 20, "request": {"model": "gpt-4"}}"#,
+    ]
+    .join("\n");
+    let out = run_with_stdin(&[&config, "-"], &events);
+    assert_eq!(out.status, 0, "{}", out.stderr);
+    let last = out.stdout.lines().last().unwrap();
+    assert!(
+        last.starts_with(
+            r#"{"request":2,"error":"unavailable","message":"no deployment of \"gpt-4\" is available until 5010ms"#
+        ),
+        "{last}"
     );
 }
 

@@ -196,7 +196,8 @@ fn kind() -> impl Strategy<Value = FailureKind> {
         Just(Some(Duration::MAX)),
     ];
     prop_oneof![
-        retry.prop_map(FailureKind::rate_limited),
+        retry.clone().prop_map(FailureKind::rate_limited),
+        retry.prop_map(FailureKind::overloaded),
         Just(FailureKind::ServerError),
         Just(FailureKind::Timeout),
         Just(FailureKind::ConnectionError),

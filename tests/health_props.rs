@@ -230,10 +230,12 @@ impl End {
     }
 }
 
-/// Any failure kind, rate limits with or without `Retry-After` (0 to 90 s).
+/// Any failure kind, rate limits and overload with or without
+/// `Retry-After` (0 to 90 s).
 fn failure_kind() -> impl Strategy<Value = FailureKind> {
     prop_oneof![
         3 => prop::option::of(0u64..90_000).prop_map(|ms| FailureKind::rate_limited(ms.map(Duration::from_millis))),
+        2 => prop::option::of(0u64..90_000).prop_map(|ms| FailureKind::overloaded(ms.map(Duration::from_millis))),
         6 => select(FailureKind::ALL.to_vec()),
     ]
 }

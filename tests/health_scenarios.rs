@@ -303,6 +303,7 @@ fn report_of(
             .unwrap_or_else(|e| panic!("{e}"))
         {
             FailureKind::RateLimited { .. } => FailureKind::rate_limited(retry_after_ms.map(ms)),
+            FailureKind::Overloaded { .. } => FailureKind::overloaded(retry_after_ms.map(ms)),
             k => {
                 assert!(retry_after_ms.is_none(), "retry_after_ms on {outcome}");
                 k
@@ -1203,6 +1204,61 @@ fn retry_after_cools_whatever_the_count() {
     let (_reg, s, a) = solo(small, false);
     assert!(s.report(&a, Report::failure(secs(1), limited(Some(4)))));
     assert_eq!(state_of(&s, secs(1)), (State::Healthy, None));
+}
+
+/// An overloaded deployment's `Retry-After` acts as a rate limit's does:
+/// with `RetryAfter::Cools` it cools until then whatever the count, and
+/// with `RetryAfter::SetsEnd` it sets the end of the cooldown its rule
+/// triggers (the default rule: 3 within 60 s, 30 s otherwise).
+#[test]
+fn overloaded_retry_after_cools_like_a_rate_limit() {
+    let overloaded = |ra: Option<u64>| FailureKind::overloaded(ra.map(secs));
+    let (_reg, s, a) = solo(HealthPolicy::default(), true);
+    assert!(s.report(&a, Report::failure(secs(1), overloaded(Some(40)))));
+    assert_eq!(state_of(&s, secs(1)), (State::Cooling, Some(secs(41))));
+    assert_eq!(state_of(&s, secs(41)), (State::Healthy, None));
+
+    let mut sets_end = HealthPolicy::default();
+    sets_end.cooldowns.retry_after = modelfleet::health::RetryAfter::SetsEnd;
+    let (_reg, s, a) = solo(sets_end, true);
+    assert!(s.report(&a, Report::failure(secs(1), overloaded(Some(7)))));
+    assert!(s.report(&a, Report::failure(secs(2), overloaded(None))));
+    assert_eq!(state_of(&s, secs(2)), (State::Healthy, None));
+    assert!(s.report(&a, Report::failure(secs(3), overloaded(Some(7)))));
+    assert_eq!(state_of(&s, secs(3)), (State::Cooling, Some(secs(10))));
+    // Without Retry-After the rule's own cooldown applies.
+    let (_reg, s, a) = solo(HealthPolicy::default(), true);
+    for t in 1..=3 {
+        assert!(s.report(&a, Report::failure(secs(t), overloaded(None))));
+    }
+    assert_eq!(state_of(&s, secs(3)), (State::Cooling, Some(secs(33))));
+}
+
+/// Overload is a 5xx: every preset treats it as it treats a server error
+/// (rule, counted or neither), Dify's included (neither).
+#[test]
+fn overloaded_follows_server_error_in_every_preset() {
+    let overloaded = FailureKind::overloaded(Some(secs(5)));
+    for (name, p) in [
+        ("default", HealthPolicy::default()),
+        ("dify", HealthPolicy::dify()),
+        ("litellm", HealthPolicy::litellm()),
+        ("disabled", HealthPolicy::disabled()),
+    ] {
+        let c = &p.cooldowns;
+        assert_eq!(
+            c.rule(overloaded),
+            c.rule(FailureKind::ServerError),
+            "{name}: rule"
+        );
+        assert_eq!(
+            c.counts(overloaded),
+            c.counts(FailureKind::ServerError),
+            "{name}: counted"
+        );
+    }
+    assert!(HealthPolicy::default().cooldowns.rule(overloaded).is_some());
+    assert!(HealthPolicy::litellm().cooldowns.counts(overloaded));
 }
 
 /// The default rule for server errors: 3 counted failures within 60 s cool

@@ -604,7 +604,7 @@ fn uncounted_in_flight_only_where_nothing_reads_it() {
 
 /// `succeed` takes the time first, as `Report::success` does: an hour-late
 /// observation of a 40 ms call records 40 ms, through a `Pick` and through
-/// a `FleetPick`.
+/// a `OwnedPick`.
 #[test]
 fn succeed_takes_now_then_latency() {
     let reg: Registry = [Deployment::builder("openai", "gpt-4").build().unwrap()]

@@ -439,11 +439,15 @@ fn parse_complete(
                 FailureKind::rate_limited(retry_after),
                 latency,
             )),
+            Ok(FailureKind::Overloaded { .. }) => Some(Outcome::failure(
+                FailureKind::overloaded(retry_after),
+                latency,
+            )),
             Ok(kind) => {
                 if retry_after.is_some() {
                     errs.push((
                         "retry_after_ms".to_owned(),
-                        format!("only a rate_limited outcome has one, not {kind}"),
+                        format!("only a rate_limited or overloaded outcome has one, not {kind}"),
                     ));
                 }
                 Some(Outcome::failure(kind, latency))

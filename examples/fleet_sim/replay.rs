@@ -4,7 +4,7 @@
 //! traffic summary.
 
 use modelfleet::health::Report;
-use modelfleet::{Deployment, Error, Explanation, Fleet, FleetPick};
+use modelfleet::{Deployment, Error, Explanation, Fleet, OwnedPick};
 use serde::Serialize;
 
 use super::Options;
@@ -168,7 +168,7 @@ pub(crate) fn replay(loaded: &Loaded, events: &[Event], options: Options) -> Vec
     }
     let fleet: Fleet = built.fleet();
     let mut registry = built.registry.clone();
-    let mut held: Vec<Option<FleetPick<'_>>> = Vec::new();
+    let mut held: Vec<Option<OwnedPick>> = Vec::new();
     let mut failed = 0usize;
     // Key → picks, in order of first pick.
     let mut share: Vec<(String, u64)> = Vec::new();

@@ -244,6 +244,37 @@ impl Deployment {
         self.endpoint.as_ref()
     }
 
+    /// The endpoint as a base to join paths onto: the normalized endpoint
+    /// with a trailing `/`, or `None` without an endpoint.
+    ///
+    /// [`endpoint`](Self::endpoint) drops the trailing slash, because it is
+    /// part of the deployment's identity and `…/v1` and `…/v1/` name the
+    /// same endpoint. But [`Url::join`] resolves a relative path against
+    /// the base's last `/` (RFC 3986), so joining `chat/completions` onto
+    /// `http://h/v1` replaces `v1`; onto `base_url`'s `http://h/v1/` it
+    /// keeps it. A new URL each call: O(the URL's length).
+    ///
+    /// ```
+    /// let d = modelfleet::Deployment::builder("openai-api-compatible", "gpt-4")
+    ///     .endpoint("http://10.0.0.1:8000/v1")
+    ///     .build()?;
+    /// let base = d.base_url().unwrap();
+    /// assert_eq!(base.as_str(), "http://10.0.0.1:8000/v1/");
+    /// assert_eq!(base.join("chat/completions")?.as_str(), "http://10.0.0.1:8000/v1/chat/completions");
+    /// // The endpoint itself would drop `v1`.
+    /// assert_eq!(d.endpoint().unwrap().join("chat/completions")?.as_str(), "http://10.0.0.1:8000/chat/completions");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn base_url(&self) -> Option<Url> {
+        let mut url = self.endpoint.clone()?;
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        Some(url)
+    }
+
     /// The identity tag (`node1`, `canary`, …).
     ///
     /// ```

@@ -17,14 +17,14 @@
 //!
 //! - **Cooling** ([`Cooldowns`]): a failure of kind K is counted; when the
 //!   rule for K sees `failures` counted failures within `window` (this one
-//!   included), the deployment cools for `cooldown`. A rate-limited report
-//!   with `Retry-After` cools it until then whatever the count
-//!   ([`RetryAfter::Cools`], the default), and `Retry-After` always sets the
-//!   end of a cooldown it triggers. A deployment cooling until `t` is not a
+//!   included), the deployment cools for `cooldown`. A rate-limited or
+//!   overloaded report with `Retry-After` cools it until then whatever the
+//!   count ([`RetryAfter::Cools`], the default), and `Retry-After` always
+//!   sets the end of a cooldown it triggers. A deployment cooling until `t` is not a
 //!   candidate at any time `< t` and is one again at `t` exactly.
 //! - **Ejected** ([`Ejection`], Envoy's outlier detection):
 //!   `consecutive_failures` server-side failures in a row (server error,
-//!   timeout, connection error; a success resets the run) eject the
+//!   overload, timeout, connection error; a success resets the run) eject the
 //!   deployment for `base × n`, capped at `max`, where `n` counts its
 //!   ejections; `n` drops by one for every `interval` it stays un-ejected.
 //!   At most `max_percent` of a model's deployments are ejected at once (at
@@ -63,7 +63,7 @@
 //!
 //! | preset | reproduces |
 //! |---|---|
-//! | [`HealthPolicy::default`] | rate limit: 1 failure → 30 s; timeout, server, connection, other: 3 within 60 s → 30 s; authentication, not found: 1 → 60 s; bad request, context window, content filter: never; Envoy ejection defaults (5 consecutive, 30 s base, 300 s max, 10%, 10 s interval); fail when nothing is healthy; 5 s latency penalty for failures |
+//! | [`HealthPolicy::default`] | rate limit: 1 failure → 30 s; timeout, server, overloaded, connection, other: 3 within 60 s → 30 s; authentication, not found: 1 → 60 s; bad request, context window, content filter: never; Envoy ejection defaults (5 consecutive, 30 s base, 300 s max, 10%, 10 s interval); fail when nothing is healthy; 5 s latency penalty for failures |
 //! | [`HealthPolicy::dify`] | Dify's credential cooldown: rate limit 60 s, authentication and connection errors 10 s, after one failure; fail when all are cooling |
 //! | [`HealthPolicy::litellm`] | LiteLLM's router defaults: 5 s cooldowns; a 429 cools at once when the model has more than one deployment; 401 and 404 cool at once; 408 and 5xx count toward a failure rate that cools above 50% with at least 5 requests in the minute; 400 and connection errors never count; a model with one deployment is never cooled |
 //! | [`HealthPolicy::disabled`] | no health at all: only filters and limits (`Retry-After` ignored, no latency penalty) |

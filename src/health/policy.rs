@@ -108,7 +108,7 @@ impl CooldownRule {
     }
 }
 
-/// What `Retry-After` on a rate-limited report does.
+/// What `Retry-After` on a rate-limited or overloaded report does.
 ///
 /// ```
 /// use modelfleet::health::RetryAfter;
@@ -273,6 +273,7 @@ impl Default for Cooldowns {
         for k in [
             FailureKind::Timeout,
             FailureKind::ServerError,
+            FailureKind::overloaded(None),
             FailureKind::ConnectionError,
             FailureKind::Other,
         ] {

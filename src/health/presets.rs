@@ -42,6 +42,7 @@ impl HealthPolicy {
 
     /// Dify's behaviour: a rate limit cools for 60 s, an authentication or
     /// connection error for 10 s, after one failure; fail when all cool.
+    /// Server errors and overload (Dify's "server unavailable") never cool.
     /// No ejection; the default failure penalty for latency estimates.
     ///
     /// ```
@@ -92,10 +93,14 @@ impl HealthPolicy {
         ] {
             cooldowns.set_rule(k, Some(CooldownRule::once(five)));
         }
-        // LiteLLM cools on 408 and 5xx but never on a connection error
-        // alone (there is no status to judge the deployment by), so
-        // connection errors count toward nothing here.
-        for k in [FailureKind::Timeout, FailureKind::ServerError] {
+        // LiteLLM cools on 408 and 5xx (503 and 529 included) but never on
+        // a connection error alone (there is no status to judge the
+        // deployment by), so connection errors count toward nothing here.
+        for k in [
+            FailureKind::Timeout,
+            FailureKind::ServerError,
+            FailureKind::overloaded(None),
+        ] {
             cooldowns.set_counted(k, true);
         }
         cooldowns.retry_after = RetryAfter::SetsEnd;

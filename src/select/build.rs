@@ -90,7 +90,13 @@ pub struct SelectorBuilder<'r, P> {
     started_at: Option<Duration>,
     previous: Option<&'r Selector>,
     in_flight: InFlight,
+    /// Deployments that take no new picks, as if their weight were 0
+    /// ([`Fleet::drain`](crate::Fleet::drain)).
+    drained: Option<&'r Drained>,
 }
+
+/// The keys of drained deployments.
+pub(crate) type Drained = indexmap::IndexSet<ModelKey, FixedState>;
 
 impl<P> fmt::Debug for SelectorBuilder<'_, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -296,6 +302,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
             started_at: None,
             previous: None,
             in_flight: InFlight::Counted,
+            drained: None,
         }
     }
 
@@ -315,7 +322,14 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
             started_at: Some(now),
             previous: Some(previous),
             in_flight: previous.shared.in_flight,
+            drained: None,
         }
+    }
+
+    /// Takes `drained` as drained (see [`Drained`]).
+    pub(crate) fn draining(mut self, drained: &'r Drained) -> Self {
+        self.drained = Some(drained);
+        self
     }
 
     /// One pass in registry order: slots share the registry's keys and
@@ -358,7 +372,11 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                 rpm_limited: d.limits().rpm.is_some(),
                 limited: *d.limits() != Limits::default(),
                 striped,
-                weight: d.weight(),
+                weight: if self.drained.is_some_and(|set| set.contains(&**k)) {
+                    0
+                } else {
+                    d.weight()
+                },
             });
         }
         (models, members_of, slots)
@@ -506,8 +524,8 @@ fn tier(slots: &[Slot], all: &[u32], priority: u32, flag: &Disturbed, uses: Uses
         .iter()
         .copied()
         .filter(|&i| {
-            let d = &slots[i as usize].deployment;
-            d.priority() == priority && d.weight() > 0
+            let slot = &slots[i as usize];
+            slot.deployment.priority() == priority && slot.weight > 0
         })
         .collect();
     if members.is_empty() {
@@ -516,7 +534,7 @@ fn tier(slots: &[Slot], all: &[u32], priority: u32, flag: &Disturbed, uses: Uses
     let cumulative: Box<[u64]> = members
         .iter()
         .scan(0u64, |acc, &i| {
-            *acc += u64::from(slots[i as usize].deployment.weight());
+            *acc += u64::from(slots[i as usize].weight);
             Some(*acc)
         })
         .collect();

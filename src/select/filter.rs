@@ -144,7 +144,7 @@ impl<'a> Filter<'a> {
     /// Every filter that runs before the newest-version one.
     pub(crate) fn passes_before_newest(&self, slot: &Slot) -> Result<(), Reason> {
         let d = &slot.deployment;
-        if d.weight() == 0 {
+        if slot.weight == 0 {
             return Err(Reason::Drained);
         }
         self.provider(d)?;

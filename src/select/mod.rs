@@ -103,6 +103,7 @@ mod build;
 mod filter;
 mod flags;
 mod index;
+mod owned;
 mod pick;
 mod reason;
 mod ring;
@@ -120,6 +121,7 @@ use std::sync::atomic;
 
 pub use build::{InFlight, SelectorBuilder};
 pub use explain::{Explanation, Verdict};
+pub use owned::OwnedPick;
 pub use pick::Pick;
 pub use plan::Plan;
 pub use reason::{Reason, Removed};
@@ -129,5 +131,6 @@ pub use selector::Selector;
 // every built-in (declared by the table in `strategy/mod.rs`).
 pub use strategy::*;
 
-pub(crate) use pick::{Holder, Lease};
+pub(crate) use build::Drained;
+pub(crate) use plan::Attempts;
 pub(crate) use tables::Slot;

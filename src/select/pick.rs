@@ -1,5 +1,5 @@
 //! [`Pick`], and the in-flight [`Lease`] it shares with
-//! [`FleetPick`](crate::FleetPick).
+//! [`OwnedPick`](super::OwnedPick).
 //!
 //! A pick counts its deployment in flight (when the selector counts) from
 //! the moment the pipeline chooses it until the pick is dropped or
@@ -7,8 +7,8 @@
 //! (key, deployment, tier, strategy), how it completes and how it is
 //! released; the kinds differ
 //! only in how they hold the selector version ([`Holder`]): a `Pick`
-//! borrows it, a `FleetPick` keeps it alive across version swaps and sends
-//! its report to the fleet's current version.
+//! borrows it, an `OwnedPick` holds a reference to it and, when it came
+//! from a fleet, sends its report to the fleet's current version.
 
 use std::fmt;
 use std::ops::Deref;
@@ -79,6 +79,11 @@ impl<'s> Pick<'s> {
     #[inline]
     pub fn priority(&self) -> u32 {
         self.lease.priority()
+    }
+
+    /// The chosen deployment's key, shared with its version.
+    pub(crate) fn shared_key(&self) -> std::sync::Arc<ModelKey> {
+        self.lease.shared_key()
     }
 
     /// The name of the strategy that chose it.
@@ -199,6 +204,11 @@ impl<H: Holder> Lease<H> {
     pub(crate) fn key(&self) -> H::Ref<'_, ModelKey> {
         let index = self.index;
         self.holder.project(move |s| &*s.slot_at(index).key)
+    }
+
+    /// The chosen deployment's key, shared with its version.
+    pub(crate) fn shared_key(&self) -> std::sync::Arc<ModelKey> {
+        std::sync::Arc::clone(&self.slot().key)
     }
 
     /// The chosen deployment.

@@ -61,7 +61,13 @@ impl Selector {
     /// # Ok::<(), modelfleet::Error>(())
     /// ```
     pub fn select(&self, request: &Request) -> Result<Pick<'_>, Error> {
-        let (index, priority) = self.choose(request)?;
+        self.select_at(request, None)
+    }
+
+    /// [`select`](Self::select) at `at` (ns) when given, instead of the
+    /// request's own time.
+    pub(crate) fn select_at(&self, request: &Request, at: Option<u64>) -> Result<Pick<'_>, Error> {
+        let (index, priority) = self.choose_at(request, at)?;
         Ok(Pick::new(Lease::new(self, index, priority)))
     }
 
@@ -71,9 +77,19 @@ impl Selector {
     /// [`Lease`] at once; returns its index in [`slots`](Self::slot_at) and
     /// its priority.
     pub(crate) fn choose(&self, request: &Request) -> Result<(usize, u32), Error> {
+        self.choose_at(request, None)
+    }
+
+    /// [`choose`](Self::choose) at `at` (ns) when given, instead of the
+    /// request's own time.
+    pub(crate) fn choose_at(
+        &self,
+        request: &Request,
+        at: Option<u64>,
+    ) -> Result<(usize, u32), Error> {
         let local = &self.local;
         let (gi, group) = self.group(request)?;
-        let now = self.now(request);
+        let now = at.unwrap_or_else(|| self.now(request));
         let ctx = Context::new(&local.rng, &local.cursors[gi], request.affinity_key());
         let strategy = self.shared.chooser.get();
         let slots = &self.shared.slots[..];

@@ -145,7 +145,7 @@ impl Ring {
             names
                 .iter()
                 .zip(members)
-                .map(|(name, &i)| (name.as_bytes(), slots[i as usize].deployment.weight())),
+                .map(|(name, &i)| (name.as_bytes(), slots[i as usize].weight)),
         )
     }
 

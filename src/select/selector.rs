@@ -220,6 +220,19 @@ impl Selector {
         SelectorBuilder::rebuilding(self, registry, now).build()
     }
 
+    /// [`rebuild`](Self::rebuild) with the deployments under `drained`
+    /// taking no new picks.
+    pub(crate) fn rebuild_draining<P: IdentityPolicy>(
+        &self,
+        registry: &Registry<P>,
+        now: Duration,
+        drained: &super::build::Drained,
+    ) -> Selector {
+        SelectorBuilder::rebuilding(self, registry, now)
+            .draining(drained)
+            .build()
+    }
+
     /// Whether this selector counts picks in flight.
     #[inline]
     pub(crate) fn counts_in_flight(&self) -> bool {
@@ -229,9 +242,17 @@ impl Selector {
     /// Handle `number` of this selector's version: its own cursors, random
     /// source and in-flight stripe, over the same deployments and state.
     /// Rotation positions are carried over (by model name) from `previous`,
-    /// the same handle on an older version.
-    pub(crate) fn handle_of(&self, number: u64, previous: Option<&Selector>) -> Selector {
-        let local = Local::new(&self.shared, number);
+    /// the same handle on an older version; reports go to `reports_to`,
+    /// the fleet's current version, read at fleet `generation`.
+    pub(crate) fn handle_of(
+        &self,
+        number: u64,
+        previous: Option<&Selector>,
+        (reports_to, generation): (&Arc<arc_swap::ArcSwap<Selector>>, u64),
+    ) -> Selector {
+        let mut local = Local::new(&self.shared, number);
+        local.reports_to = Some(Arc::clone(reports_to));
+        local.generation = generation;
         if let Some(old) = previous {
             local.carry(&self.shared, &old.local, &old.shared);
         }
@@ -239,11 +260,6 @@ impl Selector {
             shared: Arc::clone(&self.shared),
             local,
         }
-    }
-
-    /// Whether `other` is a handle of the same version as this one.
-    pub(crate) fn same_version(&self, other: &Selector) -> bool {
-        Arc::ptr_eq(&self.shared, &other.shared)
     }
 
     /// The deployment under `key`, if any.

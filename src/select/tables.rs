@@ -188,6 +188,14 @@ pub(crate) struct Local {
     /// [`state::STRIPES`], or 0 when the selector is not
     /// [striped](Shared::striped).
     pub(crate) stripe: usize,
+    /// For a fleet handle's handle of a version: the fleet's current
+    /// version, where its picks' reports go. Held here, once per handle,
+    /// so a pick need not take a reference every handle's picks would
+    /// write.
+    pub(crate) reports_to: Option<Arc<arc_swap::ArcSwap<super::Selector>>>,
+    /// For a fleet handle's handle of a version: the fleet generation it
+    /// was made at (its version is at least that generation's).
+    pub(crate) generation: u64,
 }
 
 impl Local {
@@ -214,6 +222,8 @@ impl Local {
             } else {
                 0
             },
+            reports_to: None,
+            generation: 0,
         }
     }
 

@@ -279,10 +279,7 @@ impl DeploymentState {
                 self.observe_latency(latency.unwrap_or_default().max(penalty), now, tau);
             }
         }
-        let retry_after = match kind {
-            FailureKind::RateLimited { retry_after } => retry_after.map(nanos),
-            _ => None,
-        };
+        let retry_after = kind.retry_after().map(nanos);
 
         // Cooldown.
         let mut cool_end = None;
