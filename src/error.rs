@@ -242,6 +242,8 @@ pub enum Field {
     ContextWindow,
     /// `credential`.
     Credential,
+    /// `cooldown_ms`: the deployment's cooldown override.
+    Cooldown,
 }
 
 impl Field {
@@ -268,6 +270,7 @@ impl Field {
             Field::Tpm => "limits.tpm",
             Field::ContextWindow => "context_window",
             Field::Credential => "credential",
+            Field::Cooldown => "cooldown_ms",
         }
     }
 }

@@ -209,7 +209,7 @@ mod unique_keys;
 
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use deployment::builder::DeploymentBuilder;
-pub use deployment::{Credential, Deployment, Limits, MAX_VERSION_LEN};
+pub use deployment::{Credential, Deployment, Limits, MAX_COOLDOWN, MAX_VERSION_LEN};
 pub use endpoint::{CharClass, EndpointProblem, MAX_ENDPOINT_LEN};
 pub use error::{Error, Field};
 pub use fleet::{Drain, Fleet, FleetBuilder, FleetHandle, FleetPlan};

@@ -609,7 +609,7 @@ fn every_deployment_problem_is_pinned_with_its_field() {
         ),
         (
             r#""wieght": 2"#,
-            "deployments[1].wieght: unknown field, expected one of `provider`, `model`, `upstream_model`, `endpoint`, `tag`, `version`, `labels`, `weight`, `priority`, `limits`, `context_window`, `credential`",
+            "deployments[1].wieght: unknown field, expected one of `provider`, `model`, `upstream_model`, `endpoint`, `tag`, `version`, `labels`, `weight`, `priority`, `limits`, `context_window`, `cooldown_ms`, `credential`",
         ),
         (
             r#""limits": {"rmp": 60}"#,
@@ -659,7 +659,7 @@ health.cooldowns.timeout.cooldown_ms: must be more than 0
 health.ejection.base_ms: must be more than 0
 health.ejection.max_percent: must be at most 100, got 150
 health.unhealthy.panic: must be from 1 to 100, got 0
-deployments[0].color: unknown field, expected one of `provider`, `model`, `upstream_model`, `endpoint`, `tag`, `version`, `labels`, `weight`, `priority`, `limits`, `context_window`, `credential`
+deployments[0].color: unknown field, expected one of `provider`, `model`, `upstream_model`, `endpoint`, `tag`, `version`, `labels`, `weight`, `priority`, `limits`, `context_window`, `cooldown_ms`, `credential`
 deployments[0].limits.extra: unknown field, expected one of `max_in_flight`, `rpm`, `tpm`
 deployments[0].labels: key is empty
 deployments[0].labels.ok: "b\0" holds a control character at byte 1

@@ -690,7 +690,7 @@ fn bad_json_deployments_name_field_and_deployment() {
         ),
         (
             r#""wieght":1"#,
-            "deployment openai/gpt-4: unknown field `wieght`, expected one of `provider`, `model`, `upstream_model`, `endpoint`, `tag`, `version`, `labels`, `weight`, `priority`, `limits`, `context_window`, `credential`",
+            "deployment openai/gpt-4: unknown field `wieght`, expected one of `provider`, `model`, `upstream_model`, `endpoint`, `tag`, `version`, `labels`, `weight`, `priority`, `limits`, `context_window`, `cooldown_ms`, `credential`",
         ),
         (
             r#""limits":{"rmp":60}"#,

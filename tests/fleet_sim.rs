@@ -421,7 +421,7 @@ fn bad_event_lines_exit_2_naming_file_line_and_field() {
         format!(
             "{events}:2: at_ms: 5 is earlier than 10, the time of line 1\n\
              {events}:4: complete: request 0 was already completed on line 3\n\
-             {events}:5: upsert.colour: unknown field, expected one of `provider`, `model`, `upstream_model`, `endpoint`, `tag`, `version`, `labels`, `weight`, `priority`, `limits`, `context_window`, `credential`\n\
+             {events}:5: upsert.colour: unknown field, expected one of `provider`, `model`, `upstream_model`, `endpoint`, `tag`, `version`, `labels`, `weight`, `priority`, `limits`, `context_window`, `cooldown_ms`, `credential`\n\
              {events}:5: upsert.tag: \" x\" starts or ends with white space\n\
              {events}:5: upsert.weight: -1 is negative"
         )

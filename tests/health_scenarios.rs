@@ -803,6 +803,7 @@ fn health_snapshot_serializes() {
     let fields = [
         "available_at",
         "consecutive_failures",
+        "cooldown",
         "ejections",
         "in_flight",
         "key",
@@ -828,6 +829,7 @@ fn health_snapshot_serializes() {
     assert_eq!(rows[1]["key"], b.to_string());
     assert_eq!(rows[1]["state"], "healthy");
     assert!(rows[1]["available_at"].is_null());
+    assert!(rows[1]["cooldown"].is_null());
     assert_eq!(rows[1]["in_flight"], 1);
     assert!(rows[1]["latency"].is_null());
     held.complete(Report::success(secs(6), ms(250)));

@@ -27,7 +27,7 @@ use crate::name::{check_free_text, check_name};
 ///     r#"{"provider": "openai", "model": "gpt-4", "tag": " ", "wieght": 2, "limits": {"rpm": 0}}"#,
 /// )?;
 /// assert_eq!(entry.build().unwrap_err().to_string(), "\
-/// wieght: unknown field, expected one of `provider`, `model`, `upstream_model`, `endpoint`, `tag`, `version`, `labels`, `weight`, `priority`, `limits`, `context_window`, `credential`
+/// wieght: unknown field, expected one of `provider`, `model`, `upstream_model`, `endpoint`, `tag`, `version`, `labels`, `weight`, `priority`, `limits`, `context_window`, `cooldown_ms`, `credential`
 /// tag: is empty
 /// limits.rpm: must be at least 1 (leave it unset for no limit)");
 ///

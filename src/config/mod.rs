@@ -41,6 +41,12 @@
 //! | `unhealthy` | `"fail"`, or `{panic = threshold_percent}` |
 //! | `failure_penalty_ms` | a number, or `false`/`null` |
 //!
+//! A deployment's `cooldown_ms` (whole milliseconds, from 0 to
+//! [`MAX_COOLDOWN`](crate::MAX_COOLDOWN)) overrides how long its
+//! cooldowns last; `0` means it never cools (see
+//! [`health`](crate::health#cooldown-override)). A negative, fractional,
+//! NaN or larger value is an error at `deployments[i].cooldown_ms`.
+//!
 //! A table overrides only the fields it names; the others come from the
 //! preset (see each type for the defaults when the preset has none). TOML
 //! has no `null`: write `false`, which every format reads the same way.

@@ -4,11 +4,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::num::{NonZeroU32, NonZeroU64};
+use std::time::Duration;
 
 use semver::Version;
 use url::Url;
 
-use super::{Credential, Deployment, Limits, MAX_VERSION_LEN};
+use super::{Credential, Deployment, Limits, MAX_COOLDOWN, MAX_VERSION_LEN};
 use crate::error::{Error, Field};
 use crate::name::{NameProblem, check_free_text, check_name, describe};
 
@@ -16,7 +17,7 @@ impl Deployment {
     /// Starts building a deployment of `model` at `provider`.
     ///
     /// Defaults: no endpoint (the provider's default), no tag, no version, no
-    /// labels, weight 1, priority 0, no limits.
+    /// labels, weight 1, priority 0, no limits, no cooldown override.
     ///
     /// ```
     /// let d = modelfleet::Deployment::builder("openai", "gpt-4").build()?;
@@ -41,6 +42,7 @@ impl Deployment {
                 limits: Limits::default(),
                 context_window: None,
                 credential: None,
+                cooldown: None,
             },
         };
         b.check(Field::Provider, check_name(provider));
@@ -319,13 +321,34 @@ impl DeploymentBuilder {
         self
     }
 
+    /// The cooldown override (see [`Deployment::cooldown`]): every
+    /// cooldown the health policy starts for this deployment lasts
+    /// `cooldown`; zero means it never cools. At most [`MAX_COOLDOWN`].
+    pub fn cooldown(mut self, cooldown: Duration) -> Self {
+        if cooldown > MAX_COOLDOWN {
+            self.fail(Error::InvalidNumber {
+                deployment: self.who.clone(),
+                field: Field::Cooldown,
+                problem: format!(
+                    "must be at most {} ms, got {} ms",
+                    MAX_COOLDOWN.as_millis(),
+                    cooldown.as_millis()
+                ),
+            });
+        } else {
+            self.d.cooldown = Some(cooldown);
+        }
+        self
+    }
+
     /// Builds the deployment.
     ///
     /// # Errors
     ///
     /// The first problem any setter met: [`Error::InvalidName`] (provider,
     /// model, upstream model, tag, label, credential), [`Error::InvalidEndpoint`],
-    /// [`Error::InvalidVersion`] or [`Error::InvalidNumber`].
+    /// [`Error::InvalidVersion`] or [`Error::InvalidNumber`] (weight,
+    /// priority, limits, context window, cooldown).
     pub fn build(self) -> Result<Deployment, Error> {
         match self.errors.into_iter().next() {
             Some(e) => Err(e),
@@ -360,7 +383,7 @@ mod tests {
     type Setter = fn(DeploymentBuilder) -> DeploymentBuilder;
 
     /// One bad value per checked setter, each independent of the others.
-    const BAD: [(Field, Setter); 11] = [
+    const BAD: [(Field, Setter); 12] = [
         (Field::UpstreamModel, |b| b.upstream_model(" id")),
         (Field::Endpoint, |b| b.endpoint("ftp://h/v1")),
         (Field::Tag, |b| b.tag("")),
@@ -372,6 +395,7 @@ mod tests {
         (Field::Tpm, |b| b.tpm(0)),
         (Field::ContextWindow, |b| b.context_window(0)),
         (Field::Credential, |b| b.credential("\u{1}")),
+        (Field::Cooldown, |b| b.cooldown(MAX_COOLDOWN * 2)),
     ];
 
     fn all_bad() -> DeploymentBuilder {

@@ -10,6 +10,7 @@ pub(crate) mod serde_impl;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::num::{NonZeroU32, NonZeroU64};
+use std::time::Duration;
 
 use semver::Version;
 use url::Url;
@@ -29,6 +30,22 @@ use crate::name::NameProblem;
 /// assert!(Deployment::builder("openai", "gpt-4").version(&long).build().is_err());
 /// ```
 pub const MAX_VERSION_LEN: usize = 256;
+
+/// The longest cooldown override a deployment accepts
+/// ([`DeploymentBuilder::cooldown`](crate::DeploymentBuilder::cooldown)):
+/// one day, the same bound as a server's `Retry-After`. A deployment that
+/// should stay out longer is drained (weight 0) instead.
+///
+/// ```
+/// use std::time::Duration;
+/// use modelfleet::{Deployment, MAX_COOLDOWN};
+///
+/// assert_eq!(MAX_COOLDOWN, Duration::from_secs(24 * 60 * 60));
+/// let b = |d| Deployment::builder("openai", "gpt-4").cooldown(d).build();
+/// assert!(b(MAX_COOLDOWN).is_ok());
+/// assert!(b(MAX_COOLDOWN + Duration::from_nanos(1)).is_err());
+/// ```
+pub const MAX_COOLDOWN: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// One reachable serving of a model.
 ///
@@ -68,6 +85,7 @@ pub struct Deployment {
     limits: Limits,
     context_window: Option<NonZeroU32>,
     credential: Option<Credential>,
+    cooldown: Option<Duration>,
 }
 
 /// Per-deployment limits. `None` means unlimited.
@@ -372,6 +390,32 @@ impl Deployment {
         self.context_window.map(NonZeroU32::get)
     }
 
+    /// The cooldown override: when set, every cooldown the health policy
+    /// starts for this deployment lasts this long instead of its rule's
+    /// duration; [`Duration::ZERO`] means the deployment never cools (as
+    /// LiteLLM's per-deployment `cooldown_time`, where 0 turns cooldowns
+    /// off). `None`, the default, keeps the policy's durations.
+    ///
+    /// A `Retry-After` the server sent still sets the end of a cooldown
+    /// that starts (it is more precise than a configured time), except on
+    /// a deployment with override zero, which never cools. Ejection
+    /// (outlier detection) keeps its own lengths: the override does not
+    /// touch it. See the [health guide](crate::health#cooldown-override).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let d = modelfleet::Deployment::builder("openai", "gpt-4")
+    ///     .cooldown(Duration::from_secs(10))
+    ///     .build()?;
+    /// assert_eq!(d.cooldown(), Some(Duration::from_secs(10)));
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    #[must_use]
+    pub fn cooldown(&self) -> Option<Duration> {
+        self.cooldown
+    }
+
     /// The credential reference, if any (redacted when printed).
     ///
     /// ```
@@ -417,6 +461,7 @@ impl Deployment {
             limits,
             context_window,
             credential: _,
+            cooldown,
         } = self;
         *provider == other.provider
             && *model == other.model
@@ -429,6 +474,7 @@ impl Deployment {
             && *priority == other.priority
             && *limits == other.limits
             && *context_window == other.context_window
+            && *cooldown == other.cooldown
     }
 
     /// This deployment with `credential` when it has none of its own.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use semver::Version;
 use serde::de::{self, Deserializer, Visitor};
@@ -10,7 +11,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use url::Url;
 
 use super::builder::DeploymentBuilder;
-use super::{Deployment, Limits};
+use super::{Deployment, Limits, MAX_COOLDOWN};
 use crate::error::{Error, Field};
 use crate::name::describe;
 
@@ -41,13 +42,15 @@ pub(crate) struct Repr {
     #[serde(default)]
     pub(crate) context_window: Option<Num>,
     #[serde(default)]
+    pub(crate) cooldown_ms: Option<Num>,
+    #[serde(default)]
     pub(crate) credential: Option<String>,
     #[serde(flatten)]
     pub(crate) unknown: BTreeMap<String, de::IgnoredAny>,
 }
 
 pub(crate) const FIELDS: &str = "`provider`, `model`, `upstream_model`, `endpoint`, `tag`, `version`, \
-    `labels`, `weight`, `priority`, `limits`, `context_window`, `credential`";
+    `labels`, `weight`, `priority`, `limits`, `context_window`, `cooldown_ms`, `credential`";
 pub(crate) const LIMITS_FIELDS: &str = "`max_in_flight`, `rpm`, `tpm`";
 
 #[derive(Clone, Deserialize, Default)]
@@ -88,6 +91,15 @@ struct Out<'a> {
     limits: &'a Limits,
     #[serde(skip_serializing_if = "Option::is_none")]
     context_window: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cooldown_ms: Option<u64>,
+}
+
+/// `d` in whole milliseconds, rounded up: a cooldown under a millisecond
+/// must not be written as 0, which would mean "never cools".
+fn ceil_millis(d: Duration) -> u64 {
+    let ms = d.as_millis() + u128::from(!d.subsec_nanos().is_multiple_of(1_000_000));
+    u64::try_from(ms).unwrap_or(u64::MAX)
 }
 
 impl Serialize for Deployment {
@@ -104,6 +116,7 @@ impl Serialize for Deployment {
             priority: self.priority,
             limits: &self.limits,
             context_window: self.context_window(),
+            cooldown_ms: self.cooldown.map(ceil_millis),
         }
         .serialize(s)
     }
@@ -134,7 +147,7 @@ impl Repr {
 
     /// A builder given every field (unknown fields aside): names,
     /// endpoint, tag, version, labels, weight, priority, context window,
-    /// limits, credential, in that order, so that its problems come in
+    /// limits, cooldown, credential, in that order, so that its problems come in
     /// that order too. The numbers are checked on the way.
     pub(crate) fn builder(&self) -> DeploymentBuilder {
         let r = self;
@@ -178,6 +191,10 @@ impl Repr {
         if let Some(v) = b.whole(Field::Tpm, r.limits.tpm.clone(), u64::MAX) {
             b = b.tpm(v);
         }
+        let max_ms = u64::try_from(MAX_COOLDOWN.as_millis()).unwrap_or(u64::MAX);
+        if let Some(v) = b.whole(Field::Cooldown, r.cooldown_ms.clone(), max_ms) {
+            b = b.cooldown(Duration::from_millis(v));
+        }
         if let Some(v) = &r.credential {
             b = b.credential(v);
         }
@@ -196,6 +213,8 @@ impl DeploymentBuilder {
             Num::F(v) if v.is_nan() => "NaN is not a number".to_owned(),
             Num::F(v) if v < 0.0 => format!("{v} is negative"),
             Num::F(v) if v.fract() == 0.0 && v <= max as f64 => return Some(v as u64),
+            // A huge float in plain notation would be hundreds of digits.
+            Num::F(v) if v.abs() >= 1e16 => format!("{v:e} is not a whole number from 0 to {max}"),
             Num::F(v) => format!("{v} is not a whole number from 0 to {max}"),
             Num::Other(v) => format!("{v} is not a number"),
         };
@@ -272,6 +291,7 @@ mod tests {
                 Field::Tpm => r.limits.tpm = None,
                 Field::ContextWindow => r.context_window = None,
                 Field::Credential => r.credential = None,
+                Field::Cooldown => r.cooldown_ms = None,
             }
             found.push(e);
         }
@@ -284,13 +304,13 @@ mod tests {
             r#"{"provider": "openai", "model": "gpt-4", "upstream_model": "",
                 "endpoint": "http://u:pw@h/", "tag": " t", "version": "1",
                 "labels": {"": "x"}, "weight": -1, "priority": 1.5,
-                "context_window": 0, "credential": "",
+                "context_window": 0, "credential": "", "cooldown_ms": -5,
                 "limits": {"max_in_flight": "many", "rpm": 0, "tpm": -3}}"#,
         )
         .unwrap();
         let rebuilt = one_at_a_time(&r);
         let collected = r.builder().build_collecting_errors().unwrap_err();
-        assert_eq!(collected.len(), 12);
+        assert_eq!(collected.len(), 13);
         let show = |es: &[Error]| es.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>();
         assert_eq!(show(&collected), show(&rebuilt));
 

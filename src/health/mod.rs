@@ -42,6 +42,33 @@
 //!   [estimate](crate::Request::tokens) (at least 1) exceed `tpm`. Counts
 //!   saturate at `u64::MAX` instead of wrapping.
 //!
+//! # Cooldown override
+//!
+//! A deployment may carry its own cooldown time
+//! ([`DeploymentBuilder::cooldown`](crate::DeploymentBuilder::cooldown),
+//! `cooldown_ms` in fleet files), as LiteLLM's per-deployment
+//! `cooldown_time` replaces the router's for that deployment:
+//!
+//! - **Set to `d` > 0**: every cooldown a [rule](CooldownRule) or the
+//!   [failure rate](FailureRate) starts for the deployment lasts `d`
+//!   instead of the rule's `cooldown`. Which failures count and when a
+//!   rule triggers do not change.
+//! - **Zero**: the deployment never cools. Its failures are still counted
+//!   (consecutive failures, the rolling minute's failure rate).
+//! - **`Retry-After`**: a server's `Retry-After` is more precise than a
+//!   configured time, so it keeps its place: with [`RetryAfter::Cools`] it
+//!   cools the deployment until then, and it sets the end of a cooldown a
+//!   rule triggers, override or not. The one exception is an override of
+//!   zero: such a deployment does not cool for `Retry-After` either (there,
+//!   zero means "never", as in LiteLLM).
+//! - **Ejection** is Envoy's outlier detection, separate from cooldowns:
+//!   the override does not touch it, and an ejected deployment is out for
+//!   [`Ejection`]'s lengths whatever its override.
+//!
+//! The override is read once per selector version, when the version is
+//! built; a report reads it from the deployment's slot: O(1), and the
+//! request path never reads it.
+//!
 //! # Time range
 //!
 //! Times (of [reports](Report::new), [requests](crate::Request::at), and the

@@ -51,6 +51,11 @@ pub struct HealthSnapshot {
     pub requests_per_minute: u64,
     /// Reported tokens in the rolling minute.
     pub tokens_per_minute: u64,
+    /// The deployment's cooldown override ([`Deployment::cooldown`](crate::Deployment::cooldown)):
+    /// how long its cooldowns last; zero: it never cools; `None`: the
+    /// policy's durations.
+    #[cfg_attr(feature = "serde", serde(with = "opt_millis"))]
+    pub cooldown: Option<Duration>,
 }
 
 #[cfg(feature = "serde")]

@@ -377,6 +377,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                 } else {
                     d.weight()
                 },
+                cooldown: d.cooldown().map(nanos),
             });
         }
         (models, members_of, slots)

@@ -78,6 +78,7 @@ impl Selector {
                     latency: st.latency(),
                     requests_per_minute: st.picks_per_minute(t),
                     tokens_per_minute: st.tokens_per_minute(t),
+                    cooldown: slot.deployment.cooldown(),
                 }
             })
             .collect()
@@ -112,9 +113,13 @@ impl Selector {
             len: group.all.len(),
             ejected_at: &ejected_at,
         };
-        let changed = slot
-            .state
-            .report(report, &shared.health, shared.latency_decay, &view);
+        let changed = slot.state.report(
+            report,
+            &shared.health,
+            shared.latency_decay,
+            &view,
+            slot.cooldown,
+        );
         // Raised for a drained deployment too: in a newer version sharing
         // its priority's flag it may be a candidate again.
         if let Some(changed) = changed {

@@ -49,6 +49,9 @@ pub(crate) struct Slot {
     /// pick; kept here so the hot path does not reach through the shared
     /// deployment pointer (one more cache miss per candidate).
     pub(crate) weight: u32,
+    /// The deployment's cooldown override in nanoseconds, read only on the
+    /// report path; kept here so a report does not convert it each time.
+    pub(crate) cooldown: Option<u64>,
 }
 
 /// The members of one priority tier with weight > 0, and tables built once.

@@ -243,12 +243,18 @@ impl DeploymentState {
 
     /// Applies one report. Returns what changed when the deployment left
     /// the candidates (cooldown or ejection).
+    ///
+    /// `cooldown` is the deployment's override in nanoseconds: when set,
+    /// a cooldown a rule or the failure rate starts lasts it instead of
+    /// the rule's duration (a `Retry-After` still sets the end), and 0
+    /// starts none at all, `Retry-After` included. Ejection ignores it.
     pub(crate) fn report(
         &self,
         report: &Report,
         policy: &HealthPolicy,
         tau: Duration,
         group: &GroupView<'_>,
+        cooldown: Option<u64>,
     ) -> Option<Changed> {
         let now = nanos(report.time());
         if report.token_count() > 0 {
@@ -281,16 +287,18 @@ impl DeploymentState {
         }
         let retry_after = kind.retry_after().map(nanos);
 
-        // Cooldown.
+        // Cooldown: a deployment whose override is zero never cools, so
+        // nothing below runs for it; failures are still counted above.
         let mut cool_end = None;
-        if let (Some(ra), RetryAfter::Cools) = (retry_after, c.retry_after) {
+        let cools = cooldown != Some(0);
+        if let (Some(ra), RetryAfter::Cools, true) = (retry_after, c.retry_after, cools) {
             cool_end = Some(now.saturating_add(ra));
         }
-        if group.len >= c.min_group_size as usize && counted {
+        if group.len >= c.min_group_size as usize && counted && cools {
             if let Some(rule) = c.rule(kind)
                 && self.failures_within(now, rule.failures(), nanos(rule.window()))
             {
-                let d = retry_after.unwrap_or(nanos(rule.cooldown()));
+                let d = retry_after.unwrap_or(cooldown.unwrap_or(nanos(rule.cooldown())));
                 cool_end = cool_end.max(Some(now.saturating_add(d)));
             }
             if let Some(rate) = &c.failure_rate {
@@ -298,7 +306,7 @@ impl DeploymentState {
                 let failed = self.window.rolling(now, |b| &b.failures);
                 if done >= u64::from(rate.min_requests) && failed as f64 > rate.ratio * done as f64
                 {
-                    let d = retry_after.unwrap_or(nanos(rate.cooldown));
+                    let d = retry_after.unwrap_or(cooldown.unwrap_or(nanos(rate.cooldown)));
                     cool_end = cool_end.max(Some(now.saturating_add(d)));
                 }
             }
