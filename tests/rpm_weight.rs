@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use modelfleet::select::{Strategy, WeightSource, WeightedRandom, WeightedRoundRobin};
+use modelfleet::select::{Reason, Strategy, WeightSource, WeightedRandom, WeightedRoundRobin};
 use modelfleet::{Deployment, Fleet, Policy, Registry, Request, Selector};
 
 const SEED: u64 = 0x5EED_2026;
@@ -193,6 +193,14 @@ fn a_deployment_without_the_field_weighs_zero_in_its_tier() {
     ]);
     let sel = Selector::with_seed(&reg, WeightedRandom::with_weights(WeightSource::Rpm), SEED);
     assert_eq!(counts(&sel, "gpt-4", &["rpm", "none"], 200), [200, 0]);
+    // `explain` says why: it weighs 0, as a drained deployment does.
+    let why = sel.explain(&Request::new("gpt-4")).unwrap();
+    let none = why
+        .candidates()
+        .iter()
+        .find(|v| v.key().tag() == modelfleet::Discriminator::Present("none"))
+        .unwrap();
+    assert_eq!(none.removed(), Some(Reason::Drained));
 }
 
 /// A drain still takes a deployment out, whatever its rpm; the rest of

@@ -678,7 +678,9 @@ impl<'a> Candidate<'a> {
         self.slot.state.slow_factor(now, slow) < 1.0
     }
 
-    /// The selection weight (at least 1: drained deployments are never candidates).
+    /// The selection weight, as the strategy's
+    /// [`WeightSource`](crate::select::WeightSource) derives it (at least 1:
+    /// deployments of weight 0 are never candidates).
     ///
     /// See [`Candidate`] for an example.
     pub fn weight(&self) -> u32 {

@@ -16,8 +16,9 @@ use crate::names::names;
 /// - [`Weight`](Self::Weight): the deployment's `weight` (the default).
 /// - [`Rpm`](Self::Rpm), [`Tpm`](Self::Tpm): the requests (tokens) per
 ///   minute limit. In a tier where some member sets it, a member without it
-///   weighs 0, as in LiteLLM; in a tier where no member sets it, the
-///   members keep their `weight`.
+///   weighs 0, as in LiteLLM (an [explanation](crate::select::Explanation)
+///   lists it as drained); in a tier where no member sets it, the members
+///   keep their `weight`.
 /// - [`LiteLlm`](Self::LiteLlm): LiteLLM's `simple-shuffle` order, per tier:
 ///   `weight` if any member's weight differs from 1, else rpm if any member
 ///   sets it, else tpm if any member sets it, else `weight` (uniform).
