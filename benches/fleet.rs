@@ -49,7 +49,10 @@ fn drained(reg: &Registry) -> Registry {
 /// One thread: bare selector vs the fleet's shared handle vs a fleet handle.
 fn single(c: &mut Criterion) {
     let request = Request::new("gpt-4");
-    for strategy in [BuiltinStrategy::from(RoundRobin), WeightedRoundRobin.into()] {
+    for strategy in [
+        BuiltinStrategy::from(RoundRobin),
+        WeightedRoundRobin::new().into(),
+    ] {
         let mut g = c.benchmark_group(format!("fleet/select/{strategy}"));
         for n in [10usize, 1_000] {
             let reg = registry(n);
@@ -163,7 +166,7 @@ fn swap(c: &mut Criterion) {
     for n in [10usize, 1_000, 100_000] {
         let base = registry(n);
         let versions = [base.clone(), drained(&base)];
-        let fleet = Fleet::new(base, |b| b.strategy(WeightedRoundRobin).seed(1));
+        let fleet = Fleet::new(base, |b| b.strategy(WeightedRoundRobin::new()).seed(1));
         let mut i = 0usize;
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
             b.iter_batched(

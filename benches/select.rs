@@ -231,7 +231,7 @@ fn select(c: &mut Criterion) {
             }
         }
 
-        for strategy in [RoundRobin.into(), WeightedRoundRobin.into()] {
+        for strategy in [RoundRobin.into(), WeightedRoundRobin::new().into()] {
             let strategy: BuiltinStrategy = strategy;
             let s = Selector::builder(&reg).strategy(strategy).seed(1).build();
             // The filter keeps exactly the `zone=a` half.
@@ -254,7 +254,7 @@ fn select(c: &mut Criterion) {
             .map(|d| d.to_builder().weight(1).build().expect("valid"))
             .collect();
         let s = Selector::builder(&equal)
-            .strategy(WeightedRoundRobin)
+            .strategy(WeightedRoundRobin::new())
             .seed(1)
             .build();
         bench_select(
@@ -266,7 +266,7 @@ fn select(c: &mut Criterion) {
 
         // Health: the default policy, nothing cooling (the fast path) next to
         // one deployment cooling (the tier is disturbed: every pick walks it).
-        for strategy in [RoundRobin.into(), WeightedRoundRobin.into()] {
+        for strategy in [RoundRobin.into(), WeightedRoundRobin::new().into()] {
             let strategy: BuiltinStrategy = strategy;
             let clear = Selector::builder(&reg)
                 .strategy(strategy)
@@ -304,7 +304,7 @@ fn select(c: &mut Criterion) {
         // Completing a pick with a success report, against the plain drop
         // measured above as `modelfleet/weighted_round_robin`.
         let s = Selector::builder(&reg)
-            .strategy(WeightedRoundRobin)
+            .strategy(WeightedRoundRobin::new())
             .seed(1)
             .build();
         let ok = Report::success(Duration::from_secs(1), Duration::from_millis(250));
@@ -454,7 +454,7 @@ fn threads(c: &mut Criterion) {
     let mut g = c.benchmark_group(format!("threads/{n}"));
     for strategy in [
         BuiltinStrategy::from(RoundRobin),
-        WeightedRoundRobin.into(),
+        WeightedRoundRobin::new().into(),
         PowerOfTwo::default().into(),
     ] {
         let s = Selector::builder(&reg).strategy(strategy).seed(1).build();

@@ -75,7 +75,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!();
     println!("== {REQUESTS} requests, weighted_round_robin");
     let wrr = Selector::builder(&registry)
-        .strategy(WeightedRoundRobin)
+        .strategy(WeightedRoundRobin::new())
         .build();
     let counts = split(&wrr, &request, REQUESTS)?;
     print_split(counts);
@@ -85,13 +85,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!();
     println!("== {REQUESTS} requests, weighted_random (seed 7)");
     let random = Selector::builder(&registry)
-        .strategy(WeightedRandom)
+        .strategy(WeightedRandom::new())
         .seed(7)
         .build();
     let counts = split(&random, &request, REQUESTS)?;
     print_split(counts);
     let again = Selector::builder(&registry)
-        .strategy(WeightedRandom)
+        .strategy(WeightedRandom::new())
         .seed(7)
         .build();
     println!(

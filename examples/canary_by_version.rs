@@ -78,7 +78,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!();
 
     let selector = Selector::builder(&registry)
-        .strategy(WeightedRoundRobin)
+        .strategy(WeightedRoundRobin::new())
         .build();
 
     // No requirement: every version is a candidate, 2.0.0 included.
@@ -116,7 +116,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         registry.len()
     );
     let selector = Selector::builder(&registry)
-        .strategy(WeightedRoundRobin)
+        .strategy(WeightedRoundRobin::new())
         .build();
     println!();
     print_split("after rollback, version ^1", &selector, &pinned, REQUESTS)?;

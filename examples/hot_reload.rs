@@ -53,7 +53,7 @@ fn main() -> Result<(), modelfleet::Error> {
     registry.insert(node("10.0.0.1", 2)?)?;
     registry.insert(node("10.0.0.2", 1)?)?;
     registry.insert(node("10.0.0.3", 1)?)?;
-    let fleet = Fleet::new(registry.clone(), |b| b.strategy(WeightedRoundRobin));
+    let fleet = Fleet::new(registry.clone(), |b| b.strategy(WeightedRoundRobin::new()));
     println!(
         "serving {} deployments of gpt-4 with {}, {WORKERS} workers",
         registry.len(),

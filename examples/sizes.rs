@@ -165,7 +165,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     // The selector over the same registry: it shares each key and
     // deployment, and adds its slots, the per-deployment live state (cache
     // lines of atomics, shared across versions), tiers and tables.
-    let selector = Selector::new(&registry, WeightedRoundRobin);
+    let selector = Selector::new(&registry, WeightedRoundRobin::new());
     let (heap_selector, blocks_selector) = live();
     let rss_selector = rss();
     let per = |bytes: usize| bytes as f64 / N as f64;

@@ -1110,3 +1110,36 @@ fn an_active_request_bias_round_trips_through_the_config_form() {
         "strategy power_of_two: active_request_bias must be a finite number of at least 0, got NaN"
     );
 }
+
+/// A fleet file's weighted strategy can weigh by rpm: the table's
+/// `weights` key reaches the selector, and weighted round robin then gives
+/// each deployment exactly its rpm of every Σrpm picks.
+#[test]
+fn a_fleet_file_weighs_by_rpm() {
+    let fleet = built(
+        r#"{
+      "identity": "name+tag",
+      "strategy": { "name": "weighted_round_robin", "weights": "rpm" },
+      "deployments": [
+        { "provider": "openai", "model": "gpt-4", "tag": "low", "limits": { "rpm": 6 } },
+        { "provider": "openai", "model": "gpt-4", "tag": "high", "limits": { "rpm": 1440 } }
+      ]
+    }"#,
+    );
+    assert_eq!(
+        StrategyConfig::from_strategy(&fleet.strategy)
+            .weights
+            .as_deref(),
+        Some("rpm")
+    );
+    let sel = fleet.selector();
+    let mut high = 0;
+    for i in 0..1446u64 {
+        // A minute and a second apart: the rpm limits never bind.
+        let req = Request::new("gpt-4").at(Duration::from_secs(61 * i));
+        if sel.select(&req).unwrap().deployment().tag() == Some("high") {
+            high += 1;
+        }
+    }
+    assert_eq!(high, 1440);
+}

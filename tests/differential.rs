@@ -892,7 +892,7 @@ fn selector_trace(index: usize, counts: &mut Counts) -> String {
     if size == Size::Huge && uses_ring(choice) {
         // A hash ring over thousands of members holds a million points:
         // slow to build in a debug build.
-        choice = Choice::Builtin(WeightedRoundRobin.into());
+        choice = Choice::Builtin(WeightedRoundRobin::new().into());
     }
     // A hash ring has 160 points per block of 16 units of weight, built
     // again on every rebuild: light weights keep the run short.
@@ -945,7 +945,7 @@ fn selector_trace(index: usize, counts: &mut Counts) -> String {
         // The shorthand constructors.
         for s in [
             Selector::new(&reg, RoundRobin),
-            Selector::with_seed(&reg, WeightedRandom, seed),
+            Selector::with_seed(&reg, WeightedRandom::new(), seed),
         ] {
             for m in reg.models() {
                 match s.select(&Request::new(m)) {

@@ -351,12 +351,12 @@ fn picks_always_name_a_live_deployment_round_robin() {
 
 #[test]
 fn picks_always_name_a_live_deployment_weighted_round_robin() {
-    stress(WeightedRoundRobin.into());
+    stress(WeightedRoundRobin::new().into());
 }
 
 #[test]
 fn picks_always_name_a_live_deployment_weighted_random() {
-    stress(WeightedRandom.into());
+    stress(WeightedRandom::new().into());
 }
 
 #[test]
@@ -697,7 +697,10 @@ fn rotation_continues_across_a_swap() {
         weighted("10.0.0.4", 3),
     ]);
     let req = Request::new("gpt-4");
-    let strategies = [BuiltinStrategy::from(RoundRobin), WeightedRoundRobin.into()];
+    let strategies = [
+        BuiltinStrategy::from(RoundRobin),
+        WeightedRoundRobin::new().into(),
+    ];
 
     for strategy in strategies {
         for v2 in [&same, &grown] {

@@ -172,7 +172,7 @@ fn a_shared_handle_keeps_weighted_rotation_exact_across_threads() {
     let weights = [5u32, 3, 1, 7];
     let period: usize = weights.iter().map(|&w| w as usize).sum();
     let fleet = Fleet::new(registry(&weights), |b| {
-        b.strategy(WeightedRoundRobin).seed(3)
+        b.strategy(WeightedRoundRobin::new()).seed(3)
     });
     for shared_by_clones in [true, false] {
         let handle = fleet.handle();
@@ -218,7 +218,9 @@ fn a_shared_handle_keeps_weighted_rotation_exact_across_threads() {
 #[test]
 fn fleet_select_rotation_is_exact_across_clones() {
     let weights = [2u32, 1, 4];
-    let fleet = Fleet::new(registry(&weights), |b| b.strategy(WeightedRoundRobin));
+    let fleet = Fleet::new(registry(&weights), |b| {
+        b.strategy(WeightedRoundRobin::new())
+    });
     let workers: Vec<_> = [10usize, 25, 21]
         .iter()
         .map(|&n| {

@@ -890,7 +890,7 @@ fn slow_start_after_start_and_after_ejection() {
     let mut policy = HealthPolicy::default();
     policy.slow_start = Some(slow(1.0, 10.0));
     let s = Selector::builder(&reg)
-        .strategy(WeightedRoundRobin)
+        .strategy(WeightedRoundRobin::new())
         .health(policy.validated().unwrap())
         .started_at(secs(10))
         .build();
@@ -1111,7 +1111,7 @@ fn slow_start_share_grows_window_by_window() {
         s
     });
     let s = Selector::builder(&reg)
-        .strategy(WeightedRoundRobin)
+        .strategy(WeightedRoundRobin::new())
         .seed(5)
         .health(policy.validated().unwrap())
         .build();
@@ -1380,7 +1380,7 @@ fn weights_are_plain_while_no_candidate_ramps() {
     });
     let build = || {
         Selector::builder(&reg)
-            .strategy(WeightedRoundRobin)
+            .strategy(WeightedRoundRobin::new())
             .health(policy.clone().validated().unwrap())
             .seed(3)
             .build()

@@ -225,7 +225,7 @@ fn select_and_drop_allocate_nothing() {
     // selectors (no earlier plain traffic on their cursors).
     for strategy in [
         BuiltinStrategy::from(RoundRobin),
-        BuiltinStrategy::from(WeightedRoundRobin),
+        BuiltinStrategy::from(WeightedRoundRobin::new()),
     ] {
         let sel = Selector::with_seed(&reg, strategy, 11);
         assert_no_heap(&sel, &labelled, &format!("{strategy}, fresh, label filter"));
@@ -269,7 +269,9 @@ fn select_and_drop_allocate_nothing() {
 
     // A fleet handle, once it has made its handle of the current version:
     // select, hold, drop; and the fleet's own select.
-    let fleet = Fleet::new(reg.clone(), |b| b.strategy(WeightedRoundRobin).seed(5));
+    let fleet = Fleet::new(reg.clone(), |b| {
+        b.strategy(WeightedRoundRobin::new()).seed(5)
+    });
     let handle = fleet.handle();
     drop(handle.select(&plain[0]).unwrap());
     drop(fleet.select(&plain[0]).unwrap());

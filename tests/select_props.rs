@@ -668,7 +668,7 @@ proptest! {
         extra in any::<usize>(),
     ) {
         let reg = simple_registry(&weights, &["eu"]);
-        let sel = Selector::with_seed(&reg, WeightedRoundRobin, seed);
+        let sel = Selector::with_seed(&reg, WeightedRoundRobin::new(), seed);
         let w: usize = weights.iter().map(|&x| x as usize).sum();
         let picks = pick_positions(&reg, &sel, &Request::new("m0"), 3 * w);
         for s in window_starts(w, extra) {
@@ -690,7 +690,7 @@ proptest! {
         let weights: Vec<u32> = deps.iter().map(|(w, _)| *w).collect();
         let regions: Vec<&str> = deps.iter().map(|(_, eu)| if *eu { "eu" } else { "us" }).collect();
         let reg = simple_registry(&weights, &regions);
-        let sel = Selector::with_seed(&reg, WeightedRoundRobin, seed);
+        let sel = Selector::with_seed(&reg, WeightedRoundRobin::new(), seed);
         let expected: Vec<u32> = deps.iter().map(|(w, eu)| if *eu { *w } else { 0 }).collect();
         let w: usize = expected.iter().map(|&x| x as usize).sum();
         let picks = pick_positions(&reg, &sel, &Request::new("m0").label("region", "eu"), 3 * w);

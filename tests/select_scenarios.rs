@@ -46,7 +46,7 @@ fn dify_two_endpoints_share_traffic() {
     // ...and traffic alternates between them, under both rotations.
     for strategy in [
         BuiltinStrategy::from(RoundRobin),
-        BuiltinStrategy::from(WeightedRoundRobin),
+        BuiltinStrategy::from(WeightedRoundRobin::new()),
     ] {
         let sel = Selector::with_seed(&reg, strategy, 1);
         let seen = endpoints(&sel, &Request::new("gpt-4"), 10);
@@ -498,7 +498,7 @@ fn tags_route_a_b_traffic() {
     }
     reg.insert(Deployment::builder("openai", "gpt-4").build().unwrap())
         .unwrap();
-    let sel = Selector::new(&reg, WeightedRoundRobin);
+    let sel = Selector::new(&reg, WeightedRoundRobin::new());
     let tag_of = |req: &Request| {
         sel.select(req)
             .map(|p| p.deployment().tag().map(str::to_owned))
@@ -543,7 +543,7 @@ fn weighted_round_robin_interleaves_as_documented() {
         .unwrap();
     }
     for seed in 0..5 {
-        let sel = Selector::with_seed(&reg, WeightedRoundRobin, seed);
+        let sel = Selector::with_seed(&reg, WeightedRoundRobin::new(), seed);
         let seq: String = (0..14)
             .map(|_| {
                 let pick = sel.select(&Request::new("gpt-4")).unwrap();

@@ -52,7 +52,7 @@ fn loads(reg: &Registry, sel: &Selector) -> Vec<u32> {
 fn weighted_random_fits_weights() {
     let weights = [1u32, 2, 3, 4, 10];
     let reg = weighted("gpt-4", &weights);
-    let sel = Selector::with_seed(&reg, WeightedRandom, SEED);
+    let sel = Selector::with_seed(&reg, WeightedRandom::new(), SEED);
     let n = 100_000;
     let counts = idle_counts(&reg, &sel, &Request::new("gpt-4"), n);
     let total: u32 = weights.iter().sum();
@@ -82,7 +82,7 @@ fn weighted_random_fits_weights_filtered() {
         )
         .unwrap();
     }
-    let sel = Selector::with_seed(&reg, WeightedRandom, SEED);
+    let sel = Selector::with_seed(&reg, WeightedRandom::new(), SEED);
     let n = 50_000;
     let counts = idle_counts(&reg, &sel, &Request::new("gpt-4").label("region", "eu"), n);
     assert_eq!(counts[1], 0, "the us deployment was picked");
@@ -146,7 +146,7 @@ fn power_of_two_balances_load() {
     // 8 equal deployments, 32 picks outstanding (4 per deployment on average).
     let (n, queue) = (8, 32);
     let p2c = simulate_load(PowerOfTwo::default(), n, queue);
-    let random = simulate_load(WeightedRandom, n, queue);
+    let random = simulate_load(WeightedRandom::new(), n, queue);
     // Tolerances (measured at this seed: worst 7, mean 2.95 for
     // power_of_two; worst 13, mean 5.7 for one random choice):
     // - the in-flight spread (max - min) never exceeds 9 in 40,000 steps;

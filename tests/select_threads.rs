@@ -256,7 +256,7 @@ fn shared_handle_totals_are_exact() {
             vec![THREADS as u64 * per_thread / 6; 6],
         ),
         (
-            BuiltinStrategy::from(WeightedRoundRobin),
+            BuiltinStrategy::from(WeightedRoundRobin::new()),
             weights
                 .iter()
                 .map(|wi| wi * THREADS as u64 * per_thread / w)

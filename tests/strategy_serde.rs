@@ -6,7 +6,7 @@
 use modelfleet::config::StrategyConfig;
 use modelfleet::select::{
     BuiltinStrategy, ConsistentHash, Latency, LeastOutstanding, Load, PowerOfTwo, RoundRobin,
-    WeightedRandom, WeightedRoundRobin,
+    WeightSource, WeightedRandom, WeightedRoundRobin,
 };
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -34,8 +34,18 @@ fn at_least(min: f64) -> impl Strategy<Value = f64> {
 fn strategy() -> impl Strategy<Value = BuiltinStrategy> {
     prop_oneof![
         Just(RoundRobin.into()),
-        Just(WeightedRoundRobin.into()),
-        Just(WeightedRandom.into()),
+        Just(WeightedRoundRobin::new().into()),
+        Just(WeightedRandom::new().into()),
+        select(vec![
+            WeightSource::Weight,
+            WeightSource::Rpm,
+            WeightSource::Tpm,
+            WeightSource::LiteLlm
+        ])
+        .prop_flat_map(|w| prop_oneof![
+            Just(WeightedRandom::with_weights(w).into()),
+            Just(WeightedRoundRobin::with_weights(w).into()),
+        ]),
         Just(LeastOutstanding.into()),
         select(vec![
             Load::InFlight,
@@ -135,4 +145,52 @@ fn bad_settings_are_refused_as_fleet_files_refuse_them() {
         let err = serde_json::from_str::<BuiltinStrategy>(json).unwrap_err();
         assert!(err.to_string().contains(want), "{json}: {err}");
     }
+}
+
+/// The weight source is a table setting of the two weighted strategies: a
+/// plain name at the default, `weights` otherwise, and an error naming the
+/// setting for any other strategy or an unknown source.
+#[test]
+fn weight_sources_round_trip_and_are_checked() {
+    let by_rpm: BuiltinStrategy = WeightedRandom::with_weights(WeightSource::Rpm).into();
+    let json = serde_json::to_string(&by_rpm).unwrap();
+    assert_eq!(json, r#"{"name":"weighted_random","weights":"rpm"}"#);
+    assert_eq!(
+        serde_json::from_str::<BuiltinStrategy>(&json).unwrap(),
+        by_rpm
+    );
+    let litellm: BuiltinStrategy = WeightedRoundRobin::with_weights(WeightSource::LiteLlm).into();
+    let json = serde_json::to_string(&litellm).unwrap();
+    assert_eq!(
+        json,
+        r#"{"name":"weighted_round_robin","weights":"litellm"}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<BuiltinStrategy>(&json).unwrap(),
+        litellm
+    );
+    // The default source is the plain name, and reads back from a table too.
+    let plain: BuiltinStrategy = WeightedRandom::with_weights(WeightSource::Weight).into();
+    assert_eq!(
+        serde_json::to_string(&plain).unwrap(),
+        r#""weighted_random""#
+    );
+    let table = r#"{"name":"weighted_random","weights":"weight"}"#;
+    assert_eq!(
+        serde_json::from_str::<BuiltinStrategy>(table).unwrap(),
+        plain
+    );
+
+    let wrong: StrategyConfig =
+        serde_json::from_str(r#"{"name":"round_robin","weights":"rpm"}"#).unwrap();
+    assert_eq!(
+        wrong.resolve().unwrap_err().to_string(),
+        "weights: only the weighted_random and weighted_round_robin strategies take weights, not round_robin"
+    );
+    let unknown: StrategyConfig =
+        serde_json::from_str(r#"{"name":"weighted_random","weights":"rps"}"#).unwrap();
+    assert_eq!(
+        unknown.resolve().unwrap_err().to_string(),
+        r#"weights: unknown weight source "rps": expected one of weight, rpm, tpm, litellm"#
+    );
 }

@@ -362,7 +362,7 @@ fn split(
 fn weighted_round_robin_splits_exactly() {
     // Smooth WRR over weights 3 and 1 is exact over every window of 4.
     assert_eq!(
-        split(400, |s| s.strategy(WeightedRoundRobin).seed(7)),
+        split(400, |s| s.strategy(WeightedRoundRobin::new()).seed(7)),
         (300, 100)
     );
 }
@@ -370,7 +370,7 @@ fn weighted_round_robin_splits_exactly() {
 #[test]
 fn weighted_random_splits_within_tolerance() {
     const N: usize = 2_000;
-    let (a, b) = split(N, |s| s.strategy(WeightedRandom).seed(11));
+    let (a, b) = split(N, |s| s.strategy(WeightedRandom::new()).seed(11));
     // Expected 1,500 for `a`; a binomial standard deviation is
     // sqrt(2000 * 0.75 * 0.25) ≈ 19.4, and the tolerance ±60 is over
     // three of them. The seed is fixed, so the run is the same each

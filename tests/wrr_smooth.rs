@@ -64,7 +64,7 @@ fn longest_gaps(seq: &[usize], n: usize) -> Vec<usize> {
 
 /// `picks` consecutive plain picks of `reg`'s "gpt-4", as registry positions.
 fn picks(reg: &Registry, seed: u64, picks: usize) -> Vec<usize> {
-    let sel = Selector::with_seed(reg, WeightedRoundRobin, seed);
+    let sel = Selector::with_seed(reg, WeightedRoundRobin::new(), seed);
     let req = Request::new("gpt-4");
     (0..picks)
         .map(|_| reg.position(sel.select(&req).unwrap().key()).unwrap())

@@ -19,7 +19,7 @@
 //! | field | value | default |
 //! |---|---|---|
 //! | `identity` | an identity policy: `"name"`, `"name+endpoint"`, `"name+tag+version"`, … | `"name+endpoint"` |
-//! | `strategy` | a strategy name, or a table `{name, buffer, bounded_load, load, active_request_bias}` ([`StrategyConfig`]) | `"weighted_round_robin"` |
+//! | `strategy` | a strategy name, or a table `{name, buffer, bounded_load, load, active_request_bias, weights}` ([`StrategyConfig`]) | `"weighted_round_robin"` |
 //! | `seed` | the selector's random seed | `0` |
 //! | `health` | a `preset` and overrides ([`HealthConfig`]) | preset `"default"` |
 //! | `on_duplicate` | `"reject"`: deployments that share a key are an error; `"replace"`: the later one wins | `"reject"` |

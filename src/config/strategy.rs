@@ -7,7 +7,10 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::error::{ConfigErrors, Errors, Path};
-use crate::select::{BuiltinStrategy, ConsistentHash, Latency, Load, PowerOfTwo};
+use crate::select::{
+    BuiltinStrategy, ConsistentHash, Latency, Load, PowerOfTwo, WeightSource, WeightedRandom,
+    WeightedRoundRobin,
+};
 
 /// The strategy: a built-in name, with the settings some strategies take.
 ///
@@ -19,6 +22,7 @@ use crate::select::{BuiltinStrategy, ConsistentHash, Latency, Load, PowerOfTwo};
 /// | `buffer` | `latency` | a fraction ≥ 0: candidates that much slower than the fastest count as equals |
 /// | `bounded_load` | `consistent_hash` | a factor ≥ 1: no deployment holds more than that × the average in flight |
 /// | `load` | `power_of_two` | `"in_flight"`, `"in_flight_per_weight"` or `"peak_ewma"` ([`Load`]) |
+/// | `weights` | `weighted_random`, `weighted_round_robin` | `"weight"` (the default), `"rpm"`, `"tpm"` or `"litellm"` ([`WeightSource`]): the field weighed by |
 /// | `active_request_bias` | `power_of_two` | a number ≥ 0 (default 1): how strongly picks in flight lower an effective weight under `in_flight_per_weight` ([`PowerOfTwo::with_active_request_bias`]) |
 ///
 /// ```
@@ -43,6 +47,8 @@ pub struct StrategyConfig {
     pub load: Option<String>,
     /// `power_of_two`'s active request bias.
     pub active_request_bias: Option<f64>,
+    /// The weighted strategies' [`WeightSource`], by name.
+    pub weights: Option<String>,
 }
 
 impl Default for StrategyConfig {
@@ -71,6 +77,7 @@ impl StrategyConfig {
             bounded_load: None,
             load: None,
             active_request_bias: None,
+            weights: None,
         }
     }
 
@@ -99,6 +106,8 @@ impl StrategyConfig {
                     c.active_request_bias = Some(bias);
                 }
             }
+            BuiltinStrategy::WeightedRandom(w) => c.weights = source(w.weight_source()),
+            BuiltinStrategy::WeightedRoundRobin(w) => c.weights = source(w.weight_source()),
             _ => {}
         }
         c
@@ -133,6 +142,7 @@ impl StrategyConfig {
             || self.bounded_load.is_some()
             || self.load.is_some()
             || self.active_request_bias.is_some()
+            || self.weights.is_some()
     }
 
     pub(crate) fn check(&self, at: &Path, errs: &mut Errors) -> Option<BuiltinStrategy> {
@@ -216,8 +226,42 @@ impl StrategyConfig {
                 (Ok(_), _) => {}
             }
         }
+        if let Some(w) = &self.weights {
+            const BOTH: [&str; 2] = [WeightedRandom::NAME, WeightedRoundRobin::NAME];
+            if let Some(n) = &name
+                && !BOTH.contains(&n.as_str())
+            {
+                errs.push(
+                    &at.key("weights"),
+                    format!("only the weighted_random and weighted_round_robin strategies take weights, not {n}"),
+                );
+            }
+            match w.parse::<WeightSource>() {
+                Ok(source) => match out {
+                    Some(BuiltinStrategy::WeightedRandom(_)) => {
+                        out = Some(WeightedRandom::with_weights(source).into());
+                    }
+                    Some(BuiltinStrategy::WeightedRoundRobin(_)) => {
+                        out = Some(WeightedRoundRobin::with_weights(source).into());
+                    }
+                    _ => {}
+                },
+                Err(_) => errs.push(
+                    &at.key("weights"),
+                    format!(
+                        "unknown weight source {w:?}: expected one of {}",
+                        WeightSource::EXPECTED
+                    ),
+                ),
+            }
+        }
         out.filter(|_| errs.len() == before)
     }
+}
+
+/// The name of `source` where it differs from the default.
+fn source(source: WeightSource) -> Option<String> {
+    (source != WeightSource::default()).then(|| source.as_str().to_owned())
 }
 
 /// A built-in strategy is written as its [`StrategyConfig`]: a plain name at
@@ -268,6 +312,9 @@ impl Serialize for StrategyConfig {
         if let Some(b) = self.active_request_bias {
             m.serialize_entry("active_request_bias", &b)?;
         }
+        if let Some(w) = &self.weights {
+            m.serialize_entry("weights", w)?;
+        }
         m.end()
     }
 }
@@ -284,6 +331,8 @@ struct StrategyTable {
     load: Option<String>,
     #[serde(default)]
     active_request_bias: Option<f64>,
+    #[serde(default)]
+    weights: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for StrategyConfig {
@@ -305,6 +354,7 @@ impl<'de> Deserialize<'de> for StrategyConfig {
                     bounded_load: t.bounded_load,
                     load: t.load,
                     active_request_bias: t.active_request_bias,
+                    weights: t.weights,
                 })
             }
         }

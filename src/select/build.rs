@@ -16,7 +16,9 @@ use super::index::TierIndex;
 use super::ring::Ring;
 use super::schedule;
 use super::search::Sorted;
-use super::strategy::{BuiltinStrategy, Strategy, WeightedRoundRobin};
+use super::strategy::{
+    BuiltinStrategy, Strategy, WeightSource, WeightedRoundRobin, derive_weights,
+};
 use super::stride;
 use super::suspects::Suspects;
 use super::tables::{Chooser, Group, Local, Shared, Slot, Tier};
@@ -158,8 +160,8 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
     /// let reg: Registry = (1..=3)
     ///     .map(|i| Deployment::builder("openai", "gpt-4").endpoint(&format!("http://n{i}/v1")).build())
     ///     .collect::<Result<_, _>>()?;
-    /// let a = Selector::builder(&reg).strategy(WeightedRandom).seed(42).build();
-    /// let b = Selector::builder(&reg).strategy(WeightedRandom).seed(42).build();
+    /// let a = Selector::builder(&reg).strategy(WeightedRandom::new()).seed(42).build();
+    /// let b = Selector::builder(&reg).strategy(WeightedRandom::new()).seed(42).build();
     /// for _ in 0..10 {
     ///     let req = Request::new("gpt-4");
     ///     assert_eq!(a.select(&req)?.key(), b.select(&req)?.key());
@@ -267,6 +269,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
         let uses = Uses {
             ring: strategy.uses_ring(),
             schedule: strategy.uses_schedule(),
+            weights: strategy.weight_source(),
         };
         let (models, members_of, mut slots) = self.slots(striped);
         let by_key = by_key(&slots);
@@ -295,7 +298,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
     pub(crate) fn new(registry: &'r Registry<P>) -> Self {
         SelectorBuilder {
             registry,
-            chooser: Chooser::Builtin(WeightedRoundRobin.into()),
+            chooser: Chooser::Builtin(WeightedRoundRobin::new().into()),
             seed: 0,
             latency_decay: Duration::from_secs(10),
             health: HealthPolicy::default(),
@@ -396,7 +399,10 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
         let flags = self.flags(gi, &all, models, slots);
         let tiers = flags
             .iter()
-            .filter_map(|(priority, flag)| tier(slots, &all, *priority, flag, uses))
+            .filter_map(|(priority, flag)| {
+                weigh(slots, &all, *priority, uses.weights);
+                tier(slots, &all, *priority, flag, uses)
+            })
             .collect::<Box<[Tier]>>();
         // Every deployment's shared state tracks its tier's flag in this
         // version before the state is read below; `Selector::apply` is
@@ -516,6 +522,26 @@ fn by_key(slots: &[Slot]) -> IndexMap<Arc<ModelKey>, u32, FixedState> {
 struct Uses {
     ring: bool,
     schedule: bool,
+    weights: WeightSource,
+}
+
+/// Makes the weights of `priority`'s members among `all` (a model's
+/// deployments) the ones `source` derives, before any table reads them.
+fn weigh(slots: &mut [Slot], all: &[u32], priority: u32, source: WeightSource) {
+    if source == WeightSource::Weight {
+        return;
+    }
+    let members: Vec<usize> = all
+        .iter()
+        .map(|&i| i as usize)
+        .filter(|&i| slots[i].deployment.priority() == priority)
+        .collect();
+    let mut weights: Vec<u32> = members.iter().map(|&i| slots[i].weight).collect();
+    let deployments: Vec<&Deployment> = members.iter().map(|&i| &*slots[i].deployment).collect();
+    derive_weights(source, &mut weights, &deployments);
+    for (&i, w) in members.iter().zip(weights) {
+        slots[i].weight = w;
+    }
 }
 
 /// The tier of `priority` among `all` (a model's deployments), with its

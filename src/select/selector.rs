@@ -29,7 +29,7 @@ use crate::{IdentityPolicy, ModelKey, Registry};
 ///         .build()?,
 /// )?;
 ///
-/// let selector = Selector::builder(&reg).strategy(WeightedRoundRobin).seed(42).build();
+/// let selector = Selector::builder(&reg).strategy(WeightedRoundRobin::new()).seed(42).build();
 /// let pick = selector.select(&Request::new("gpt-4"))?;
 /// assert_eq!(pick.priority(), 0); // the backup tier is used only when tier 0 is empty
 /// assert_eq!(pick.deployment().provider(), "openai");
@@ -97,7 +97,7 @@ impl Selector {
     ///     .map(|i| Deployment::builder("openai", "gpt-4").endpoint(&format!("http://n{i}/v1")).build())
     ///     .collect::<Result<_, _>>()?;
     /// let picks = |seed| {
-    ///     let s = Selector::with_seed(&reg, WeightedRandom, seed);
+    ///     let s = Selector::with_seed(&reg, WeightedRandom::new(), seed);
     ///     (0..10).map(|_| s.select(&Request::new("gpt-4")).unwrap().key().clone()).collect::<Vec<_>>()
     /// };
     /// assert_eq!(picks(1), picks(1));

@@ -109,6 +109,10 @@ macro_rules! builtin_strategies {
             fn reads_load(&self) -> bool {
                 self.inner().reads_load()
             }
+
+            fn weight_source(&self) -> $crate::select::WeightSource {
+                self.inner().weight_source()
+            }
         }
 
         #[cfg(test)]

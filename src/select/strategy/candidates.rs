@@ -503,7 +503,7 @@ impl<'a> Candidates<'a> {
     ///     reg.insert(Deployment::builder("openai", "gpt-4").tag(tag).weight(weight).build()?)?;
     /// }
     /// let by_hand = Selector::builder(&reg).custom_strategy(Box::new(Rotation)).seed(3).build();
-    /// let built_in = Selector::builder(&reg).strategy(WeightedRoundRobin).seed(3).build();
+    /// let built_in = Selector::builder(&reg).strategy(WeightedRoundRobin::new()).seed(3).build();
     /// // A filtered request (candidates "a" and "b"): no schedule applies.
     /// let request = Request::new("gpt-4").tag("a").tag("b");
     /// for _ in 0..12 {
@@ -678,7 +678,9 @@ impl<'a> Candidate<'a> {
         self.slot.state.slow_factor(now, slow) < 1.0
     }
 
-    /// The selection weight (at least 1: drained deployments are never candidates).
+    /// The selection weight, as the strategy's
+    /// [`WeightSource`](crate::select::WeightSource) derives it (at least 1:
+    /// deployments of weight 0 are never candidates).
     ///
     /// See [`Candidate`] for an example.
     pub fn weight(&self) -> u32 {

@@ -95,7 +95,7 @@ impl ConsistentHash {
 impl Strategy for ConsistentHash {
     fn choose<'a>(&self, candidates: &Candidates<'a>, ctx: &Context<'_>) -> Option<Candidate<'a>> {
         let (Some(hash), Some(ring)) = (ctx.affinity_hash(), candidates.ring()) else {
-            return WeightedRandom.choose(candidates, ctx);
+            return WeightedRandom::new().choose(candidates, ctx);
         };
         let mut walk = ring.successors(hash).filter_map(|p| candidates.get(p));
         let cap = match self.bounded_load {

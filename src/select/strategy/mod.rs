@@ -19,12 +19,15 @@
 mod builtin;
 mod candidates;
 mod context;
+mod weights;
 
 use std::fmt;
 
 pub use candidates::{Candidate, Candidates};
 pub use context::{Context, Sampler};
 pub use power_of_two::Load;
+pub use weights::WeightSource;
+pub(crate) use weights::derive as derive_weights;
 
 /// Checks a built-in's numeric `setting`: finite and at least `min`.
 fn at_least(
@@ -48,11 +51,11 @@ builtin::builtin_strategies! {
     table {
         round_robin::RoundRobin => "round_robin" = RoundRobin,
             picks "each candidate in turn", cost "O(1) / O(n/64)";
-        weighted_round_robin::WeightedRoundRobin => "weighted_round_robin" = WeightedRoundRobin,
-            picks "exactly `w_i` of every `Σw` consecutive picks, in nginx's smooth order over a whole tier (a filtered or partly unavailable tier: an exact stride rotation)",
+        weighted_round_robin::WeightedRoundRobin => "weighted_round_robin" = WeightedRoundRobin::new(),
+            picks "exactly `w_i` of every `Σw` consecutive picks (`w`: the weight, or rpm or tpm), in nginx's smooth order over a whole tier (a filtered or partly unavailable tier: an exact stride rotation)",
             cost "O(1) on average / O(k)";
-        weighted_random::WeightedRandom => "weighted_random" = WeightedRandom,
-            picks "candidate i with probability `w_i/Σw`", cost "O(1) on average / O(k)";
+        weighted_random::WeightedRandom => "weighted_random" = WeightedRandom::new(),
+            picks "candidate i with probability `w_i/Σw` (`w`: the weight, or rpm or tpm)", cost "O(1) on average / O(k)";
         least_outstanding::LeastOutstanding => "least_outstanding" = LeastOutstanding,
             picks "fewest picks in flight, ties at random", cost "O(n)";
         power_of_two::PowerOfTwo => "power_of_two" = PowerOfTwo::DEFAULT,
@@ -169,5 +172,20 @@ pub trait Strategy: fmt::Debug + Send + Sync {
     /// See [`Strategy`] for an example.
     fn reads_load(&self) -> bool {
         true
+    }
+
+    /// Which field of a deployment the selector reads as its weight
+    /// ([`Candidate::weight`]) when it builds a version's tables for this
+    /// strategy; the default is the deployment's `weight`. The weights are
+    /// derived once per version and tier, so this costs nothing per pick.
+    ///
+    /// ```
+    /// use modelfleet::select::{Strategy, WeightSource, WeightedRandom};
+    /// assert_eq!(WeightedRandom::new().weight_source(), WeightSource::Weight);
+    /// let by_rpm = WeightedRandom::with_weights(WeightSource::Rpm);
+    /// assert_eq!(Strategy::weight_source(&by_rpm), WeightSource::Rpm);
+    /// ```
+    fn weight_source(&self) -> WeightSource {
+        WeightSource::Weight
     }
 }

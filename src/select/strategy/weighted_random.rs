@@ -1,13 +1,14 @@
 //! `weighted_random`: candidate i with probability `w_i / Σw`.
 
-use super::{Candidate, Candidates, Context, Strategy};
+use super::{Candidate, Candidates, Context, Strategy, WeightSource};
 
 /// Picks candidate i with probability `w_i / Σw`, independently per pick.
 ///
 /// Draws a uniform point on `[0, Σw)` from the handle's seeded source
 /// (Lemire's multiply-shift; bias at most `Σw / 2^64`) and picks the candidate
-/// owning it. This is LiteLLM's `simple-shuffle` with weights, and
-/// `rand`'s `WeightedIndex`, without a per-pick allocation or lock.
+/// owning it. This is `rand`'s `WeightedIndex`, and LiteLLM's
+/// `simple-shuffle` with [`with_weights`](Self::with_weights)`(`[`WeightSource::LiteLlm`]`)`
+/// (weight, else rpm, else tpm), without a per-pick allocation or lock.
 ///
 /// Cost: O(1) on average per pick without request filters (a search of
 /// the precomputed cumulative weights through a bucket index; O(log n) at
@@ -25,7 +26,7 @@ use super::{Candidate, Candidates, Context, Strategy};
 /// let mut reg = Registry::new(Policy::NAME_TAG);
 /// reg.insert(Deployment::builder("openai", "gpt-4").tag("a").weight(9).build()?)?;
 /// reg.insert(Deployment::builder("openai", "gpt-4").tag("b").weight(1).build()?)?;
-/// let selector = Selector::builder(&reg).strategy(WeightedRandom).seed(7).build();
+/// let selector = Selector::builder(&reg).strategy(WeightedRandom::new()).seed(7).build();
 /// let req = Request::new("gpt-4");
 /// let a = (0..1000)
 ///     .filter(|_| selector.select(&req).unwrap().deployment().tag() == Some("a"))
@@ -34,7 +35,55 @@ use super::{Candidate, Candidates, Context, Strategy};
 /// # Ok::<(), modelfleet::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct WeightedRandom;
+pub struct WeightedRandom {
+    weights: WeightSource,
+}
+
+impl WeightedRandom {
+    /// Weighing by each deployment's `weight` (the default).
+    ///
+    /// ```
+    /// use modelfleet::select::{WeightSource, WeightedRandom};
+    /// assert_eq!(WeightedRandom::new().weight_source(), WeightSource::Weight);
+    /// assert_eq!(WeightedRandom::new(), WeightedRandom::default());
+    /// ```
+    pub const fn new() -> Self {
+        Self::with_weights(WeightSource::Weight)
+    }
+
+    /// Weighing by the field `weights` names: the weight, the rpm or tpm
+    /// limit, or LiteLLM's order of the three (see [`WeightSource`] for
+    /// deployments without the field and for very large values).
+    ///
+    /// ```
+    /// use modelfleet::{Deployment, Policy, Registry, Request, Selector};
+    /// use modelfleet::select::{WeightSource, WeightedRandom};
+    ///
+    /// let mut reg = Registry::new(Policy::NAME_TAG);
+    /// reg.insert(Deployment::builder("openai", "gpt-4").tag("a").rpm(900).build()?)?;
+    /// reg.insert(Deployment::builder("openai", "gpt-4").tag("b").rpm(100).build()?)?;
+    /// let strategy = WeightedRandom::with_weights(WeightSource::Rpm);
+    /// assert_eq!(strategy.weight_source(), WeightSource::Rpm);
+    /// let selector = Selector::builder(&reg).strategy(strategy).seed(7).build();
+    /// let req = Request::new("gpt-4");
+    /// // 100 picks, well within both limits: about 90 to rpm 900.
+    /// let a = (0..100)
+    ///     .filter(|_| selector.select(&req).unwrap().deployment().tag() == Some("a"))
+    ///     .count();
+    /// assert!((80..=98).contains(&a), "{a}");
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub const fn with_weights(weights: WeightSource) -> Self {
+        Self { weights }
+    }
+
+    /// What the strategy weighs by.
+    ///
+    /// See [`WeightedRandom::with_weights`] for an example.
+    pub const fn weight_source(&self) -> WeightSource {
+        self.weights
+    }
+}
 
 impl Strategy for WeightedRandom {
     fn choose<'a>(&self, candidates: &Candidates<'a>, ctx: &Context<'_>) -> Option<Candidate<'a>> {
@@ -51,5 +100,9 @@ impl Strategy for WeightedRandom {
 
     fn reads_load(&self) -> bool {
         false
+    }
+
+    fn weight_source(&self) -> WeightSource {
+        self.weights
     }
 }

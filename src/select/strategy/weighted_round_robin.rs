@@ -1,6 +1,6 @@
 //! `weighted_round_robin`: exact weighted shares in every window, in nginx's smooth order.
 
-use super::{Candidate, Candidates, Context, Strategy};
+use super::{Candidate, Candidates, Context, Strategy, WeightSource};
 
 /// Weighted round robin with nginx's smoothness: over an unchanged
 /// candidate set, every window of `W = Σw` consecutive picks holds exactly
@@ -50,7 +50,7 @@ use super::{Candidate, Candidates, Context, Strategy};
 /// let mut reg = Registry::new(Policy::NAME_TAG);
 /// reg.insert(Deployment::builder("openai", "gpt-4").tag("big").weight(3).build()?)?;
 /// reg.insert(Deployment::builder("openai", "gpt-4").tag("small").weight(1).build()?)?;
-/// let selector = Selector::builder(&reg).strategy(WeightedRoundRobin).build();
+/// let selector = Selector::builder(&reg).strategy(WeightedRoundRobin::new()).build();
 /// let req = Request::new("gpt-4");
 /// let big = (0..4)
 ///     .filter(|_| selector.select(&req).unwrap().deployment().tag() == Some("big"))
@@ -59,7 +59,55 @@ use super::{Candidate, Candidates, Context, Strategy};
 /// # Ok::<(), modelfleet::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct WeightedRoundRobin;
+pub struct WeightedRoundRobin {
+    weights: WeightSource,
+}
+
+impl WeightedRoundRobin {
+    /// Weighing by each deployment's `weight` (the default).
+    ///
+    /// ```
+    /// use modelfleet::select::{WeightSource, WeightedRoundRobin};
+    /// assert_eq!(WeightedRoundRobin::new().weight_source(), WeightSource::Weight);
+    /// assert_eq!(WeightedRoundRobin::new(), WeightedRoundRobin::default());
+    /// ```
+    pub const fn new() -> Self {
+        Self::with_weights(WeightSource::Weight)
+    }
+
+    /// Weighing by the field `weights` names: the weight, the rpm or tpm
+    /// limit, or LiteLLM's order of the three (see [`WeightSource`] for
+    /// deployments without the field and for very large values).
+    ///
+    /// ```
+    /// use modelfleet::{Deployment, Policy, Registry, Request, Selector};
+    /// use modelfleet::select::{WeightSource, WeightedRoundRobin};
+    ///
+    /// let mut reg = Registry::new(Policy::NAME_TAG);
+    /// reg.insert(Deployment::builder("openai", "gpt-4").tag("a").rpm(900).build()?)?;
+    /// reg.insert(Deployment::builder("openai", "gpt-4").tag("b").rpm(100).build()?)?;
+    /// let strategy = WeightedRoundRobin::with_weights(WeightSource::Rpm);
+    /// assert_eq!(strategy.weight_source(), WeightSource::Rpm);
+    /// let selector = Selector::builder(&reg).strategy(strategy).seed(7).build();
+    /// let req = Request::new("gpt-4");
+    /// // 10 picks: 9 to rpm 900 and 1 to rpm 100, well within both limits.
+    /// let a = (0..10)
+    ///     .filter(|_| selector.select(&req).unwrap().deployment().tag() == Some("a"))
+    ///     .count();
+    /// assert_eq!(a, 9);
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub const fn with_weights(weights: WeightSource) -> Self {
+        Self { weights }
+    }
+
+    /// What the strategy weighs by.
+    ///
+    /// See [`WeightedRoundRobin::with_weights`] for an example.
+    pub const fn weight_source(&self) -> WeightSource {
+        self.weights
+    }
+}
 
 impl Strategy for WeightedRoundRobin {
     fn choose<'a>(&self, candidates: &Candidates<'a>, ctx: &Context<'_>) -> Option<Candidate<'a>> {
@@ -76,5 +124,9 @@ impl Strategy for WeightedRoundRobin {
 
     fn reads_load(&self) -> bool {
         false
+    }
+
+    fn weight_source(&self) -> WeightSource {
+        self.weights
     }
 }
