@@ -251,8 +251,6 @@ fn serde_round_trip() {
         (Some(Duration::ZERO), Some("0")),
         (Some(secs(10)), Some("10000")),
         (Some(MAX_COOLDOWN), Some("86400000")),
-        // Under a millisecond is written as 1 ms, never as 0 ("never").
-        (Some(Duration::from_nanos(1)), Some("1")),
         (None, None),
     ] {
         let (reg, keys) = registry("gpt-4", &[o]);
@@ -263,14 +261,7 @@ fn serde_round_trip() {
             None => assert!(!json.contains("cooldown"), "{json}"),
         }
         let back: Deployment = serde_json::from_str(&json).unwrap();
-        let whole = o.map(|o| o.max(Duration::from_millis(u64::from(!o.is_zero()))));
-        assert_eq!(back.cooldown(), whole);
-        assert!(
-            back.to_builder()
-                .cooldown(whole.unwrap_or_default())
-                .build()
-                .is_ok()
-        );
+        assert_eq!(&back, d, "reads back equal");
     }
     let json = r#"{"provider": "openai", "model": "gpt-4", "cooldown_ms": 2500}"#;
     let d: Deployment = serde_json::from_str(json).unwrap();
@@ -422,4 +413,18 @@ proptest! {
         let expected = if other.is_zero() { State::Healthy } else { State::Cooling };
         prop_assert_eq!(h[2].state, expected);
     }
+}
+
+/// An override is whole milliseconds, the form it is written in: a finer
+/// one is refused, naming the field, so every deployment reads back equal.
+#[test]
+fn builder_refuses_an_override_finer_than_a_millisecond() {
+    let err = Deployment::builder("openai", "gpt-4")
+        .cooldown(Duration::from_micros(1_500))
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "deployment openai/gpt-4: cooldown_ms must be whole milliseconds, got 1.5ms"
+    );
 }

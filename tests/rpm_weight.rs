@@ -37,9 +37,13 @@ fn registry(ds: impl IntoIterator<Item = Deployment>) -> Registry {
 /// The picks are a minute and a second apart, so that no rpm or tpm limit
 /// binds: these tests measure the strategy's shares, not the limits.
 fn counts(sel: &Selector, model: &str, tags: &[&str], picks: usize) -> Vec<u64> {
+    // One clock for every call, so a selector asked twice never sees time
+    // go back.
+    static MINUTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut counts = vec![0u64; tags.len()];
-    for i in 0..picks {
-        let req = Request::new(model).at(Duration::from_secs(61 * i as u64));
+    for _ in 0..picks {
+        let i = MINUTES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let req = Request::new(model).at(Duration::from_secs(61 * i));
         let pick = sel.select(&req).unwrap();
         let tag = pick.deployment().tag().unwrap();
         counts[tags.iter().position(|t| *t == tag).unwrap()] += 1;
@@ -210,7 +214,7 @@ fn a_drained_deployment_takes_no_picks_under_rpm() {
     let reg = registry([
         deployment("gpt-4", "a", Some(1440), None),
         deployment("gpt-4", "b", Some(6), None),
-        deployment("gpt-4", "c", Some(6), None),
+        deployment("gpt-4", "c", Some(12), None),
     ]);
     let strategy = WeightedRoundRobin::with_weights(WeightSource::Rpm);
     assert_eq!(Strategy::weight_source(&strategy), WeightSource::Rpm);
@@ -218,7 +222,7 @@ fn a_drained_deployment_takes_no_picks_under_rpm() {
     let a = reg.keys().next().unwrap().clone();
     let _drain = fleet.drain(&a, Duration::ZERO).unwrap();
     let mut seen = [0u64; 2];
-    for i in 0..12 {
+    for i in 0..18 {
         let req = Request::new("gpt-4").at(Duration::from_secs(61 * i));
         let pick = fleet.select(&req).unwrap();
         match pick.deployment().tag() {
@@ -227,5 +231,5 @@ fn a_drained_deployment_takes_no_picks_under_rpm() {
             other => panic!("picked {other:?}"),
         }
     }
-    assert_eq!(seen, [6, 6]);
+    assert_eq!(seen, [6, 12]);
 }

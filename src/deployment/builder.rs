@@ -323,9 +323,17 @@ impl DeploymentBuilder {
 
     /// The cooldown override (see [`Deployment::cooldown`]): every
     /// cooldown the health policy starts for this deployment lasts
-    /// `cooldown`; zero means it never cools. At most [`MAX_COOLDOWN`].
+    /// `cooldown`; zero means it never cools. Whole milliseconds (the form
+    /// it is written in, so a deployment reads back equal), at most
+    /// [`MAX_COOLDOWN`].
     pub fn cooldown(mut self, cooldown: Duration) -> Self {
-        if cooldown > MAX_COOLDOWN {
+        if cooldown.subsec_nanos() % 1_000_000 != 0 {
+            self.fail(Error::InvalidNumber {
+                deployment: self.who.clone(),
+                field: Field::Cooldown,
+                problem: format!("must be whole milliseconds, got {cooldown:?}"),
+            });
+        } else if cooldown > MAX_COOLDOWN {
             self.fail(Error::InvalidNumber {
                 deployment: self.who.clone(),
                 field: Field::Cooldown,

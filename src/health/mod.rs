@@ -59,8 +59,9 @@
 //!   configured time, so it keeps its place: with [`RetryAfter::Cools`] it
 //!   cools the deployment until then, and it sets the end of a cooldown a
 //!   rule triggers, override or not. The one exception is an override of
-//!   zero: such a deployment does not cool for `Retry-After` either (there,
-//!   zero means "never", as in LiteLLM).
+//!   zero: such a deployment does not cool for `Retry-After` either (zero
+//!   means "never"; this is modelfleet's rule, LiteLLM may let a
+//!   `Retry-After` cool it).
 //! - **Ejection** is Envoy's outlier detection, separate from cooldowns:
 //!   the override does not touch it, and an ejected deployment is out for
 //!   [`Ejection`]'s lengths whatever its override.

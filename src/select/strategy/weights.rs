@@ -9,7 +9,7 @@ use crate::names::names;
 /// [`WeightedRoundRobin`](super::WeightedRoundRobin)) weigh by.
 ///
 /// A selector derives the weights once per version, per priority tier,
-/// when it is built (O(k) for a tier of k members), so `select` stays as
+/// when it is built (O(n) per tier over the model's n deployments), so `select` stays as
 /// it is. A deployment of weight 0, or drained, weighs 0 under every
 /// source: it takes no picks.
 ///
@@ -30,7 +30,12 @@ use crate::names::names;
 /// healthy deployment of the group only (so list order and health decide
 /// which field applies); modelfleet asks whether any member of the tier
 /// sets it, so the choice is fixed per version. A weight of 1, modelfleet's
-/// default, counts as unset.
+/// default, counts as unset. And a member that weighs 0 for lack of the
+/// field is out of the tier like a drained one: it takes no picks even
+/// while every other member is cooling or at its limit, where LiteLLM,
+/// which weighs only the healthy ones, would fall back to it. Give every
+/// member of such a tier the field, or put the others in a tier of their
+/// own.
 ///
 /// Exactness: rpm values are used as they are. Tpm values are used as they
 /// are when the tier's largest fits in a `u32`; otherwise every tpm of the
