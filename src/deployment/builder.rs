@@ -327,7 +327,7 @@ impl DeploymentBuilder {
     /// it is written in, so a deployment reads back equal), at most
     /// [`MAX_COOLDOWN`].
     pub fn cooldown(mut self, cooldown: Duration) -> Self {
-        if cooldown.subsec_nanos() % 1_000_000 != 0 {
+        if !cooldown.subsec_nanos().is_multiple_of(1_000_000) {
             self.fail(Error::InvalidNumber {
                 deployment: self.who.clone(),
                 field: Field::Cooldown,
