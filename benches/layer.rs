@@ -33,6 +33,35 @@ fn request() -> http::Request<Full<Bytes>> {
     req
 }
 
+/// Measures one request through `service`, its response body read to the
+/// end (so a layer's report at the body's end is inside the time).
+fn round_trips<S, B>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    runtime: &tokio::runtime::Runtime,
+    name: &str,
+    mut service: S,
+) where
+    S: Service<http::Request<Full<Bytes>>, Response = http::Response<B>>,
+    S::Error: std::fmt::Debug,
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let response = service
+                    .ready()
+                    .await
+                    .unwrap()
+                    .call(request())
+                    .await
+                    .unwrap();
+                black_box(response.into_body().collect().await.unwrap().to_bytes())
+            })
+        })
+    });
+}
+
 fn layer(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -64,39 +93,21 @@ fn layer(c: &mut Criterion) {
         .unwrap();
 
     let mut group = c.benchmark_group("tower_request");
-    let mut alone = tower::service_fn(fixed);
-    group.bench_function("inner_alone", |b| {
-        b.iter(|| {
-            runtime.block_on(async {
-                let response = alone.ready().await.unwrap().call(request()).await.unwrap();
-                black_box(response.into_body().collect().await.unwrap().to_bytes())
-            })
-        })
-    });
-    let mut routed = layer.layer(tower::service_fn(fixed));
-    group.bench_function("through_layer", |b| {
-        b.iter(|| {
-            runtime.block_on(async {
-                let response = routed.ready().await.unwrap().call(request()).await.unwrap();
-                black_box(response.into_body().collect().await.unwrap().to_bytes())
-            })
-        })
-    });
-    let mut routed_once = once.layer(tower::service_fn(fixed));
-    group.bench_function("through_layer_one_attempt", |b| {
-        b.iter(|| {
-            runtime.block_on(async {
-                let response = routed_once
-                    .ready()
-                    .await
-                    .unwrap()
-                    .call(request())
-                    .await
-                    .unwrap();
-                black_box(response.into_body().collect().await.unwrap().to_bytes())
-            })
-        })
-    });
+    round_trips(
+        &mut group,
+        &runtime,
+        "inner_alone",
+        tower::service_fn(fixed),
+    );
+    let routed = layer.layer(tower::service_fn(fixed));
+    round_trips(&mut group, &runtime, "through_layer", routed);
+    let routed_once = once.layer(tower::service_fn(fixed));
+    round_trips(
+        &mut group,
+        &runtime,
+        "through_layer_one_attempt",
+        routed_once,
+    );
     group.finish();
 }
 

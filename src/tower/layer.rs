@@ -206,6 +206,7 @@ impl<P, M> fmt::Debug for FleetLayerBuilder<P, M> {
             .field("error_body_limit", &self.body_limit)
             .field("tokens", &self.tokens.is_some())
             .field("bearer", &self.bearer.is_some())
+            .field("retry_if", &self.retry_if.is_some())
             .field("problem", &self.problem)
             .finish_non_exhaustive()
     }
