@@ -192,6 +192,14 @@ pub enum Error {
         /// The key asked for.
         key: Box<ModelKey>,
     },
+    /// A replica name ([`ReplicaId`](crate::share::ReplicaId)) breaks the
+    /// name rules.
+    #[error("replica name {problem}")]
+    #[non_exhaustive]
+    InvalidReplica {
+        /// What is wrong with it.
+        problem: NameProblem,
+    },
     /// The model exists but every deployment was filtered out.
     #[error("no deployment of {model:?} is eligible: {removed}")]
     #[non_exhaustive]

@@ -201,6 +201,7 @@ pub mod policy;
 mod registry;
 mod request;
 pub mod select;
+pub mod share;
 #[cfg(feature = "tower")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
 pub mod tower;

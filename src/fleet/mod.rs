@@ -4,6 +4,7 @@
 mod drain;
 mod handle;
 mod plan;
+mod share;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,6 +81,8 @@ pub struct Fleet<P = Policy> {
     generation: Arc<AtomicU64>,
     clock: Option<Arc<dyn Clock>>,
     control: Arc<Control<P>>,
+    /// Present when the fleet shares health and usage with other replicas.
+    share: Option<Arc<share::Sharing>>,
 }
 
 /// What only writers touch.
@@ -104,6 +107,7 @@ impl<P> Clone for Fleet<P> {
             generation: Arc::clone(&self.generation),
             clock: self.clock.clone(),
             control: Arc::clone(&self.control),
+            share: self.share.clone(),
         }
     }
 }
@@ -139,6 +143,7 @@ pub struct FleetBuilder<P> {
     /// defaults.
     selector: Option<Selector>,
     clock: Option<Arc<dyn Clock>>,
+    replica: Option<crate::share::ReplicaId>,
 }
 
 impl<P> fmt::Debug for FleetBuilder<P> {
@@ -147,11 +152,24 @@ impl<P> fmt::Debug for FleetBuilder<P> {
             .field("deployments", &self.registry.len())
             .field("selector", &self.selector)
             .field("clock", &self.clock)
+            .field("replica", &self.replica)
             .finish_non_exhaustive()
     }
 }
 
 impl<P: IdentityPolicy + Clone> FleetBuilder<P> {
+    /// Shares health and usage with other replicas as `replica`, with
+    /// wall-clock times read through `clock`, which also becomes the
+    /// fleet's [clock](Self::clock) (events carry wall-clock times, so a
+    /// sharing fleet needs one). See [`crate::share`].
+    ///
+    /// See [`crate::share`] for an example.
+    pub fn share(mut self, replica: crate::share::ReplicaId, clock: impl Clock) -> Self {
+        self.clock = Some(Arc::new(clock));
+        self.replica = Some(replica);
+        self
+    }
+
     /// Configures the selector (default: [`Selector::builder`]'s
     /// defaults), and builds it.
     ///
@@ -180,10 +198,21 @@ impl<P: IdentityPolicy + Clone> FleetBuilder<P> {
     ///
     /// See [`FleetBuilder`] for an example.
     pub fn build(self) -> Fleet<P> {
-        let selector = self
+        let mut selector = self
             .selector
             .unwrap_or_else(|| Selector::builder(&self.registry).build());
+        let share = match (self.replica, &self.clock) {
+            (Some(replica), Some(clock)) => {
+                let sharing = share::Sharing::new(replica, Arc::clone(clock));
+                // The selector was built here and is not shared yet.
+                let set = selector.set_outbox(Arc::clone(&sharing.outbox));
+                debug_assert!(set);
+                Some(Arc::new(sharing))
+            }
+            _ => None,
+        };
         Fleet {
+            share,
             current: Arc::new(ArcSwap::from_pointee(selector)),
             generation: Arc::default(),
             clock: self.clock,
@@ -230,6 +259,7 @@ impl<P: IdentityPolicy + Clone> Fleet<P> {
             registry,
             selector: None,
             clock: None,
+            replica: None,
         }
     }
 }

@@ -493,6 +493,7 @@ impl<'r, P: IdentityPolicy> SelectorBuilder<'r, P> {
                 previous.map_or(0, |p| p.shared.latest.load(Ordering::Relaxed)),
             )),
             epoch: previous.map_or_else(Epoch::default, |p| Arc::clone(&p.shared.epoch)),
+            outbox: previous.and_then(|p| p.shared.outbox.clone()),
         }
     }
 

@@ -13,6 +13,7 @@ use super::tables::Slot;
 use crate::ModelKey;
 use crate::health::state::{DeploymentState, GroupView, nanos};
 use crate::health::{HealthSnapshot, Report};
+use crate::share::Pending;
 
 impl Selector {
     /// Applies an outcome report to the deployment under `key`; returns
@@ -120,11 +121,41 @@ impl Selector {
             &view,
             slot.cooldown,
         );
+        if let Some(changed) = changed {
+            if let Some(outbox) = &shared.outbox {
+                if let Some((until, kind)) = changed.cooled {
+                    outbox.push(Pending::Cooled(Arc::clone(&slot.key), until, kind));
+                }
+                if let Some(until) = changed.ejected {
+                    outbox.push(Pending::Ejected(Arc::clone(&slot.key), until));
+                }
+            }
+            self.disturb(slot, changed.out_until);
+        }
+    }
+
+    /// Takes an out-state another replica saw (see
+    /// [`DeploymentState::absorb`]); whether it changed anything. Nothing
+    /// goes to the outbox: the event came from outside.
+    pub(crate) fn absorb(&self, slot: &Slot, until: u64, ejected: bool) -> bool {
+        match slot.state.absorb(until, ejected) {
+            Some(changed) => {
+                self.disturb(slot, changed.out_until);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Tells the fast paths that `slot` is out until `out_until` (ns).
+    fn disturb(&self, slot: &Slot, out_until: u64) {
+        let shared = &*self.shared;
+        let group = &shared.groups[slot.group as usize];
         // Raised for a drained deployment too: in a newer version sharing
         // its priority's flag it may be a candidate again.
-        if let Some(changed) = changed {
+        {
             let ramp = shared.health.slow_start.map_or(0, |s| nanos(s.window));
-            let until = changed.out_until.saturating_add(ramp);
+            let until = out_until.saturating_add(ramp);
             if let Some(flag) = group.flag(slot.deployment.priority()) {
                 flag.fetch_max(until, Ordering::Relaxed);
             }

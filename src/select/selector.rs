@@ -233,6 +233,19 @@ impl Selector {
             .build()
     }
 
+    /// Makes reports through this version, and every version rebuilt from
+    /// it, leave their transitions in `outbox`. Only before the selector is
+    /// shared: `false` (and nothing set) otherwise.
+    pub(crate) fn set_outbox(&mut self, outbox: Arc<crate::share::Outbox>) -> bool {
+        match Arc::get_mut(&mut self.shared) {
+            Some(shared) => {
+                shared.outbox = Some(outbox);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Whether this selector counts picks in flight.
     #[inline]
     pub(crate) fn counts_in_flight(&self) -> bool {

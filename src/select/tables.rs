@@ -178,6 +178,10 @@ pub(crate) struct Shared {
     /// that may share a deployment's state. Tiers' `suspects` records are
     /// made at one value of it.
     pub(crate) epoch: Epoch,
+    /// Where reports put the transitions other replicas should hear, when
+    /// the fleet shares health ([`share`](crate::share)); carried to every
+    /// version rebuilt from this one.
+    pub(crate) outbox: Option<Arc<crate::share::Outbox>>,
 }
 
 /// Per-handle state: rotation cursors (one per model) and the random source.

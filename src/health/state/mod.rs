@@ -137,6 +137,8 @@ pub(crate) struct DeploymentState {
     /// that it never wraps (a wrap would make the ring look empty).
     recent_next: AtomicU64,
     window: MinuteWindow,
+    totals: window::Totals,
+    remote: window::Remote,
     /// The "disturbed until" flag of the tier this deployment is in, in the
     /// selector version built last: whichever version a report is applied
     /// through, it raises this flag too, so the newest version's fast path
@@ -144,10 +146,15 @@ pub(crate) struct DeploymentState {
     flag: ArcSwapOption<CachePadded<AtomicU64>>,
 }
 
-/// What a report changed, for the tier's fast-path flag.
+/// What a report changed, for the tier's fast-path flag and for the
+/// replicas that share health ([`share`](crate::share)).
 pub(crate) struct Changed {
     /// The deployment is out until this time (ns).
     pub(crate) out_until: u64,
+    /// A cooldown that now lasts longer: its end (ns) and its cause.
+    pub(crate) cooled: Option<(u64, FailureKind)>,
+    /// An ejection that began: its end (ns).
+    pub(crate) ejected: Option<u64>,
 }
 
 /// What the rules need to know about the deployment's model.
@@ -258,7 +265,7 @@ impl DeploymentState {
     ) -> Option<Changed> {
         let now = nanos(report.time());
         if report.token_count() > 0 {
-            self.window.add(now, |b| &b.tokens, report.token_count());
+            self.count_tokens(now, report.token_count());
         }
         self.window.add(now, |b| &b.completed, 1);
         let (kind, latency) = match report.outcome() {
@@ -316,7 +323,11 @@ impl DeploymentState {
             && end > self.cool_until.fetch_max(end, Relaxed)
         {
             self.set_back(end);
-            changed = Some(Changed { out_until: end });
+            changed = Some(Changed {
+                out_until: end,
+                cooled: Some((end, kind)),
+                ejected: None,
+            });
         }
 
         // Ejection.
@@ -335,12 +346,44 @@ impl DeploymentState {
                     self.server_run.store(0, Relaxed);
                     self.set_back(end.max(self.cool_until.load(Relaxed)));
                     changed = Some(Changed {
-                        out_until: changed.map_or(end, |c| c.out_until.max(end)),
+                        out_until: changed.as_ref().map_or(end, |c| c.out_until.max(end)),
+                        cooled: changed.and_then(|c| c.cooled),
+                        ejected: Some(end),
                     });
                 }
             }
         }
         changed
+    }
+
+    /// Takes a cooldown or an ejection another replica saw, lasting until
+    /// `until` (ns): the later end wins, so taking one twice, or an older
+    /// one after a newer, changes nothing. Counts and ejection history stay
+    /// this replica's own. Returns what changed, if the deployment is now
+    /// out longer than it was.
+    pub(crate) fn absorb(&self, until: u64, ejected: bool) -> Option<Changed> {
+        let field = if ejected {
+            &self.eject_until
+        } else {
+            &self.cool_until
+        };
+        if until <= field.fetch_max(until, Relaxed) {
+            return None;
+        }
+        self.set_back(until);
+        Some(Changed {
+            out_until: until,
+            cooled: None,
+            ejected: None,
+        })
+    }
+
+    /// The ends (ns) of the current cooldown and ejection, 0 for none.
+    pub(crate) fn out_ends(&self) -> (u64, u64) {
+        (
+            self.cool_until.load(Relaxed),
+            self.eject_until.load(Relaxed),
+        )
     }
 
     pub(crate) fn is_ejected_at(&self, now: u64) -> bool {

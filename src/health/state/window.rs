@@ -9,18 +9,78 @@ use super::DeploymentState;
 const MINUTE: u64 = 60_000_000_000;
 
 impl DeploymentState {
-    /// Picks in the rolling minute at `now`.
+    /// Picks in the rolling minute at `now`, other replicas' included
+    /// (see [`share`](crate::share)).
     pub(crate) fn picks_per_minute(&self, now: u64) -> u64 {
-        self.window.rolling(now, |b| &b.picks)
+        let local = self.window.rolling(now, |b| &b.picks);
+        local.saturating_add(self.remote.at(now).0)
     }
 
-    /// Reported tokens in the rolling minute at `now`.
+    /// Reported tokens in the rolling minute at `now`, other replicas'
+    /// included.
     pub(crate) fn tokens_per_minute(&self, now: u64) -> u64 {
-        self.window.rolling(now, |b| &b.tokens)
+        let local = self.window.rolling(now, |b| &b.tokens);
+        local.saturating_add(self.remote.at(now).1)
     }
 
     pub(crate) fn count_pick(&self, now: u64) {
         self.window.add(now, |b| &b.picks, 1);
+        saturating_add(&self.totals.picks, 1);
+    }
+
+    pub(crate) fn count_tokens(&self, now: u64, n: u64) {
+        self.window.add(now, |b| &b.tokens, n);
+        saturating_add(&self.totals.tokens, n);
+    }
+
+    /// This replica's picks (of an rpm-limited deployment) and reported
+    /// tokens ever, saturating: what [`share`](crate::share) exports as
+    /// usage, by difference.
+    pub(crate) fn usage_totals(&self) -> (u64, u64) {
+        (
+            self.totals.picks.load(Relaxed),
+            self.totals.tokens.load(Relaxed),
+        )
+    }
+
+    /// Sets the other replicas' usage over the rolling minute, as of `at`.
+    pub(crate) fn set_remote_usage(&self, at: u64, requests: u64, tokens: u64) {
+        self.remote.set(at, requests, tokens);
+    }
+}
+
+/// Counts that only grow.
+#[derive(Debug, Default)]
+pub(super) struct Totals {
+    picks: AtomicU64,
+    tokens: AtomicU64,
+}
+
+/// The other replicas' usage over the rolling minute, as last merged: it
+/// counts for a minute after it was set, then lapses, so usage heard from
+/// replicas that went quiet stops holding back local picks.
+#[derive(Debug, Default)]
+pub(super) struct Remote {
+    /// 1 + when it was set (ns); 0: never.
+    at: AtomicU64,
+    requests: AtomicU64,
+    tokens: AtomicU64,
+}
+
+impl Remote {
+    fn set(&self, at: u64, requests: u64, tokens: u64) {
+        self.requests.store(requests, Relaxed);
+        self.tokens.store(tokens, Relaxed);
+        self.at.store(at.saturating_add(1), Relaxed);
+    }
+
+    #[inline]
+    fn at(&self, now: u64) -> (u64, u64) {
+        match self.at.load(Relaxed) {
+            0 => (0, 0),
+            set if now.saturating_sub(set - 1) >= MINUTE => (0, 0),
+            _ => (self.requests.load(Relaxed), self.tokens.load(Relaxed)),
+        }
     }
 }
 
