@@ -25,6 +25,10 @@ fn assert_auto<T: Send + Sync + Unpin>() {
 
 #[test]
 fn core_types() {
+    assert_auto::<modelfleet::share::ReplicaId>();
+    assert_auto::<modelfleet::share::Event>();
+    assert_auto::<modelfleet::share::Transition>();
+    assert_auto::<modelfleet::share::Absorbed>();
     assert_auto::<Deployment>();
     assert_auto::<DeploymentBuilder>();
     assert_auto::<Credential>();

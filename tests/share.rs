@@ -226,7 +226,7 @@ fn garbage_is_refused_or_ignored_and_changes_nothing() {
             key(0),
             Transition::Cooled {
                 until: far,
-                kind: FailureKind::Timeout,
+                kind: Some(FailureKind::Timeout),
             },
         ),
         Event::new(
@@ -273,7 +273,7 @@ fn garbage_is_refused_or_ignored_and_changes_nothing() {
             key(0),
             Transition::Cooled {
                 until: SystemTime::UNIX_EPOCH,
-                kind: FailureKind::Timeout,
+                kind: Some(FailureKind::Timeout),
             },
         ),
     ];
@@ -309,7 +309,7 @@ fn arb_event() -> impl Strategy<Value = Event> {
     let transition = prop_oneof![
         at.clone().prop_map(|ms| Transition::Cooled {
             until: origin() + Duration::from_millis(ms),
-            kind: FailureKind::Timeout
+            kind: Some(FailureKind::Timeout)
         }),
         at.prop_map(|ms| Transition::Ejected {
             until: origin() + Duration::from_millis(ms)

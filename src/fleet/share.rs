@@ -76,7 +76,7 @@ impl<P: IdentityPolicy + Clone> Fleet<P> {
                     key,
                     Transition::Cooled {
                         until: wall(until),
-                        kind,
+                        kind: Some(kind),
                     },
                 ),
                 Pending::Ejected(key, until) => (key, Transition::Ejected { until: wall(until) }),
@@ -144,12 +144,9 @@ impl<P: IdentityPolicy + Clone> Fleet<P> {
             let (cool, eject) = slot.state.out_ends();
             let ev = |t| Event::new(share.replica.clone(), (*slot.key).clone(), t);
             if crate::health::state::lasts(cool, t) {
-                // The kind that started it is not kept; a rate limit is
-                // what a lasting cooldown shared between replicas most
-                // often is, and receivers act on the end alone.
                 events.push(ev(Transition::Cooled {
                     until: wall(cool),
-                    kind: crate::health::FailureKind::rate_limited(None),
+                    kind: None,
                 }));
             }
             if crate::health::state::lasts(eject, t) {

@@ -47,9 +47,12 @@ pub struct HealthSnapshot {
     /// The peak-EWMA latency estimate.
     #[cfg_attr(feature = "serde", serde(with = "opt_millis"))]
     pub latency: Option<Duration>,
-    /// Picks in the rolling minute (counted for deployments with an `rpm` limit).
+    /// Picks in the rolling minute (counted for deployments with an `rpm`
+    /// limit), other replicas' included when the fleet
+    /// [shares](crate::share).
     pub requests_per_minute: u64,
-    /// Reported tokens in the rolling minute.
+    /// Reported tokens in the rolling minute, other replicas' included
+    /// when the fleet shares.
     pub tokens_per_minute: u64,
     /// The deployment's cooldown override ([`Deployment::cooldown`](crate::Deployment::cooldown)):
     /// how long its cooldowns last; zero: it never cools; `None`: the

@@ -206,18 +206,22 @@ impl Event {
 /// use std::time::SystemTime;
 /// use modelfleet::health::FailureKind;
 /// use modelfleet::share::Transition;
-/// let t = Transition::Cooled { until: SystemTime::UNIX_EPOCH, kind: FailureKind::Timeout };
+/// let t = Transition::Cooled { until: SystemTime::UNIX_EPOCH, kind: Some(FailureKind::Timeout) };
 /// assert!(matches!(t, Transition::Cooled { .. }));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Transition {
-    /// Cooling down until `until`, after a failure of kind `kind`.
+    /// Cooling down until `until`.
     Cooled {
         /// When the cooldown ends.
         until: SystemTime,
-        /// The failure that started or lengthened it.
-        kind: FailureKind,
+        /// The failure that started or lengthened it, when the event came
+        /// from the report itself; `None` in a
+        /// [`snapshot`](crate::Fleet::snapshot), since a deployment's
+        /// state keeps the end, not its cause. Receivers act on the end
+        /// alone.
+        kind: Option<FailureKind>,
     },
     /// Ejected as an outlier until `until`.
     Ejected {
