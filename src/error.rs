@@ -192,6 +192,19 @@ pub enum Error {
         /// The key asked for.
         key: Box<ModelKey>,
     },
+    /// Versioned changes that do not follow the fleet's registry version
+    /// ([`Fleet::apply_version`](crate::Fleet::apply_version)): already
+    /// applied (`got <= have`) or with versions missing between
+    /// (`got > have + 1`). The fleet is unchanged; after a gap, install a
+    /// full snapshot with [`Fleet::install_version`](crate::Fleet::install_version).
+    #[error("changes to version {got} do not follow registry version {have}")]
+    #[non_exhaustive]
+    OutOfOrder {
+        /// The fleet's registry version.
+        have: u64,
+        /// The version the changes lead to.
+        got: u64,
+    },
     /// A replica name ([`ReplicaId`](crate::share::ReplicaId)) breaks the
     /// name rules.
     #[error("replica name {problem}")]

@@ -96,6 +96,9 @@ struct Control<P> {
 struct Stored<P> {
     registry: Registry<P>,
     drained: Drained,
+    /// The registry's version as a control plane numbers it
+    /// ([`Fleet::apply_version`]); 0 until one is given.
+    version: u64,
 }
 
 impl<P> Clone for Fleet<P> {
@@ -220,6 +223,7 @@ impl<P: IdentityPolicy + Clone> FleetBuilder<P> {
                 stored: Mutex::new(Stored {
                     registry: self.registry,
                     drained: Drained::default(),
+                    version: 0,
                 }),
                 handles: AtomicU64::new(1),
             }),
@@ -385,6 +389,101 @@ impl<P: IdentityPolicy + Clone> Fleet<P> {
         next.apply(changes)?;
         self.swap(&mut stored, next, now);
         Ok(())
+    }
+
+    /// Applies `changes`, which lead the registry from version `version - 1`
+    /// to `version`, as a control plane numbers them, and installs the
+    /// result (see [`apply`](Self::apply)). A replica that receives
+    /// versioned changes through a store applies them in order with this,
+    /// and after a refused gap installs a full snapshot with
+    /// [`install_version`](Self::install_version), so it ends equal to the
+    /// source registry whatever the store duplicated, reordered or lost.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfOrder`] if `version` is not the fleet's version + 1
+    /// (stale: already applied; gapped: versions missing between); else as
+    /// [`Registry::apply`]. The fleet is then unchanged.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use modelfleet::{Change, Deployment, Error, Fleet, Registry};
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let fleet = Fleet::new(reg, |b| b);
+    /// let add = vec![Change::added(Deployment::builder("openai", "gpt-4o").build()?)].into();
+    /// fleet.apply_version(1, &add, Duration::ZERO)?;
+    /// assert_eq!(fleet.version(), 1);
+    /// assert!(matches!(fleet.apply_version(1, &add, Duration::ZERO), Err(Error::OutOfOrder { have: 1, got: 1, .. })));
+    /// assert!(matches!(fleet.apply_version(3, &add, Duration::ZERO), Err(Error::OutOfOrder { have: 1, got: 3, .. })));
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn apply_version(
+        &self,
+        version: u64,
+        changes: &Changes,
+        now: Duration,
+    ) -> Result<(), Error> {
+        let mut stored = self.stored();
+        if stored.version.checked_add(1) != Some(version) {
+            return Err(Error::OutOfOrder {
+                have: stored.version,
+                got: version,
+            });
+        }
+        let mut next = stored.registry.clone();
+        next.apply(changes)?;
+        self.swap(&mut stored, next, now);
+        stored.version = version;
+        Ok(())
+    }
+
+    /// Installs `registry` as version `version` (see
+    /// [`install`](Self::install)): a full snapshot, which a replica takes
+    /// when it joins or after [`apply_version`](Self::apply_version)
+    /// refused a gap. Returns the changes from the previous registry.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfOrder`] if `version` is older than the fleet's (a
+    /// stale snapshot); the same version is installed again, so a
+    /// repeated snapshot is harmless.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use modelfleet::{Deployment, Fleet, Registry};
+    /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let fleet = Fleet::new(Registry::default(), |b| b);
+    /// fleet.install_version(7, reg.clone(), Duration::ZERO)?;
+    /// assert_eq!((fleet.version(), fleet.registry()), (7, reg.clone()));
+    /// assert!(fleet.install_version(6, reg, Duration::ZERO).is_err());
+    /// # Ok::<(), modelfleet::Error>(())
+    /// ```
+    pub fn install_version(
+        &self,
+        version: u64,
+        registry: Registry<P>,
+        now: Duration,
+    ) -> Result<Changes, Error> {
+        let mut stored = self.stored();
+        if version < stored.version {
+            return Err(Error::OutOfOrder {
+                have: stored.version,
+                got: version,
+            });
+        }
+        let changes = stored.registry.diff(&registry);
+        self.swap(&mut stored, registry, now);
+        stored.version = version;
+        Ok(changes)
+    }
+
+    /// The registry's version as a control plane numbers it: the last one
+    /// [`apply_version`](Self::apply_version) or
+    /// [`install_version`](Self::install_version) reached; 0 before.
+    ///
+    /// See [`apply_version`](Self::apply_version) for an example.
+    pub fn version(&self) -> u64 {
+        self.stored().version
     }
 
     /// Drains the deployment under `key`: no select or plan that begins
