@@ -407,10 +407,11 @@ impl<P: IdentityPolicy + Clone> Fleet<P> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use modelfleet::{Change, Deployment, Error, Fleet, Registry};
+    /// use modelfleet::{Change, Deployment, Error, Fleet, IdentityPolicy, Registry};
     /// let reg: Registry = [Deployment::builder("openai", "gpt-4").build()?].into_iter().collect();
+    /// let d = Deployment::builder("openai", "gpt-4o").build()?;
+    /// let add = vec![Change::added(reg.policy().key(&d), d)].into();
     /// let fleet = Fleet::new(reg, |b| b);
-    /// let add = vec![Change::added(Deployment::builder("openai", "gpt-4o").build()?)].into();
     /// fleet.apply_version(1, &add, Duration::ZERO)?;
     /// assert_eq!(fleet.version(), 1);
     /// assert!(matches!(fleet.apply_version(1, &add, Duration::ZERO), Err(Error::OutOfOrder { have: 1, got: 1, .. })));

@@ -69,6 +69,7 @@
 //! use modelfleet::Clock;
 //! let pick = a.select(&Request::new("gpt-4"))?;
 //! pick.complete(Report::failure(clock.now(), FailureKind::rate_limited(Some(Duration::from_secs(30)))));
+//! assert_eq!(a.replica().map(|r| r.as_str()), Some("a"));
 //! let absorbed = b.absorb(&a.events());
 //! assert_eq!(absorbed.applied, 1);
 //! assert!(b.select(&Request::new("gpt-4")).is_err()); // b honours a's 429
